@@ -1,0 +1,1 @@
+"""Loading models through TransformerLens' TransformerBridge, rendering prompts, and caching activations to disk."""

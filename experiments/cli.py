@@ -1,0 +1,54 @@
+"""Shared command-line pieces: model arguments, loading from them, and turning toolkit errors into one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from activations.errors import ToolkitError
+from activations.models import DTYPES, LoadedModel, load_model
+from activations.registry import DEFAULT_MODEL, load_registry
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help=f"registry name (see --list-models), hub id or local directory (default: {DEFAULT_MODEL})")
+    group.add_argument("--weights", default=None, help="local directory holding the weights of a registry model")
+    group.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
+    group.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu for packaged models)")
+    group.add_argument("--device-map", default=None, help="accelerate device map, e.g. auto, to spread over GPUs")
+    group.add_argument("--n-devices", type=int, default=None, help="split the model over this many GPUs")
+    group.add_argument("--list-models", action="store_true", help="list the registry's models and exit")
+
+
+def load_from_args(args: argparse.Namespace) -> LoadedModel:
+    return load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
+                      n_devices=args.n_devices, revision=args.revision, weights=args.weights)
+
+
+def format_model_list() -> str:
+    rows = []
+    for spec in load_registry().values():
+        where = spec.hub_id if spec.source == "hub" else f"{spec.package} (packaged GGUF)"
+        extra = f"base: {spec.base}" if spec.base else (spec.base_note or "")
+        think = "thinking" if spec.thinking else ""
+        rows.append(f"{spec.name:24} {spec.kind:9} {think:9} {where:42} {extra}")
+    return "\n".join(rows)
+
+
+def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
+    """Run a CLI ``main``; a :class:`ToolkitError` becomes ``error: <message>`` and exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        code = main(argv)
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted: work written so far is kept; rerun the same command to resume", file=sys.stderr)
+        code = 130
+    sys.exit(code)
