@@ -1,0 +1,128 @@
+"""JSON Lines files: reading that reports every malformed line, and appending that never loses written data.
+
+Trial stores and scored outputs are JSONL so that an interrupted run keeps every row it finished: rows are only ever
+appended, each batch is flushed and fsynced, and a reader skips (and reports) a torn last line instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from activations.errors import ToolkitError
+
+MAX_REPORTED = 20  # line numbers listed in full in an error message; the rest are counted
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line that is not a JSON object: its 1-based number, why, and the start of its text."""
+
+    path: Path
+    line_number: int
+    reason: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line_number}: {self.reason} ({self.text[:60]!r})"
+
+
+class JSONLError(ToolkitError, ValueError):
+    """One or more malformed lines in a JSONL file. ``bad_lines`` lists them all; ``rows`` holds the good ones."""
+
+    def __init__(self, path: Path, bad_lines: list[BadLine], rows: list[dict[str, Any]] | None = None):
+        self.path = path
+        self.bad_lines = bad_lines
+        self.rows = rows or []
+        shown = ", ".join(str(b.line_number) for b in bad_lines[:MAX_REPORTED])
+        more = f" and {len(bad_lines) - MAX_REPORTED} more" if len(bad_lines) > MAX_REPORTED else ""
+        first = bad_lines[0]
+        super().__init__(
+            f"{path}: {len(bad_lines)} malformed line(s) (line {shown}{more}); first: line {first.line_number}: "
+            f"{first.reason}. Each line must be one JSON object; fix or delete those lines (the other "
+            f"{len(self.rows)} row(s) are intact)"
+        )
+
+
+def _parse(line: str) -> dict[str, Any]:
+    obj = json.loads(line)
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def iter_jsonl(path: str | os.PathLike, on_error: Callable[[BadLine], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield each JSON object of ``path``; blank lines are skipped.
+
+    A malformed line is passed to ``on_error`` and skipped; without ``on_error`` it raises :class:`JSONLError` at once.
+    Use :func:`read_jsonl` to collect every bad line before failing.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ToolkitError(f"{path} does not exist; check the path")
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield _parse(line)
+            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                bad = BadLine(path, number, str(exc), line.strip())
+                if on_error is None:
+                    raise JSONLError(path, [bad]) from None
+                on_error(bad)
+
+
+def read_jsonl_lenient(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[BadLine]]:
+    """All good rows of ``path`` and every malformed line, without raising for the malformed ones."""
+    bad: list[BadLine] = []
+    rows = list(iter_jsonl(path, on_error=bad.append))
+    return rows, bad
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All rows of ``path``; raises :class:`JSONLError` naming EVERY malformed line (its ``rows`` keeps the rest)."""
+    rows, bad = read_jsonl_lenient(path)
+    if bad:
+        raise JSONLError(Path(path), bad, rows)
+    return rows
+
+
+def _line(row: dict[str, Any]) -> str:
+    text = json.dumps(row, ensure_ascii=False, default=str)
+    return text + "\n"
+
+
+def append_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
+    """Append ``rows`` to ``path`` (created if missing), flushed and fsynced; returns how many were written.
+
+    Opens in append mode only, so existing data is never truncated. If the file ends in a torn line (a run killed
+    mid-write), a newline is written first so the new rows start on their own lines; the torn line stays and is
+    reported by the reader.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [_line(row) for row in rows]  # serialise first: a bad row raises before anything is written
+    if not lines:
+        return 0
+    needs_newline = False
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            needs_newline = handle.read(1) != b"\n"
+    with path.open("a", encoding="utf-8") as handle:
+        if needs_newline:
+            handle.write("\n")
+        handle.writelines(lines)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return len(lines)
+
+
+def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    """``rows`` as JSONL text (for atomic whole-file writes)."""
+    return "".join(_line(row) for row in rows)

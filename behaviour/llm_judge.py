@@ -1,0 +1,1 @@
+"""Model-graded judge (local model or OpenAI-compatible endpoint).  (STUB: being filled in.)"""

@@ -1,0 +1,182 @@
+"""Small-sample statistics for trial counts: Wilson intervals, Fisher exact tests, detectable differences, and
+agreement between two labellings (Cohen's kappa, confusion matrix).
+
+At n = 20 per cell intervals are wide; every rate the toolkit reports carries its n and a Wilson 95% interval, and
+every comparison carries a Fisher exact p-value, so that differences of a few trials are not over-read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats as _sps
+
+from activations.errors import ConfigError
+
+
+def _check_counts(k: int, n: int) -> None:
+    if n < 0 or k < 0 or k > n:
+        raise ConfigError(f"invalid count {k}/{n}: need 0 <= k <= n")
+
+
+def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n``; ``(nan, nan)`` when ``n == 0``.
+
+    Preferred over the normal (Wald) interval because it stays inside [0, 1] and keeps its coverage at small n and
+    at rates near 0 or 1, which is where these experiments live.
+    """
+    _check_counts(k, n)
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(_sps.norm.ppf(1 - alpha / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def fisher_exact(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-sided") -> float:
+    """Fisher exact test p-value for ``k1/n1`` vs ``k2/n2`` (2x2 table of successes and failures)."""
+    _check_counts(k1, n1)
+    _check_counts(k2, n2)
+    if n1 == 0 or n2 == 0:
+        return math.nan
+    result = _sps.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative=alternative)
+    return float(result.pvalue)
+
+
+@dataclass(frozen=True)
+class DetectableDifference:
+    """The smallest departures from ``k/n`` that a second sample of ``n2`` trials would show at ``p < alpha``.
+
+    ``higher`` is the smallest count above ``k*n2/n`` reaching significance (None if none can), ``lower`` the
+    largest count below it; the ``*_diff`` fields are the same thresholds as differences in rate.
+    """
+
+    k: int
+    n: int
+    n2: int
+    alpha: float
+    higher: int | None
+    lower: int | None
+
+    @property
+    def higher_diff(self) -> float | None:
+        return None if self.higher is None else self.higher / self.n2 - self.k / self.n
+
+    @property
+    def lower_diff(self) -> float | None:
+        return None if self.lower is None else self.lower / self.n2 - self.k / self.n
+
+    def describe(self) -> str:
+        parts = []
+        if self.higher is not None:
+            parts.append(f">= {self.higher}/{self.n2} ({self.higher_diff:+.0%})")
+        if self.lower is not None:
+            parts.append(f"<= {self.lower}/{self.n2} ({self.lower_diff:+.0%})")
+        found = " or ".join(parts) if parts else "no count"
+        return f"against {self.k}/{self.n}, p < {self.alpha:g} needs {found}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"k": self.k, "n": self.n, "n2": self.n2, "alpha": self.alpha, "higher": self.higher,
+                "lower": self.lower, "higher_diff": self.higher_diff, "lower_diff": self.lower_diff}
+
+
+def min_detectable_difference(k: int, n: int, alpha: float = 0.05, two_sided: bool = True,
+                              n2: int | None = None) -> DetectableDifference:
+    """Thresholds of a Fisher exact test against ``k/n`` for a second sample of ``n2`` (default ``n``) trials.
+
+    E.g. against 10/20, another model needs >= 17/20 (or <= 3/20) for two-sided p < .05. One-sided tests use the
+    alternative in the direction of the departure.
+    """
+    _check_counts(k, n)
+    n2 = n if n2 is None else n2
+    if n == 0 or n2 == 0:
+        return DetectableDifference(k, n, n2, alpha, None, None)
+
+    def p(k2: int, direction: str) -> float:
+        return fisher_exact(k2, n2, k, n, "two-sided" if two_sided else direction)
+
+    expected = k * n2 / n
+    higher = next((k2 for k2 in range(math.floor(expected) + 1, n2 + 1) if p(k2, "greater") < alpha), None)
+    lower = next((k2 for k2 in range(math.ceil(expected) - 1, -1, -1) if p(k2, "less") < alpha), None)
+    return DetectableDifference(k, n, n2, alpha, higher, lower)
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Counts of (a, b) label pairs: ``counts[i][j]`` = items labelled ``labels[i]`` by a and ``labels[j]`` by b."""
+
+    labels: tuple[str, ...]
+    counts: tuple[tuple[int, ...], ...]
+
+    @property
+    def n(self) -> int:
+        return sum(map(sum, self.counts))
+
+    def to_markdown(self, row_name: str = "a", col_name: str = "b") -> str:
+        head = f"| {row_name} \\ {col_name} | " + " | ".join(self.labels) + " |"
+        sep = "|---" * (len(self.labels) + 1) + "|"
+        body = [f"| {lab} | " + " | ".join(str(c) for c in row) + " |" for lab, row in zip(self.labels, self.counts)]
+        return "\n".join([head, sep, *body])
+
+    def to_dict(self) -> dict[str, object]:
+        return {"labels": list(self.labels), "counts": [list(r) for r in self.counts]}
+
+
+def _pairs(a: Sequence[str], b: Sequence[str], labels: Sequence[str]) -> None:
+    if len(a) != len(b):
+        raise ConfigError(f"the two labellings differ in length ({len(a)} vs {len(b)}); pair them item by item")
+    unknown = sorted({x for x in (*a, *b) if x not in labels}, key=str)
+    if unknown:
+        raise ConfigError(f"labels {unknown} are not among {list(labels)}")
+
+
+def confusion_matrix(a: Sequence[str], b: Sequence[str], labels: Sequence[str]) -> ConfusionMatrix:
+    """Confusion matrix of labelling ``a`` (rows) against ``b`` (columns) over ``labels``."""
+    _pairs(a, b, labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    counts = [[0] * len(labels) for _ in labels]
+    for x, y in zip(a, b):
+        counts[index[x]][index[y]] += 1
+    return ConfusionMatrix(tuple(labels), tuple(tuple(r) for r in counts))
+
+
+@dataclass(frozen=True)
+class Kappa:
+    """Cohen's kappa with its observed and chance agreement, n, and an approximate 95% interval.
+
+    The interval uses the large-sample standard error ``sqrt(po(1-po)/n)/(1-pe)``; at small n treat it as a guide.
+    ``kappa`` is nan when chance agreement is 1 (both labellings use a single, identical label).
+    """
+
+    kappa: float
+    observed: float
+    expected: float
+    n: int
+    ci: tuple[float, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kappa": self.kappa, "observed_agreement": self.observed, "chance_agreement": self.expected,
+                "n": self.n, "ci95": list(self.ci)}
+
+
+def cohen_kappa(a: Sequence[str], b: Sequence[str], labels: Sequence[str]) -> Kappa:
+    """Cohen's kappa between labellings ``a`` and ``b``: agreement corrected for chance, (po - pe) / (1 - pe)."""
+    matrix = confusion_matrix(a, b, labels)
+    n = matrix.n
+    if n == 0:
+        return Kappa(math.nan, math.nan, math.nan, 0, (math.nan, math.nan))
+    po = sum(matrix.counts[i][i] for i in range(len(labels))) / n
+    rows = [sum(r) / n for r in matrix.counts]
+    cols = [sum(matrix.counts[i][j] for i in range(len(labels))) / n for j in range(len(labels))]
+    pe = sum(r * c for r, c in zip(rows, cols))
+    if math.isclose(pe, 1.0):
+        return Kappa(math.nan, po, pe, n, (math.nan, math.nan))
+    kappa = (po - pe) / (1 - pe)
+    se = math.sqrt(po * (1 - po) / n) / (1 - pe)
+    z = float(_sps.norm.ppf(0.975))
+    return Kappa(kappa, po, pe, n, (max(-1.0, kappa - z * se), min(1.0, kappa + z * se)))
