@@ -71,12 +71,20 @@ def tiny_config(arch: str, vocab_size: int) -> Any:
     raise ValueError(f"unknown tiny architecture '{arch}'; choose one of {ARCHITECTURES}")
 
 
-def tiny_model(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> LoadedModel:
-    """A bridged random-weight model of ``arch`` with the tiny tokenizer (deterministic for a given seed)."""
+def tiny_hf_model(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> Any:
+    """The plain Hugging Face model that ``tiny_model(arch, seed=seed, chat=chat)`` bridges: same config and weights.
+
+    Bridging wraps the modules in place, so a bridged model can no longer be ``save_pretrained``; use this for a
+    local weights directory, or for a reference the bridge has not touched.
+    """
     from transformers import AutoModelForCausalLM
 
-    tokenizer = tiny_tokenizer(chat)
+    config = tiny_config(arch, vocab_size=len(tiny_tokenizer(chat)))
     torch.manual_seed(seed)
-    config = tiny_config(arch, vocab_size=len(tokenizer))
-    hf_model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
-    return bridge_hf_model(hf_model, tokenizer, name=f"tiny-{arch}-seed{seed}")
+    return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+
+
+def tiny_model(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> LoadedModel:
+    """A bridged random-weight model of ``arch`` with the tiny tokenizer (deterministic for a given seed)."""
+    hf_model = tiny_hf_model(arch, seed=seed, chat=chat)
+    return bridge_hf_model(hf_model, tiny_tokenizer(chat), name=f"tiny-{arch}-seed{seed}")
