@@ -5,30 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 # The model hub is unreachable from our machines and CI; without this, a test that misses the local cache would wait
 # on network timeouts. Set before huggingface_hub is imported, because it reads the variable at import time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-
-
-def fresh_tiny_hf(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> Any:
-    """The un-bridged Hugging Face model that ``tiny_model(arch, seed=seed)`` wraps (same config, same weights).
-
-    Bridging wraps the modules in place (so a bridged model cannot be ``save_pretrained``); tests that need the plain
-    model, or a reference the bridge has not touched, build it again here.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from activations.tiny import tiny_config, tiny_tokenizer
-
-    tokenizer = tiny_tokenizer(chat)
-    torch.manual_seed(seed)
-    config = tiny_config(arch, vocab_size=len(tokenizer))
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +24,10 @@ def save_tiny(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     def _save(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> Path:
         key = (arch, seed, chat)
         if key not in made:
-            from activations.tiny import tiny_tokenizer
+            from activations.tiny import tiny_hf_model, tiny_tokenizer
 
             path = tmp_path_factory.mktemp(f"tiny-{arch}-seed{seed}-{'chat' if chat else 'base'}")
-            fresh_tiny_hf(arch, seed=seed, chat=chat).save_pretrained(path)
+            tiny_hf_model(arch, seed=seed, chat=chat).save_pretrained(path)
             tiny_tokenizer(chat).save_pretrained(path)
             made[key] = path
         return made[key]
