@@ -92,6 +92,23 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def local_fingerprint(path: Path) -> str:
+    """A digest of a local weights directory: config.json's bytes plus each weight file's name, size and mtime.
+
+    Weights rewritten in place (a new fine-tune saved to the same directory) get a new fingerprint, so results from
+    the old weights are not reused. File stats, not contents, because hashing a 100+ GB checkpoint on every load
+    would take minutes.
+    """
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for file in sorted(f for f in path.rglob("*") if f.suffix in WEIGHT_SUFFIXES and f.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def resolve_spec(model: str, weights: str | os.PathLike | None = None) -> ModelSpec:
     """Turn what the user typed into a spec: a registry name, a local directory or a hub id (``org/name``).
 
@@ -105,6 +122,9 @@ def resolve_spec(model: str, weights: str | os.PathLike | None = None) -> ModelS
                 raise ModelLoadError(f"--weights {weights} does not exist; pass the directory holding config.json")
             spec = replace(spec, source="local", path=str(Path(weights).resolve()))
         return spec
+    if weights is not None:
+        raise ConfigError(f"--weights applies to registry names; '{model}' is not one, so pass the directory itself "
+                          "as --model /path/to/dir")
     if Path(model).is_dir():
         return _spec_from_directory(Path(model))
     if "/" in model and not model.startswith((".", "/")) and model.count("/") == 1:
@@ -112,7 +132,8 @@ def resolve_spec(model: str, weights: str | os.PathLike | None = None) -> ModelS
         if known:  # a hub id we know: keep its metadata
             return known[0]
         return ModelSpec(name=model, source="hub", hub_id=model, kind="instruct", prompt_format="chat")
-    if Path(model).suffix or model.startswith((".", "/", "~")):
+    # Registry names contain dots ("llama-3.1-8b"), so only path-like input is reported as a missing directory.
+    if model.startswith((".", "/", "~")) or os.sep in model or Path(model).suffix in WEIGHT_SUFFIXES:
         raise ModelLoadError(f"local weights directory '{model}' does not exist")
     get_spec(model, registry)  # raises UnknownModelError with close matches
     raise UnknownModelError(model)  # pragma: no cover - get_spec always raises here
@@ -210,16 +231,23 @@ def _load_packaged(spec: ModelSpec, dtype: str, device: str) -> LoadedModel:
 
 
 def _offline_help(spec: ModelSpec, location: str) -> str:
+    if spec.source == "local":
+        return (
+            f"could not load '{spec.name}' from the local directory {location}: it must hold config.json, the "
+            "tokenizer files and the weights (*.safetensors), as written by save_pretrained or a hub snapshot."
+        )
     gated = (
-        " It is gated: accept the licence on its hub page, then `export HF_TOKEN=...` (or `huggingface-cli login`)."
+        " It is gated: accept the licence on its hub page, then `export HF_TOKEN=...` (or `hf auth login`)."
         if spec.gated
         else ""
     )
+    # --weights only applies to registry names; an ad-hoc hub id is replaced by the directory itself.
+    local = f"`--model {spec.name} --weights /path/to/dir`" if spec.name != location else "`--model /path/to/dir`"
     return (
         f"could not find the weights of '{spec.name}' ({location}). Provide them in one of these ways: "
-        f"(1) download once where the hub is reachable (`huggingface-cli download {location}`) and point HF_HOME at "
+        f"(1) download once where the hub is reachable (`hf download {location}`) and point HF_HOME at "
         "that cache (set HF_HUB_OFFLINE=1 to stay offline); "
-        f"(2) pass a local directory: `--model /path/to/dir` or `--model {spec.name} --weights /path/to/dir`." + gated
+        f"(2) pass a local directory holding the downloaded files: {local}." + gated
     )
 
 
@@ -247,21 +275,23 @@ def _load_transformers(
                        prompt_format="chat" if has_template else "document",
                        thinking=has_template and "enable_thinking" in tokenizer.chat_template)
     bridge = _bridge(location, tokenizer=tokenizer, device=device, dtype=dtype, device_map=device_map,
-                     n_devices=n_devices, revision=revision, trust_remote_code=trust_remote_code)
+                     n_devices=n_devices, revision=revision, trust_remote_code=trust_remote_code, spec=spec)
     hf_cfg = bridge.original_model.config
     commit = revision or getattr(hf_cfg, "_commit_hash", None)
+    if commit is None and spec.source == "local":
+        commit = f"local-{local_fingerprint(Path(location))}"
     identity = _identity(spec, bridge, location=location, revision=commit, sha=None, dtype=dtype)
     return LoadedModel(bridge, tokenizer, spec, identity)
 
 
-def _bridge(name: str, *, dtype: str, **kwargs: Any) -> Any:
+def _bridge(name: str, *, dtype: str, spec: ModelSpec | None = None, **kwargs: Any) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
 
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     try:
         bridge = TransformerBridge.boot_transformers(name, dtype=DTYPES[dtype], **kwargs)
     except OSError as exc:
-        raise ModelLoadError(_offline_help(get_spec_or_adhoc(name), name) + f" [{exc}]") from exc
+        raise ModelLoadError(_offline_help(spec or get_spec_or_adhoc(name), name) + f" [{exc}]") from exc
     except Exception as exc:  # transformers / TransformerLens internals: surface one readable line
         raise ModelLoadError(
             f"TransformerLens could not bridge '{name}': {type(exc).__name__}: {exc}. "
