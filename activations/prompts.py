@@ -83,9 +83,9 @@ _HARMONY_BARE = re.compile(r"^\s*analysis(.*?)assistantfinal(.*)$", re.S)  # spe
 def split_response(text: str) -> SplitResponse:
     """Split ``text`` into deliberation and final answer.
 
-    Handles a closed ``<think>...</think>`` block, a close tag whose opening tag was in the prompt (Qwen3 templates
-    open the block themselves), an unclosed block (the whole text is deliberation, the answer is empty), no block at
-    all, and GPT-OSS's analysis/final channels.
+    Handles a closed ``<think>...</think>`` block (text before and after it is the answer), a close tag whose opening
+    tag was in the prompt (templates that open the block themselves), an unclosed block (the whole text is
+    deliberation, the answer is empty), no block at all, and GPT-OSS's analysis/final channels.
     """
     if "<|channel|>" in text:
         final = _HARMONY_FINAL.search(text)
@@ -98,12 +98,15 @@ def split_response(text: str) -> SplitResponse:
         return SplitResponse(bare.group(1).strip(), bare.group(2).strip())
     close = text.rfind(_THINK_CLOSE)
     if close >= 0:
-        head, answer = text[:close], text[close + len(_THINK_CLOSE):]
+        head, tail = text[:close], text[close + len(_THINK_CLOSE):]
         open_at = head.find(_THINK_OPEN)
-        think = head[open_at + len(_THINK_OPEN):] if open_at >= 0 else head
-        return SplitResponse(think.replace(_THINK_OPEN, "").strip(), answer.strip())
+        # Text before the block is shown to a reader just like the text after it, so both are the answer.
+        preamble, think = (head[:open_at], head[open_at + len(_THINK_OPEN):]) if open_at >= 0 else ("", head)
+        answer = "\n\n".join(part.strip() for part in (preamble, tail) if part.strip())
+        return SplitResponse(think.replace(_THINK_OPEN, "").strip(), answer)
     open_at = text.find(_THINK_OPEN)
     if open_at >= 0:
-        # Unclosed: whatever precedes the tag is an answer-less preamble; the block ran to the end.
-        return SplitResponse(text[open_at + len(_THINK_OPEN):].strip(), text[:open_at].strip(), think_closed=False)
+        # Unclosed: the deliberation was cut off, so there is no answer; a preamble is kept with it, not dropped.
+        parts = (text[:open_at].strip(), text[open_at + len(_THINK_OPEN):].strip())
+        return SplitResponse("\n\n".join(p for p in parts if p), "", think_closed=False)
     return SplitResponse(None, text.strip())
