@@ -144,10 +144,11 @@ def _spec_from_directory(path: Path) -> ModelSpec:
         raise ModelLoadError(
             f"{path} has no config.json: pass a directory saved by transformers (save_pretrained or a hub snapshot)"
         )
-    template = (path / "chat_template.jinja").exists()
+    jinja = path / "chat_template.jinja"
+    template = jinja.read_text() if jinja.exists() else ""
     tok_cfg = path / "tokenizer_config.json"
-    if tok_cfg.exists():
-        template = template or bool(json.loads(tok_cfg.read_text()).get("chat_template"))
+    if tok_cfg.exists() and not template:
+        template = str(json.loads(tok_cfg.read_text()).get("chat_template") or "")
     kind = "instruct" if template else "base"
     return ModelSpec(
         name=path.name,
@@ -155,6 +156,8 @@ def _spec_from_directory(path: Path) -> ModelSpec:
         path=str(path.resolve()),
         kind=kind,
         prompt_format="chat" if template else "document",
+        # As for ad-hoc hub ids: a template that reads enable_thinking has a switchable thinking mode (Qwen3).
+        thinking="enable_thinking" in template,
     )
 
 
