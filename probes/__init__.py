@@ -1,0 +1,1 @@
+"""Linear probes on cached residual-stream activations: estimators, controls, metrics, layer sweeps, directions."""
