@@ -61,6 +61,13 @@ def iter_jsonl(path: str | os.PathLike, on_error: Callable[[BadLine], None] | No
     A malformed line is passed to ``on_error`` and skipped; without ``on_error`` it raises :class:`JSONLError` at once.
     Use :func:`read_jsonl` to collect every bad line before failing.
     """
+    for _, row in iter_jsonl_numbered(path, on_error):
+        yield row
+
+
+def iter_jsonl_numbered(path: str | os.PathLike,
+                        on_error: Callable[[BadLine], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Like :func:`iter_jsonl`, yielding ``(line_number, row)`` so later problems can name the input line."""
     path = Path(path)
     if not path.exists():
         raise ToolkitError(f"{path} does not exist; check the path")
@@ -69,12 +76,17 @@ def iter_jsonl(path: str | os.PathLike, on_error: Callable[[BadLine], None] | No
             if not line.strip():
                 continue
             try:
-                yield _parse(line)
-            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                row = _parse(line)
+            except json.JSONDecodeError as exc:
+                bad = BadLine(path, number, f"invalid JSON: {exc.msg} at column {exc.colno}", line.strip())
+            except ValueError as exc:
                 bad = BadLine(path, number, str(exc), line.strip())
-                if on_error is None:
-                    raise JSONLError(path, [bad]) from None
-                on_error(bad)
+            else:
+                yield number, row
+                continue
+            if on_error is None:
+                raise JSONLError(path, [bad])
+            on_error(bad)
 
 
 def read_jsonl_lenient(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[BadLine]]:

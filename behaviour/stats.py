@@ -77,8 +77,9 @@ class DetectableDifference:
             parts.append(f">= {self.higher}/{self.n2} ({self.higher_diff:+.0%})")
         if self.lower is not None:
             parts.append(f"<= {self.lower}/{self.n2} ({self.lower_diff:+.0%})")
-        found = " or ".join(parts) if parts else "no count"
-        return f"against {self.k}/{self.n}, p < {self.alpha:g} needs {found}"
+        if not parts:
+            return f"against {self.k}/{self.n}, no count out of {self.n2} reaches p < {self.alpha:g}"
+        return f"against {self.k}/{self.n}, p < {self.alpha:g} needs {' or '.join(parts)}"
 
     def to_dict(self) -> dict[str, object]:
         return {"k": self.k, "n": self.n, "n2": self.n2, "alpha": self.alpha, "higher": self.higher,
