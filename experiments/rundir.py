@@ -13,6 +13,7 @@ Writes are atomic (temp file + rename), so an interrupted run never leaves a hal
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -50,6 +51,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # results are dataclasses
+        return dataclasses.asdict(obj)
     if hasattr(obj, "tolist"):  # numpy arrays and scalars
         return obj.tolist()
     if isinstance(obj, Path):
@@ -100,11 +103,15 @@ class RunDir:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         root = RUNS_ROOT if root is None else Path(root)
         path = root / f"{stamp}-{_slug(experiment)}-{_slug(Path(model).name if os.sep in model else model)}"
+        root.mkdir(parents=True, exist_ok=True)
         suffix = 1
-        while path.exists():  # two runs in the same second: never reuse a directory
-            suffix += 1
-            path = path.with_name(f"{path.name.rsplit('~', 1)[0]}~{suffix}")
-        path.mkdir(parents=True)
+        while True:  # two runs in the same second (even in two processes) never share a directory
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                suffix += 1
+                path = path.with_name(f"{path.name.rsplit('~', 1)[0]}~{suffix}")
         run = cls(path)
         run.write_json("config.json", {"experiment": experiment, "model": model, **config}, top=True)
         run.write_manifest(model_identity)
