@@ -1,0 +1,158 @@
+"""Run directories: layout, self-description (config, versions, git commit, model identity), atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import experiments.rundir as rundir
+from activations.errors import ConfigError
+from activations.tiny import tiny_model
+from experiments.rundir import RunDir, atomic_write_text, git_commit, to_json, versions
+
+NAME = re.compile(r"^\d{8}T\d{6}Z-probe-tiny-llama-seed0$")
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    layer: int
+    value: float
+    n: int
+
+
+@pytest.fixture(scope="module")
+def identity():
+    return tiny_model("llama", seed=0).identity.to_dict()
+
+
+@pytest.fixture
+def run(tmp_path, identity):
+    return RunDir.create("probe", "tiny-llama-seed0", {"layers": [1, 2], "seed": 0}, root=tmp_path,
+                         model_identity=identity)
+
+
+def test_layout_and_name(run, tmp_path):
+    assert run.path.parent == tmp_path and NAME.match(run.path.name)
+    assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "manifest.json"]
+    results = run.write_json("accuracy.json", {"layer": 1})
+    report = run.write_report("# Probe\n\nnothing yet\n\n\n")
+    assert results == run.path / "results" / "accuracy.json"
+    assert report.read_text() == "# Probe\n\nnothing yet\n"
+    assert run.subdir("activations").is_dir() and run.subdir("activations") == run.path / "activations"
+
+
+def test_config_is_the_resolved_configuration(run):
+    assert run.config == {"experiment": "probe", "model": "tiny-llama-seed0", "layers": [1, 2], "seed": 0}
+    assert json.loads((run.path / "config.json").read_text()) == run.config
+
+
+def test_manifest_records_versions_commit_and_model(run, identity):
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["model"] == identity and manifest["model"]["key"] == identity["key"]
+    assert manifest["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    for package in ("torch", "transformers", "transformer-lens"):
+        assert manifest["versions"][package], package
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(rundir.__file__).parent).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", manifest["git_commit"])
+    assert manifest["git_commit"].split("-")[0] == head
+    assert datetime.fromisoformat(manifest["created"]).tzinfo is not None
+    assert manifest["command"] and manifest["host"]
+
+
+def test_versions_names_the_toolkit_itself():
+    assert versions()["veth-probes"] is not None
+    assert git_commit() is not None
+
+
+def test_results_serialise_dataclasses_numpy_and_paths(run):
+    target = run.write_json("mixed.json", {"acc": Accuracy(3, 0.75, 40), "scores": np.array([0.5, 1.0]),
+                                           "mean": np.float32(0.25), "where": Path("/tmp/x")})
+    assert json.loads(target.read_text()) == {"acc": {"layer": 3, "value": 0.75, "n": 40}, "scores": [0.5, 1.0],
+                                              "mean": 0.25, "where": "/tmp/x"}
+
+
+def test_figures_are_png(run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    target = run.save_figure(fig, "accuracy_by_layer.svg")
+    assert target == run.path / "figures" / "accuracy_by_layer.png"
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)  # closed, so long sweeps do not leak figures
+    assert [p.name for p in target.parent.iterdir()] == ["accuracy_by_layer.png"]
+
+
+def test_a_failed_write_keeps_the_previous_result(run):
+    run.write_json("accuracy.json", {"layer": 1})
+    with pytest.raises(TypeError):
+        run.write_json("accuracy.json", {"layer": object()})  # unserialisable: fails before touching the file
+    assert json.loads((run.path / "results" / "accuracy.json").read_text()) == {"layer": 1}
+
+
+def test_atomic_write_interrupted_at_rename_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "out" / "data.json"
+    atomic_write_text(target, "old")
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["data.json"]
+
+
+def test_two_runs_in_the_same_second_get_distinct_directories(tmp_path, monkeypatch):
+    frozen = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    monkeypatch.setattr(rundir, "datetime", FrozenClock)
+    runs = [RunDir.create("smoke", "org/Model-1", {"i": i}, root=tmp_path) for i in range(3)]
+    names = [r.path.name for r in runs]
+    assert names == ["20250102T030405Z-smoke-Model-1", "20250102T030405Z-smoke-Model-1~2",
+                     "20250102T030405Z-smoke-Model-1~3"]
+    assert [r.config["i"] for r in runs] == [0, 1, 2]  # none overwrote another
+
+
+def test_model_paths_are_slugged(tmp_path):
+    run = RunDir.create("smoke", "/data/weights/my model", {}, root=tmp_path / "nested" / "runs")
+    assert run.path.name.endswith("-smoke-my_model") and run.path.parent == tmp_path / "nested" / "runs"
+
+
+def test_open_resumes_an_existing_run(run):
+    run.write_json("partial.json", {"done": 3})
+    again = RunDir.open(run.path)
+    assert again.config == run.config
+    assert json.loads((again.path / "results" / "partial.json").read_text()) == {"done": 3}
+
+
+def test_open_refuses_a_directory_that_is_not_a_run(tmp_path):
+    (tmp_path / "results").mkdir()
+    with pytest.raises(ConfigError, match="is not a run directory"):
+        RunDir.open(tmp_path)
+    with pytest.raises(ConfigError, match="is not a run directory"):
+        RunDir.open(tmp_path / "missing")
+    assert (tmp_path / "results").is_dir()  # nothing touched
+
+
+def test_to_json_is_indented_and_ends_with_newline():
+    assert to_json({"a": 1}) == '{\n  "a": 1\n}\n'
