@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from activations.errors import ToolkitError
 from activations.models import DTYPES, LoadedModel, load_model
-from activations.registry import DEFAULT_MODEL, load_registry
+from activations.registry import DEFAULT_MODEL, ModelSpec, load_registry
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -30,14 +30,21 @@ def load_from_args(args: argparse.Namespace) -> LoadedModel:
                       n_devices=args.n_devices, revision=args.revision, weights=args.weights)
 
 
-def format_model_list() -> str:
-    rows = []
-    for spec in load_registry().values():
-        where = spec.hub_id if spec.source == "hub" else f"{spec.package} (packaged GGUF)"
+def format_model_list(registry: dict[str, ModelSpec] | None = None) -> str:
+    """The registry as a table: name, kind, thinking mode, where the weights come from, and the base (or why none)."""
+    registry = load_registry() if registry is None else registry
+    rows = [("NAME", "KIND", "THINKING", "SOURCE", "BASE / NOTE")]
+    for spec in registry.values():
+        if spec.source == "hub":
+            where = f"hub {spec.hub_id}" + (" (gated)" if spec.gated else "")
+        elif spec.source == "packaged":
+            where = f"packaged {spec.package}"
+        else:
+            where = f"local {spec.path}"
         extra = f"base: {spec.base}" if spec.base else (spec.base_note or "")
-        think = "thinking" if spec.thinking else ""
-        rows.append(f"{spec.name:24} {spec.kind:9} {think:9} {where:42} {extra}")
-    return "\n".join(rows)
+        rows.append((spec.name, spec.kind, "yes" if spec.thinking else "no", where, extra))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[4]]).rstrip() for row in rows)
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
