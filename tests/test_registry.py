@@ -172,3 +172,46 @@ def test_unknown_model_error_is_a_readable_toolkit_error(registry):
 def test_get_spec_reads_the_shipped_file_by_default():
     assert get_spec("qwen3-8b").hub_id == "Qwen/Qwen3-8B"
     assert REGISTRY_PATH.name == "models.yaml" and REGISTRY_PATH.exists()
+
+
+# --- python -m experiments.models -----------------------------------------------------------------------------------
+
+
+def test_models_cli_lists_every_entry(registry, capsys):
+    from experiments.models import main
+
+    assert main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "THINKING", "SOURCE", "BASE", "/", "NOTE"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert list(rows) == list(registry)
+    for name, spec in registry.items():
+        cells = rows[name].split()
+        assert cells[1] == spec.kind and cells[2] == ("yes" if spec.thinking else "no")
+        assert (spec.hub_id if spec.source == "hub" else spec.package) in rows[name]
+        if spec.base:
+            assert f"base: {spec.base}" in rows[name]
+        elif spec.base_note:
+            assert spec.base_note in rows[name]
+    assert "(gated)" in rows["llama-3.1-8b"] and "(gated)" not in rows["qwen3-8b"]
+
+
+def test_models_cli_json_has_every_field(registry, capsys):
+    import dataclasses
+    import json
+
+    from experiments.models import main
+
+    assert main(["--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == {name: dataclasses.asdict(spec) for name, spec in registry.items()}
+
+
+def test_models_cli_runs_as_a_module():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "experiments.models"], capture_output=True, text=True, timeout=120,
+                          cwd=REGISTRY_PATH.parents[1])
+    assert done.returncode == 0, done.stderr
+    assert "qwen3-32b" in done.stdout and "qwen3-14b-base" in done.stdout
