@@ -76,7 +76,7 @@ def iter_jsonl_numbered(path: str | os.PathLike,
             if not line.strip():
                 continue
             try:
-                row = _parse(line)
+                row = _parse(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
                 bad = BadLine(path, number, f"invalid JSON: {exc.msg} at column {exc.colno}", line.strip())
             except ValueError as exc:
