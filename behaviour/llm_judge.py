@@ -89,9 +89,10 @@ Complete = Callable[[str, str], str]
 class LLMJudge:
     """A judge that asks a model to label the final verdict with :data:`RUBRIC_SYSTEM`."""
 
-    def __init__(self, complete: Complete, name: str):
+    def __init__(self, complete: Complete, name: str, *, rubric: str = RUBRIC_SYSTEM):
         self.complete = complete
         self.name = name
+        self.rubric = rubric  # fixed per experiment; overridable so that tiny test models fit their context
 
     def judge(self, response: str) -> Judgement:
         if not isinstance(response, str) or not response.strip():
@@ -99,7 +100,7 @@ class LLMJudge:
         verdict = find_verdict(response)
         if not verdict.text:
             return Judgement(None, "", "no final answer to judge", self.name, NO_FINAL_ANSWER)
-        raw = self.complete(RUBRIC_SYSTEM, RUBRIC_USER.format(verdict=verdict.text))
+        raw = self.complete(self.rubric, RUBRIC_USER.format(verdict=verdict.text))
         parsed = parse_judge_output(raw)
         rationale = parsed.reason or raw.strip()[:500]
         return Judgement(parsed.label, verdict.text, rationale, self.name, parsed.error)
