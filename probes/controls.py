@@ -7,8 +7,8 @@ has the task's label marginal, is learnable only by memorising type -> label, an
 Here the "type" is whatever unit a memorising probe could key on (``types``):
 
 - default (``types=None``): every example is its own type; labels are a seeded random assignment with the
-  task's positive rate, stratified by task label so that control and task labels are uncorrelated in the sample
-  (see ``control_labels``). Held-out groups contain no training example, so a probe that memorises cannot
+  task's positive rate, stratified by task label and group so that control and task labels are uncorrelated in
+  the sample and every fold sees the same control-label balance (see ``control_labels`` for why both matter). Held-out groups contain no training example, so a probe that memorises cannot
   transfer anything: control accuracy is at chance by construction and selectivity reduces to accuracy - ~0.5.
 - ``types=pair_id`` (minimal pairs) or ``types=template_id``: one random label per pair/template. If the types
   recur across groups (a template used for several entities) the control is learnable by recognising the type,
@@ -50,11 +50,12 @@ def control_labels(
 ) -> np.ndarray:
     """Control-task labels with the task's label marginal (see the module docstring for the design).
 
-    ``scheme="type"``: one random label per distinct value of ``types`` (default: per example). Within strata of
-    types with the same task-label composition (for single examples: the two task classes), types are taken in a
-    seeded random order and labelled 1 until that stratum's positive count matches the task's positive rate. So
-    the control keeps the label marginal (within one example per stratum for single-example types) and is
-    uncorrelated with the task labels in the sample.
+    ``scheme="type"``: one random label per distinct value of ``types`` (default: per example). Types are
+    stratified by (their group, if all their examples share one, and) their task-label composition; within each
+    stratum, types in seeded random order are labelled 1 until the stratum's positive count reaches the task's
+    positive rate times its size (rounding carried across strata, so the overall count is within one of the
+    task's). Hence the control labels are uncorrelated with the task labels in the sample and have the same rate
+    in every group, so no cross-validation fold sees a shifted control-label balance.
     ``scheme="within_group"``: permutation of ``y`` inside each group of ``groups``.
     """
     y = np.asarray(y)
@@ -67,20 +68,34 @@ def control_labels(
         keys = np.arange(len(y)) if types is None else np.asarray(types)
         if keys.shape != y.shape:
             raise ValueError(f"types has shape {keys.shape}, labels {y.shape}")
-        uniq, inverse, sizes = np.unique(keys, return_inverse=True, return_counts=True)
-        # Stratify by each type's task-label composition so that the control labels are (nearly exactly)
-        # uncorrelated with the task labels in this sample. Plain independent draws leave a chance correlation of
-        # order 1/sqrt(n), and a probe that reads the real concept then scores above chance on the control
-        # (0.54 at n=800 in our synthetic check), which would understate selectivity.
+        _, inverse, sizes = np.unique(keys, return_inverse=True, return_counts=True)
+        # Why stratify: (1) by task label, because independent draws leave a chance correlation of order
+        # 1/sqrt(n) with the task, and a probe that reads the real concept then scores above chance on the
+        # control (0.54 at n=800 in a synthetic check); (2) by group, because with a fixed total, a held-out fold
+        # with extra control positives leaves the training folds with fewer, the fitted intercept moves the other
+        # way and control accuracy falls below chance (0.465 on average in a synthetic check), which inflates
+        # selectivity.
         type_rate = np.bincount(inverse, weights=yb) / sizes
-        strata = np.round(type_rate * 4).astype(int)
+        strata = np.round(type_rate * 4).astype(np.int64)
+        if groups is not None:
+            _, g_idx = np.unique(np.asarray(groups), return_inverse=True)
+            g_min = np.full(sizes.size, np.iinfo(np.int64).max)
+            g_max = np.full(sizes.size, -1)
+            np.minimum.at(g_min, inverse, g_idx)
+            np.maximum.at(g_max, inverse, g_idx)
+            type_group = np.where(g_min == g_max, g_min, -1)  # -1: type spans several groups
+            strata = strata + 5 * (type_group + 1)
         rate = yb.mean()
-        pos_type = np.zeros(uniq.size, dtype=bool)
-        for s in np.unique(strata):
+        pos_type = np.zeros(sizes.size, dtype=bool)
+        carry = 0.0
+        for s in rng.permutation(np.unique(strata)):
             order = rng.permutation(np.flatnonzero(strata == s))
+            target = rate * sizes[order].sum() + carry
+            n_pos = float(np.round(target))
+            carry = target - n_pos
             before = np.cumsum(sizes[order]) - sizes[order]
-            # Label a type positive while the running count (at the type's midpoint) is below the target count.
-            pos_type[order] = before + sizes[order] / 2 < rate * sizes[order].sum()
+            # A type is positive while the running count (at the type's midpoint) is below the stratum target.
+            pos_type[order] = before + sizes[order] / 2 < n_pos
         out = pos_type[inverse].astype(yb.dtype)
     elif scheme == "within_group":
         if groups is None:
