@@ -104,9 +104,20 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in JSONL; convert it to str, int, float, list or dict")
+
+
 def _line(row: dict[str, Any]) -> str:
-    text = json.dumps(row, ensure_ascii=False, default=str)
-    return text + "\n"
+    # Paths, numpy values and objects with to_dict() are converted; anything else raises rather than being
+    # silently stringified into a row nobody can read back.
+    return json.dumps(row, ensure_ascii=False, default=_json_default) + "\n"
 
 
 def append_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
