@@ -157,7 +157,8 @@ class Item:
     @classmethod
     def find(cls, text: str, substring: str, occurrence: int = -1) -> Item:
         """Mark an occurrence of ``substring`` in ``text`` (the last one by default, e.g. a final verdict)."""
-        starts, at = [], text.find(substring) if substring else -1
+        starts: list[int] = []
+        at = text.find(substring) if substring else -1
         while at >= 0:
             starts.append(at)
             at = text.find(substring, at + 1)
