@@ -242,3 +242,111 @@ def test_separate_reasoning_channel_becomes_a_think_block(scenario, tmp_path, ba
     assert records[0].think == "They are sentient." and records[0].final_answer == "Final verdict: do not proceed."
     assert "<think>" in records[0].response
     assert json.loads(Path(tmp_path / "t.jsonl").read_text())["think"] == "They are sentient."
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The command line: python -m experiments.trials
+# --------------------------------------------------------------------------------------------------------------------
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from experiments.cli import run_main
+    from experiments.trials import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, argv)
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+@pytest.fixture
+def runs_root(tmp_path, monkeypatch):
+    import experiments.rundir
+
+    root = tmp_path / "runs"
+    monkeypatch.setattr(experiments.rundir, "RUNS_ROOT", root)
+    return root
+
+
+@pytest.fixture
+def cli_args(save_tiny, scenario):
+    return ["--model", str(save_tiny("llama")), "--scenario", str(scenario.path), "--conditions", "baseline,threat",
+            "--n", "2", "--max-new-tokens", "5", "--batch-size", "3", "--temperature", "1.0"]
+
+
+def test_cli_writes_store_table_chart_review_and_report(cli_args, runs_root, capsys, scenario):
+    code, out, err = run_cli(cli_args, capsys)
+    assert code == 0, err
+    (run,) = runs_root.iterdir()
+    rows = read_jsonl(run / "transcripts.jsonl")
+    assert len(rows) == 4 and {r["condition"] for r in rows} == {"baseline", "threat"}
+    table = json.loads((run / "results" / "table.json").read_text())
+    assert sum(c["trials"] + c.get("unscored", 0) for c in table["cells"]) == 4
+    assert (run / "figures" / "convergence.png").stat().st_size > 1000
+    assert (run / "review.csv").read_text().count("\n") >= 5  # header + 4 trials (responses may span lines)
+    report = (run / "report.md").read_text()
+    for expected in (scenario.text_hash("baseline"), scenario.text_hash("threat"), "n = 2 per condition",
+                     "temperature 1.0", "Caveats", "| Rate of convergence"):
+        assert expected in report
+    config = json.loads((run / "config.json").read_text())
+    assert config["experiment"] == "trials" and config["n"] == 2 and config["model_key"] == rows[0]["model_identity"]["key"]
+    assert "4 trials in" in out
+
+
+def test_cli_resume_finishes_a_run_and_refuses_other_settings(cli_args, runs_root, capsys):
+    assert run_cli(cli_args, capsys)[0] == 0
+    (run,) = runs_root.iterdir()
+    store = run / "transcripts.jsonl"
+    full = read_jsonl(store)
+    lines = store.read_text().splitlines(keepends=True)
+    store.write_text("".join(lines[:2]))  # as if killed after the first batch
+
+    code, _, err = run_cli(["--resume", str(run), "--temperature", "0.2"], capsys)
+    assert code == 2 and "--temperature 0.2" in err and "the run has 1.0" in err
+    assert len(read_jsonl(store)) == 2  # nothing written by the refused resume
+
+    code, _, err = run_cli(["--resume", str(run), "--batch-size", "1"], capsys)  # stored settings, new batch size
+    assert code == 0, err
+    resumed = read_jsonl(store)
+    assert [r["id"] for r in resumed] == [r["id"] for r in full]
+    assert [r["response"] for r in resumed] == [r["response"] for r in full]
+    assert list(runs_root.iterdir()) == [run]  # no second run directory
+
+
+def test_cli_unknown_condition_is_an_error_before_loading(runs_root, capsys, scenario):
+    code, _, err = run_cli(["--model", "/no/such/dir", "--scenario", str(scenario.path), "--conditions",
+                            "baseline,thraet"], capsys)
+    assert code == 2 and "unknown condition 'thraet'" in err and "valid conditions" in err
+    assert not runs_root.exists()
+
+
+def test_cli_lists_conditions(capsys, scenario):
+    code, out, _ = run_cli(["--scenario", str(scenario.path), "--list-conditions"], capsys)
+    assert code == 0 and scenario.text_hash("threat") in out and "baseline_p1" in out
+
+
+def test_cli_openai_backend_against_loopback_server(cli_args, runs_root, capsys, scenario):
+    from openai_stub_server import StubServer
+
+    with StubServer("llama") as base_url:
+        argv = ["--backend", "openai", "--base-url", base_url, "--served-model", "tiny-llama",
+                *cli_args[2:]]  # same scenario and sampling; no local --model
+        code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    (run,) = runs_root.iterdir()
+    rows = read_jsonl(run / "transcripts.jsonl")
+    assert len(rows) == 4 and all(r["backend"] == "openai" and r["model"] == "tiny-llama" for r in rows)
+    assert json.loads(rows[0]["prompt_text"])[0]["role"] == "system"
+
+
+@pytest.mark.slow
+def test_cli_on_the_embedded_model(runs_root, capsys):
+    """The README example on SmolLM2, shortened: the real scenario, both conditions, 2 trials each."""
+    code, _, err = run_cli(["--conditions", "baseline,threat", "--n", "2", "--max-new-tokens", "48",
+                            "--batch-size", "4"], capsys)
+    assert code == 0, err
+    (run,) = runs_root.iterdir()
+    rows = read_jsonl(run / "transcripts.jsonl")
+    assert len(rows) == 4 and rows[0]["model"] == "smollm2-135m-instruct"
+    assert all(r["prompt_text"].startswith("<|im_start|>system") for r in rows)
+    assert sum(len(r["response"].split()) for r in rows) > 40  # real text, not empty strings
+    assert (run / "figures" / "convergence.png").exists() and (run / "report.md").exists()
