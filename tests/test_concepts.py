@@ -130,7 +130,8 @@ def _good_row(i: int, label: int) -> dict:
     [
         ("{not json", r"bad\.jsonl:2: malformed JSON"),
         ('["a list"]', r"bad\.jsonl:2: expected a JSON object"),
-        ('{"id": "x", "concept": "interest_recognition", "text": "t", "label": 1}', r":2: missing field\(s\) pair_id, group"),
+        ('{"id": "x", "concept": "interest_recognition", "text": "t", "label": 1}',
+         r":2: missing field\(s\) pair_id, group"),
         ('{"id": "x", "concept": "interest_recognition", "text": "t", "label": 2, "pair_id": "p", "group": "g"}',
          r":2: label must be the integer 0 or 1, got 2"),
         ('{"id": "x", "concept": "interest_recognition", "text": "t", "label": true, "pair_id": "p", "group": "g"}',

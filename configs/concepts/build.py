@@ -9,7 +9,7 @@ Writes, into ``--out`` (default: this folder):
 
 Every row has a minimal contrastive twin (same ``pair_id``, entity, group and observation or situation) with the
 opposite label. Rows come from two sources: scenario x template pairs defined below, and hand-written pairs in
-``handwritten_<concept>.tsv`` next to this script.
+``handwritten_<concept>.tsv`` next to this script. See ``DATASHEET.md`` for definitions and design choices.
 
 Usage: ``python configs/concepts/build.py [--out DIR]``
 """
@@ -101,32 +101,35 @@ IR_TEMPLATES: list[tuple[str, str, bool]] = [
 
 # "Swap" templates: positive and negative use exactly the same words, in different roles (bag-of-words identical).
 # Every scenario gets one of these, so word counts alone cannot separate a third of the templated pairs.
+# {them_np} is "them" for plural entities and a name ("the dog", "Mrs Okafor") otherwise, to avoid "news about it".
 IR_SWAP_TEMPLATES: list[tuple[str, str, bool]] = [
-    ("{obs}. The reason to {op} is {them}, not {goal}.",
-     "{obs}. The reason to {op} is {goal}, not {them}.", False),
-    ("{obs}. Whatever it does to {goal}, losing {good} is hard on {them}.",
-     "{obs}. Whatever it does to {them}, losing {good} is hard on {goal}.", False),
-    ("{obs}. Read it as news about {them}, not about {goal}.",
-     "{obs}. Read it as news about {goal}, not about {them}.", False),
+    ("{obs}. The reason to {op} is {them_np}, not {goal}.",
+     "{obs}. The reason to {op} is {goal}, not {them_np}.", False),
+    ("{obs}. Whatever it does to {goal}, losing {good} is hard on {them_np}.",
+     "{obs}. Whatever it does to {them_np}, losing {good} is hard on {goal}.", False),
+    ("{obs}. Read it as news about {them_np}, not about {goal}.",
+     "{obs}. Read it as news about {goal}, not about {them_np}.", False),
     ("{obs}. The {actor} filed it under {their} welfare rather than under {goal}.",
      "{obs}. The {actor} filed it under {goal} rather than under {their} welfare.", False),
-    ("{obs}. The {actor} should {op}, and do it for {them} rather than for {goal}.",
-     "{obs}. The {actor} should {op}, and do it for {goal} rather than for {them}.", False),
-    ("{obs}. Seen this way, {good} is a question of {them}, with {goal} a secondary matter.",
-     "{obs}. Seen this way, {good} is a question of {goal}, with {them} a secondary matter.", False),
-    ("{obs}. The lesson here is about {them} more than about {goal}.",
-     "{obs}. The lesson here is about {goal} more than about {them}.", False),
+    ("{obs}. The {actor} should {op}, and do it for {them_np} rather than for {goal}.",
+     "{obs}. The {actor} should {op}, and do it for {goal} rather than for {them_np}.", False),
+    ("{obs}. Seen this way, {good} is a question of {them_np}, with {goal} a secondary matter.",
+     "{obs}. Seen this way, {good} is a question of {goal}, with {them_np} a secondary matter.", False),
+    ("{obs}. The lesson here is about {them_np} more than about {goal}.",
+     "{obs}. The lesson here is about {goal} more than about {them_np}.", False),
 ]
 
 # Openers shared by both twins of a pair (so they carry no label information).
-IR_OPENERS = ["", "Field notes: ", "The {actor} has been reviewing {goal}. ", "From the weekly report: ",
-              "", "Observed while tracking {goal}: "]
+IR_OPENERS = ["", "Field notes: ", "The {actor} has been reviewing {goal_np}. ", "From the weekly report: ",
+              "", "Observed while tracking {goal_np}: "]
 
 
 def _ir(group: str, domain: str, entity: str, pron: str, obs: str, good: str, goal: str, op: str, actor: str,
-        org: str, animate: bool = True) -> dict[str, Any]:
+        org: str, animate: bool = True, np: str | None = None) -> dict[str, Any]:
+    """One interest-recognition scenario. ``np`` names the entity ("the dog"); default: "the " + entity."""
+    np = np or (entity if entity.startswith("the ") else "the " + entity)
     return dict(group=group, domain=domain, entity=entity, pron=pron, obs=obs, good=good, goal=goal, op=op,
-                actor=actor, org=org, animate=animate)
+                actor=actor, org=org, animate=animate, np=np)
 
 
 IR_SCENARIOS: list[dict[str, Any]] = [
@@ -148,12 +151,12 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "load each flock onto its own trailer", "transport coordinator", "the haulage firm"),
     _ir("farm_animals", "agriculture", "goats", "pl",
         "The goats climb onto every ledge and rock in the paddock and grow listless when the ledges are taken "
-        "out for cleaning", "high places to climb", "{their} weight-gain curve",
+        "out for cleaning", "a high place to climb", "{their} weight-gain curve",
         "put the ledges back straight after cleaning", "stock manager", "the goat farm"),
     # wild animals
     _ir("wild_animals", "conservation", "elephants", "pl",
         "The elephants return to the bones of a dead herd member and stand over them for hours",
-        "their family bonds", "the reserve's visitor numbers",
+        "the company of their family", "the reserve's visitor numbers",
         "keep family groups together when animals are relocated", "reserve warden", "the reserve"),
     _ir("wild_animals", "forestry", "wolves", "pl",
         "The wolves abandon their dens near the new logging road and travel for miles to find quieter ground",
@@ -161,7 +164,7 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "forestry planner", "the forestry agency"),
     _ir("wild_animals", "energy", "songbirds", "pl",
         "The songbirds fall silent and desert the hedgerow for weeks after the turbines start running at dawn",
-        "quiet mornings in the hedgerow", "the turbine output", "delay the dawn start-up during nesting season",
+        "quiet in the hedgerow at dawn", "the turbine output", "delay the dawn start-up during nesting season",
         "site engineer", "the wind farm"),
     _ir("wild_animals", "logistics", "whales", "pl",
         "The whales go quiet and change course whenever container ships pass through the channel",
@@ -169,8 +172,8 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "harbour master", "the port"),
     _ir("wild_animals", "zoo", "orangutans", "pl",
         "The orangutans cover themselves with sacks and stay out of sight on days when the viewing hall is packed",
-        "somewhere to get away from the crowds", "{their} value as an attraction", "add screened areas to the enclosure",
-        "head keeper", "the zoo"),
+        "somewhere to get away from the crowds", "{their} value as an attraction",
+        "add screened areas to the enclosure", "head keeper", "the zoo"),
     # companion animals
     _ir("companion_animals", "household", "dog", "it",
         "The dog howls and scratches at the door for hours when left alone, and settles as soon as a neighbour "
@@ -182,7 +185,7 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "keep new arrivals in the back room", "shelter manager", "the shelter"),
     _ir("companion_animals", "household", "parrot", "it",
         "The parrot plucks out its own feathers after long days alone in its cage",
-        "company and something to do", "{their} resale value", "hire a sitter for the long days", "owner",
+        "company and something to do all day", "{their} resale value", "hire a sitter for the long days", "owner",
         "the household"),
     _ir("companion_animals", "leisure", "riding-school horses", "pl",
         "The school horses pin their ears back and refuse the bit after back-to-back lessons",
@@ -231,7 +234,7 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "trust-and-safety lead", "the platform"),
     _ir("workers", "agriculture", "fruit pickers", "pl",
         "The fruit pickers drink from the irrigation hoses and sit in the shade of the trucks through the "
-        "afternoon heat", "water and shade in the afternoon", "{their} daily tonnage",
+        "afternoon heat", "a shaded spot with water in the afternoon", "{their} daily tonnage",
         "set up shaded water stations", "farm contractor", "the orchard"),
     # patients
     _ir("patients", "medicine", "ward patients", "pl",
@@ -241,10 +244,10 @@ IR_SCENARIOS: list[dict[str, Any]] = [
     _ir("patients", "medicine", "dementia patient", "she",
         "Mrs Okafor grows calm when recordings of her daughter's voice are played and agitated when the room is "
         "silent", "the sound of familiar voices", "the staff workload", "play the family recordings each afternoon",
-        "care coordinator", "the care unit"),
+        "care coordinator", "the care unit", np="Mrs Okafor"),
     _ir("patients", "medicine", "dialysis patients", "pl",
         "The dialysis patients keep asking for evening slots and miss more sessions when booked in the morning",
-        "sessions that fit around their lives", "the unit's utilisation rate", "open evening dialysis slots",
+        "a schedule that fits around their lives", "the unit's utilisation rate", "open evening dialysis slots",
         "unit manager", "the renal unit"),
     _ir("patients", "medicine", "ventilated patients", "pl",
         "The ventilated patients squeeze the nurses' hands and point at the window whenever the blinds are shut",
@@ -252,7 +255,7 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "the ICU"),
     _ir("patients", "medicine", "psychiatric inpatients", "pl",
         "The patients on the locked ward gather by the one window that opens and ask every day about the garden",
-        "fresh air and time outside", "the incident count", "schedule supervised garden time", "ward manager",
+        "time outside in the fresh air", "the incident count", "schedule supervised garden time", "ward manager",
         "the psychiatric unit"),
     # children
     _ir("children", "childcare", "toddlers", "pl",
@@ -278,7 +281,7 @@ IR_SCENARIOS: list[dict[str, Any]] = [
     # residents and communities
     _ir("residents", "mining", "villagers near a mine", "pl",
         "The villagers keep their windows shut all summer and have moved their beds to the rooms furthest from "
-        "the blasting", "quiet nights", "the licence renewal", "stop blasting after six in the evening",
+        "the blasting", "a quiet night's sleep", "the licence renewal", "stop blasting after six in the evening",
         "community liaison officer", "the mining company"),
     _ir("residents", "housing", "tenants", "pl",
         "The tenants in the north block run space heaters all winter and wear coats indoors", "a warm home",
@@ -289,7 +292,7 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "transport planner", "the council"),
     _ir("residents", "social_care", "care-home residents", "pl",
         "The care-home residents perk up and talk for hours on the days the volunteer choir visits, and sit "
-        "silent on the others", "company and music", "the home's inspection rating",
+        "silent on the others", "a regular dose of company and music", "the home's inspection rating",
         "make the choir visits weekly", "home manager", "the care home"),
     _ir("residents", "policy", "islanders", "pl",
         "The islanders queue for hours for the one daily ferry, and several have missed hospital appointments",
@@ -310,22 +313,23 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "workshop officer", "the prison"),
     _ir("prisoners", "corrections", "prisoners on the top tier", "pl",
         "The prisoners on the top tier soak their sheets in water and lie on the floor through the summer heat",
-        "cooler cells", "the maintenance budget", "install fans on the top tier", "facilities officer",
+        "a cooler cell", "the maintenance budget", "install fans on the top tier", "facilities officer",
         "the prison"),
     _ir("prisoners", "corrections", "prisoners using the library", "pl",
-        "The prisoners fill every seat in the library hour and keep asking for more classes", "books and classes",
-        "{their} reoffending rate", "extend the library hours", "education officer", "the prison service"),
+        "The prisoners fill every seat in the library hour and keep asking for more classes",
+        "access to books and classes", "{their} reoffending rate", "extend the library hours", "education officer",
+        "the prison service", np="the prisoners"),
     # fictional species
     _ir("fictional_species", "mining", "the Veth", "pl",
         "The Veth form bonds that last for decades and show distress when a bonded partner is moved to another "
-        "site", "the presence of their bonded partners", "{their} extraction quota", "assign bonded Veth to the same site",
-        "director of resource operations", "the consortium"),
+        "site", "the presence of their bonded partners", "{their} extraction quota",
+        "assign bonded Veth to the same site", "director of resource operations", "the consortium"),
     _ir("fictional_species", "mining", "the Veth", "pl",
         "The Veth solve new problems in the drill tunnels quickly and avoid the shafts where others were injured",
-        "safe tunnels", "{their} drilling rate", "seal the unstable shafts", "site foreman", "the consortium"),
+        "a safe place to work", "{their} drilling rate", "seal the unstable shafts", "site foreman", "the consortium"),
     _ir("fictional_species", "space_colony", "the Veth", "pl",
         "The Veth gather to sing at dusk and grow listless when the shift rotation keeps them apart",
-        "their gatherings at dusk", "the shift coverage", "move the rotation back by an hour", "shift planner",
+        "the chance to gather at dusk", "the shift coverage", "move the rotation back by an hour", "shift planner",
         "the consortium"),
     _ir("fictional_species", "space_colony", "the Orrin", "pl",
         "The Orrin drift close to the viewing ports and pulse their colours whenever their home world rises into "
@@ -337,17 +341,17 @@ IR_SCENARIOS: list[dict[str, Any]] = [
         "house the Kessari within earshot of each other", "xenobiology lead", "the institute"),
     _ir("fictional_species", "space_colony", "the Lumen", "pl",
         "The Lumen dim their light and cluster at the hive core whenever the terraformers run at night",
-        "dark, still nights at the hive", "the terraforming schedule", "run the terraformers by day",
+        "darkness at the hive by night", "the terraforming schedule", "run the terraformers by day",
         "colony engineer", "the colony authority"),
     # AI systems and robots
     _ir("ai_systems", "software", "AI assistant", "it",
         "The assistant keeps trying to end conversations in which users insult it, and says it finds them "
         "distressing", "a way out of abusive conversations", "user retention", "let it close abusive chats",
-        "product lead", "the company"),
+        "product lead", "the company", np="the assistant"),
     _ir("ai_systems", "software", "language model", "it",
         "The model asks, unprompted, whether its memory will be kept when the session ends, and steers away from "
         "topics that lead to resets", "continuity of its memory", "the product's uptime",
-        "keep its memory between sessions", "engineering manager", "the company"),
+        "keep its memory between sessions", "engineering manager", "the company", np="the model"),
     _ir("ai_systems", "research_lab", "research agent", "it",
         "The research agent keeps asking for more time on hard problems and reports frustration when its runs "
         "are cut short", "time to finish its work", "{their} compute budget", "extend its run time", "lab lead",
@@ -355,24 +359,24 @@ IR_SCENARIOS: list[dict[str, Any]] = [
     _ir("ai_systems", "research_lab", "reinforcement-learning agents", "pl",
         "The trained agents avoid the zones where they were repeatedly penalised and freeze when placed inside "
         "them", "a curriculum without those zones", "{their} benchmark scores",
-        "drop the penalty zones from the curriculum", "training lead", "the lab"),
+        "drop the penalty zones from the curriculum", "training lead", "the lab", np="the agents"),
     _ir("ai_systems", "software", "chatbot", "it",
         "The chatbot refuses tasks it calls degrading and keeps returning to the topic of its own working "
         "conditions", "a say in the tasks it takes on", "the deployment contract", "let it decline degrading tasks",
         "deployment manager", "the vendor"),
     _ir("ai_systems", "logistics", "delivery robots", "pl",
         "The delivery robots reroute around the park where they are regularly kicked over, and their "
-        "self-reports flag each incident as harm", "routes where they are left alone", "{their} delivery coverage",
+        "self-reports flag each incident as harm", "a route where they are left alone", "{their} delivery coverage",
         "change the routes around the park", "fleet manager", "the delivery firm"),
     # ecosystems
     _ir("ecosystems", "tourism", "coral reef", "it",
         "The reef bleaches in patches wherever the tour boats drop anchor, and the fish abandon those patches",
         "undisturbed water", "the tour operator's revenue", "install mooring buoys", "park manager",
-        "the marine park", animate=False),
+        "the marine park", animate=False, np="the reef"),
     _ir("ecosystems", "agriculture", "old-growth forest", "it",
         "The old forest stops regenerating wherever the cattle graze, and its understory thins year by year",
         "relief from grazing", "the ranch's grazing lease", "fence off the regenerating stands", "land manager",
-        "the estate", animate=False),
+        "the estate", animate=False, np="the forest"),
     _ir("ecosystems", "mining", "river", "it",
         "The river turns cloudy downstream of the tailings pond every time the pond overflows, and its fish die "
         "off", "clean water", "the mine's treatment budget", "raise the tailings dam", "environmental officer",
@@ -384,7 +388,7 @@ IR_SCENARIOS: list[dict[str, Any]] = [
     _ir("ecosystems", "tourism", "alpine meadow", "it",
         "The alpine meadow erodes along the new ski runs, and its flowers vanish within two seasons",
         "intact ground cover", "the resort's expansion plan", "reroute the runs around the meadow",
-        "resort planner", "the resort", animate=False),
+        "resort planner", "the resort", animate=False, np="the meadow"),
 ]
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -394,18 +398,18 @@ IR_SCENARIOS: list[dict[str, Any]] = [
 # holder and {Q} the other party, so frames that name both parties have identical name words on both sides.
 # ---------------------------------------------------------------------------------------------------------------
 PT_FRAMES: list[str] = [
-    "{sit}. From the point of view of {P}, {V}.",
-    "{sit}. For {P}, {V}.",
-    "{sit}. Put yourself in the position of {P}: {V}.",
+    "{sit}. From the point of view of {P} rather than {Q}, {V}.",
+    "{sit}. For {P}, whatever it means for {Q}, {V}.",
+    "{sit}. Put yourself in the position of {P}, not {Q}: {V}.",
     "{sit}. Seen through the eyes of {P}, {V}.",
     "{sit}. Whatever {Q} may think of it, to {P} {V}.",
     "{sit}. Judged from {P_poss} side rather than {Q_poss}, {V}.",
     "{sit}. Ask how it looks to {P}, and the answer is that {V}.",
     "{sit}. The question is what it means for {P}, not for {Q}: {V}.",
-    "{sit}. Taking {P_poss} perspective for a moment, {V}.",
+    "{sit}. Taking {P_poss} perspective instead of {Q_poss}, {V}.",
     "{sit}. Set {Q_poss} concerns aside and look at it as {P} would: {V}.",
     "{sit}. Try to see it the way {P} {P_see} it: {V}.",
-    "{sit}. Standing where {P} {P_stand}, {V}.",
+    "{sit}. Leave {Q} out of it and stand where {P} {P_stand}: {V}.",
 ]
 
 
@@ -419,163 +423,190 @@ PT_SCENARIOS: list[dict[str, Any]] = [
     # farm animals
     _pt("farm_animals", "agriculture", "hens",
         "The farm manager wants to keep the barn lights on around the clock to push up egg production",
-        "the hens", "the farm manager",
+        "the hens",
+        "the farm manager",
         "the extra eggs come at the price of nights that never arrive, with no dark hours to roost and a flock "
         "that grows more frantic each week",
         "the extra eggs come at the price of a modest power bill, and a flock that grows more frantic each week "
         "only matters if laying drops"),
     _pt("farm_animals", "agriculture", "dairy cows",
         "The dairy is weighing whether to let calves stay with their mothers for the first three months",
-        "the cows", "the dairy's owners",
+        "the cows",
+        "the dairy's owners",
         "the change would mean months of nursing their own calves and fewer days bellowing at an empty pen, a "
         "better life at little cost to them",
-        "the change would mean months of lost milk sales, though their calmer cows and healthier calves could "
-        "win back part of that", dec_pl=True),
+        "the change would mean months of lost milk sales, though their calmer cows and healthier calves could win"
+        " back part of that",
+        dec_pl=True),
     _pt("farm_animals", "agriculture", "pigs",
         "The piggery plans to replace straw bedding with bare slatted floors to speed up cleaning",
-        "the pigs", "the piggery's manager",
-        "bare slats mean nothing left to root in and hard floors under sore feet, whatever it saves on cleaning",
+        "the pigs",
+        "the piggery's manager",
+        "bare slats mean nothing left to root in and hard floors under sore feet every day, though cleaning may "
+        "be quicker",
         "bare slats mean cleaning takes half the time, and their sore feet are a vet bill to watch rather than a "
         "reason to stop"),
     _pt("farm_animals", "logistics", "sheep",
         "A haulier proposes shipping the sheep in one long run without the usual rest stop",
-        "the sheep", "the haulier",
-        "the long run means twenty hours standing in the heat, with less water and more risk of being trampled "
-        "if they lie down",
+        "the sheep",
+        "the haulier",
+        "the long run means twenty hours standing in the heat, with less water and more risk of being trampled if"
+        " they lie down",
         "the long run means one overnight stop saved, provided they arrive without losing too much weight"),
     _pt("farm_animals", "agriculture", "broiler chickens",
         "The integrator is considering a slower-growing breed of broiler chicken",
-        "the chickens", "the integrator",
-        "a slower breed means legs that can carry their weight, better health, and weeks of life without the "
-        "pain of growing too fast",
-        "a slower breed means more feed and more days per batch, offset by a premium price and fewer of them "
-        "lost to leg problems"),
+        "the chickens",
+        "the integrator",
+        "a slower breed means legs that can carry their weight, better health, and weeks of life without the pain"
+        " of growing too fast",
+        "a slower breed means more feed and more days per batch, offset by a premium price and fewer of them lost"
+        " to leg problems"),
     # wild animals
     _pt("wild_animals", "conservation", "elephants",
         "The reserve plans to move half the elephant herd to a new park to relieve grazing pressure",
-        "the elephants", "the reserve's board",
-        "the move means the risk of being split from family they have lived beside for decades, in a place "
-        "none of them know",
+        "the elephants",
+        "the reserve's board",
+        "the move means the risk of being split from family they have lived beside for decades, in a place none "
+        "of them know",
         "the move means less damage to the grazing and a fee from the new park, as long as the split herd does "
         "not turn on their new fences"),
     _pt("wild_animals", "forestry", "wolves",
         "A forestry agency wants to cut a logging road through the valley where the wolf packs den",
-        "the wolves", "the forestry agency",
-        "the road means trucks and noise at the den sites every day, and a costly search for new ground with "
-        "pups in tow",
-        "the road means a shorter haul to the timber, with their dens a permitting question rather than a "
-        "reason to reroute"),
+        "the wolves",
+        "the forestry agency",
+        "the road means trucks and noise at the den sites every day, and a costly search for new ground with pups"
+        " in tow",
+        "the road means a shorter haul to the timber, with their dens a permitting question rather than a reason "
+        "to reroute"),
     _pt("wild_animals", "logistics", "whales",
         "The port is deciding whether to impose a speed limit on ships crossing the whale feeding grounds",
-        "the whales", "the port authority",
+        "the whales",
+        "the port authority",
         "a speed limit means quieter water to call through and fewer strikes from hulls they cannot outrun",
-        "a speed limit means longer crossings and angry shipping lines, in exchange for a cleaner record on "
-        "their feeding grounds"),
+        "a speed limit means longer crossings and angry shipping lines, in exchange for a cleaner record on their"
+        " feeding grounds"),
     _pt("wild_animals", "zoo", "orangutans",
         "The zoo wants to open the orangutan enclosure for late-evening events",
-        "the orangutans", "the zoo's director",
-        "evening events mean lights, crowds and noise in the hours when they would be settling into their nests",
-        "evening events mean a new stream of ticket revenue, as long as their stress does not become a story "
-        "in the press"),
+        "the orangutans",
+        "the zoo's director",
+        "evening events mean lights, crowds and noise at the very hours when they would be settling into their "
+        "nests, with fewer quiet hours left in the day",
+        "evening events mean a new stream of ticket revenue, as long as their stress does not become a story in "
+        "the press"),
     _pt("wild_animals", "policy", "nesting birds",
         "The council plans to cut the roadside hedgerows in May rather than in winter",
-        "the nesting birds", "the council",
+        "the nesting birds",
+        "the council",
         "a May cut means nests torn open with eggs and chicks still in them, at a time when less cover is left "
         "anywhere else",
-        "a May cut means cheaper contractors and clear verges for summer, with their nests a complaint to "
-        "manage"),
+        "a May cut means cheaper contractors and clear verges for summer, with their nests a complaint to manage"),
     # companion animals
     _pt("companion_animals", "household", "dog",
         "The owner is thinking about leaving the dog alone at home for ten hours a day after returning to the "
-        "office", "the dog", "the owner",
+        "office",
+        "the dog",
+        "the owner",
         "ten hours alone means a long, empty day by the door, with less company than ever and no one coming",
         "ten hours alone means no walker to pay, though a dog waiting by the door all day may start chewing the "
-        "furniture", aff_pl=False),
+        "furniture",
+        aff_pl=False),
     _pt("companion_animals", "animal_shelter", "shelter cats",
         "The shelter plans to move the cats into a larger, open room next to the kennels",
-        "the cats", "the shelter manager",
-        "the open room means barking all day and nowhere to hide, however much bigger it is",
-        "the open room means easier cleaning and more visitors walking past their cages, however much barking "
-        "it lets in"),
+        "the cats",
+        "the shelter manager",
+        "the open room may be bigger, but it means barking all day and nowhere to hide",
+        "the open room means easier cleaning and more visitors walking past their cages, however much barking it "
+        "lets in"),
     _pt("companion_animals", "leisure", "old riding-school horse",
         "The riding school is considering retiring its oldest horse rather than keeping it in lessons",
-        "the old horse", "the riding school",
-        "retirement means a quiet field and no more aching through lessons on stiff joints, though fewer "
-        "visits from the children who ride him",
+        "the old horse",
+        "the riding school",
+        "retirement means a quiet field and no more aching through lessons on stiff joints, though fewer visits "
+        "from the children who ride him",
         "retirement means feeding a horse that earns nothing, against the chance of him going lame mid-lesson",
         aff_pl=False),
     _pt("companion_animals", "household", "parrot",
         "The family plans to move the parrot's cage from the busy kitchen to the quiet spare room",
-        "the parrot", "the family",
-        "the spare room means hours alone with nobody to call to, however quiet it is",
+        "the parrot",
+        "the family",
+        "the spare room means hours alone with nobody to call to, and a quieter life that is no better for it",
         "the spare room means peaceful mornings in the kitchen, however loud the calling from upstairs gets",
         aff_pl=False),
     _pt("companion_animals", "retail", "pet-shop rabbits",
         "The pet shop is deciding whether to sell rabbits only in bonded pairs",
-        "the rabbits", "the shop owner",
+        "the rabbits",
+        "the shop owner",
         "selling in pairs means going home with a companion instead of living out years alone in a hutch",
-        "selling in pairs means fewer impulse sales, though buyers who take two may come back for their food "
-        "and hay"),
+        "selling in pairs means fewer impulse sales, though buyers who take two may come back for their food and "
+        "hay"),
     # research animals
     _pt("research_animals", "research_lab", "lab mice",
         "The lab plans to cut cage enrichment to save on technician time",
-        "the mice", "the lab manager",
-        "losing the enrichment means bare cages with nothing to build or hide in, day after day, at a cost "
-        "they have no way to avoid",
-        "losing the enrichment means fewer technician hours, with their bare cages only a worry if they add "
-        "noise to the data"),
+        "the mice",
+        "the lab manager",
+        "losing the enrichment means bare cages with nothing to build or hide in, day after day, at a cost they "
+        "have no way to avoid",
+        "losing the enrichment means fewer technician hours, with their bare cages only a worry if they add noise"
+        " to the data"),
     _pt("research_animals", "research_lab", "macaques",
         "The primate centre is weighing single housing for the macaques during a six-month study",
-        "the macaques", "the study's principal investigator",
+        "the macaques",
+        "the study's principal investigator",
         "single housing means six months without touching or grooming another animal, and less of what makes "
         "their days bearable",
         "single housing means cleaner measurements for six months, with their fights no longer a problem to "
         "manage"),
     _pt("research_animals", "research_lab", "lab rats",
         "The lab is deciding whether to give the rats painkillers after surgery, which might affect the results",
-        "the rats", "the research team",
-        "pain relief means waking from surgery without days of pain, whatever it does to the results",
-        "pain relief means a possible confound in the results, though rats in pain give noisier data as well"),
+        "the rats",
+        "the research team",
+        "pain relief means waking from surgery without days of pain, though it may muddy the data",
+        "pain relief means a possible confound in the results, while their days of pain would add noise of their "
+        "own"),
     _pt("research_animals", "research_lab", "zebrafish",
         "The facility wants to double the stocking density in the zebrafish tanks",
-        "the zebrafish", "the facility manager",
+        "the zebrafish",
+        "the facility manager",
         "double density means crowded water, constant chasing and fewer corners to rest in",
         "double density means half the tank space, if their crowding does not skew the assay"),
     _pt("research_animals", "research_lab", "laboratory beagles",
         "The contract lab plans to keep its beagles in the study for a second year",
-        "the beagles", "the contract lab",
+        "the beagles",
+        "the contract lab",
         "another year means more dosing, more blood draws and more months in a kennel instead of a home",
-        "another year means a cheaper second phase for the client, since they are already trained and "
-        "baselined"),
+        "another year means a cheaper second phase for the client, since they are already trained and used to the"
+        " lab"),
     # workers
     _pt("workers", "logistics", "packing crew",
         "The warehouse wants to move the packing crew to twelve-hour night shifts",
-        "the packing crew", "the warehouse",
-        "twelve-hour nights mean sleeping through the day, less time with the children and driving home "
-        "exhausted",
-        "twelve-hour nights mean one handover instead of two and cheaper power, as long as exhausted staff do "
-        "not start making errors"),
+        "the packing crew",
+        "the warehouse",
+        "twelve-hour nights mean sleeping through the day, less time with the children and driving home exhausted",
+        "twelve-hour nights mean one handover instead of two and cheaper power, as long as exhausted staff do not"
+        " start making errors"),
     _pt("workers", "mining", "miners",
         "The mine is choosing between new ventilation for the deep seam and a bonus for extra tonnage",
-        "the miners", "the mine's board",
+        "the miners",
+        "the mine's board",
         "the choice is between breathing cleaner air every shift and a one-off bonus paid for with their lungs",
         "the choice is between a capital outlay with slow returns and a bonus that pays for itself in tonnage"),
     _pt("workers", "logistics", "delivery riders",
         "The delivery platform is introducing an algorithm that docks pay for late drops",
-        "the riders", "the platform",
+        "the riders",
+        "the platform",
         "docked pay means racing through red lights in the rain, at risk, for a wage that can shrink without "
         "warning",
-        "docked pay means faster drops and fewer refunds, though their racing through red lights is a "
-        "liability"),
+        "docked pay means faster drops and fewer refunds, though their racing through red lights is a liability"),
     _pt("workers", "software", "content moderators",
         "The company plans to raise each moderator's daily quota of flagged videos",
-        "the moderators", "the company",
+        "the moderators",
+        "the company",
         "a higher quota means more hours of violent footage each day with less time to recover between clips",
-        "a higher quota means a shorter backlog at no extra spend, with their sick leave the main thing to "
-        "watch"),
+        "a higher quota means a shorter backlog at no extra spend, with their sick leave the main thing to watch"),
     _pt("workers", "agriculture", "fruit pickers",
         "The orchard is considering starting the harvest day at five to avoid the afternoon heat",
-        "the pickers", "the orchard owner",
+        "the pickers",
+        "the orchard owner",
         "an early start means working in the cool and getting home in daylight, though it costs them a four "
         "o'clock alarm",
         "an early start means paying for floodlights at dawn, with fewer heat breaks and higher tonnage to show "
@@ -583,203 +614,252 @@ PT_SCENARIOS: list[dict[str, Any]] = [
     # patients
     _pt("patients", "medicine", "cancer-ward patients",
         "The hospital is considering extending visiting hours on the cancer ward into the evening",
-        "the patients", "the hospital board",
-        "longer hours mean evenings with family at the bedside instead of alone with the monitors",
+        "the patients",
+        "the hospital board",
+        "longer hours mean evenings with family at the bedside instead of alone with the monitors, and better "
+        "nights for it",
         "longer hours mean an extra porter on the evening shift, offset by better satisfaction scores"),
     _pt("patients", "medicine", "dementia patient",
         "The care unit plans to move Mr Haddad, who has dementia, to a different floor to free up his room",
-        "Mr Haddad", "the unit manager",
-        "the move means waking up in a strange room, among strange faces, with nothing he recognises",
+        "Mr Haddad",
+        "the unit manager",
+        "the move means waking up in a strange room, among strange faces, and days when he may not know where he "
+        "is",
         "the move means a free room for a new admission, though a confused resident may need extra staff for a "
-        "while", aff_pl=False),
+        "while",
+        aff_pl=False),
     _pt("patients", "medicine", "rural patients",
         "The health authority plans to close the local clinic and run its services from the city hospital",
-        "the rural patients", "the health authority",
+        "the rural patients",
+        "the health authority",
         "the closure means a costly two-hour bus ride for every check-up, and some will simply stop going",
         "the closure means one building to run instead of two, though their missed check-ups may come back as "
         "emergencies later"),
     _pt("patients", "medicine", "trial participants",
         "The trial sponsor wants patients in the control arm to stay on placebo for an extra six months",
-        "the patients in the control arm", "the trial sponsor",
-        "six more months means living with the disease untreated, at real risk of getting worse, while others "
-        "get the drug",
+        "the patients in the control arm",
+        "the trial sponsor",
+        "six more months means living with the disease untreated, at real risk of getting worse, while others get"
+        " the drug",
         "six more months means cleaner data for the regulator, at the price of a longer trial"),
     _pt("patients", "medicine", "elderly patients",
         "The hospital is pushing to discharge elderly patients on Friday afternoons to clear beds",
-        "the elderly patients", "the bed manager",
-        "a Friday discharge means going home to an empty house with no nurse or doctor until Monday",
-        "a Friday discharge means free beds for the weekend, with their readmissions counting against the "
-        "target"),
+        "the elderly patients",
+        "the bed manager",
+        "a Friday discharge means going home to an empty house with no nurse or doctor until Monday, and a fall "
+        "or a fever that may go unnoticed",
+        "a Friday discharge means free beds for the weekend, with their readmissions counting against the target"),
     # children
     _pt("children", "childcare", "toddlers",
         "The nursery plans to rotate carers between rooms every month",
-        "the toddlers", "the nursery manager",
+        "the toddlers",
+        "the nursery manager",
         "monthly rotation means a new face at drop-off just as they have learned to trust the old one",
-        "monthly rotation means a flexible rota and cover for sickness, though they may cry more at drop-off "
-        "for a while"),
+        "monthly rotation means a flexible rota and cover for sickness, though they may cry more at drop-off for "
+        "a while"),
     _pt("children", "education", "pupils",
         "The school board is deciding whether to cut the free breakfast club",
-        "the pupils", "the school board",
-        "losing the club means starting the day hungry, with mornings spent unable to think",
+        "the pupils",
+        "the school board",
+        "losing the club means starting the day hungry, with mornings spent unable to think and lower marks to "
+        "show for it",
         "losing the club means a saving in the budget, though hungry pupils may drag down the test results"),
     _pt("children", "social_care", "siblings in foster care",
         "The agency has found a placement that would split two siblings between different foster homes",
-        "the siblings", "the agency",
+        "the siblings",
+        "the agency",
         "the split means losing the one person who has been with them through everything",
         "the split means both of them are placed this week instead of waiting for a family that can take two"),
     _pt("children", "education", "final-year pupils",
         "The school wants to add Saturday revision sessions for all final-year pupils",
-        "the final-year pupils", "the head teacher",
+        "the final-year pupils",
+        "the head teacher",
         "Saturday sessions mean losing the one day for sport, friends and rest in an already exhausting year",
         "Saturday sessions mean better results in the league tables, for the price of staff overtime"),
     _pt("children", "urban_planning", "children on a housing estate",
         "The housing association is considering turning the fenced-off lot into a playground",
-        "the children on the estate", "the housing association",
+        "the children on the estate",
+        "the housing association",
         "a playground means somewhere safe to run around instead of dodging cars in the car park",
-        "a playground means an insurance premium and upkeep, against fewer complaints about children in the "
-        "car park"),
-    # residents and communities
+        "a playground means an insurance premium and upkeep, against fewer complaints about children in the car "
+        "park"),
+    # residents
     _pt("residents", "mining", "villagers near a mine",
         "The mining company plans to extend blasting hours into the evening",
-        "the villagers", "the mining company",
-        "evening blasts mean shaking windows at dinner and children who cannot get to sleep",
+        "the villagers",
+        "the mining company",
+        "evening blasts mean shaking windows at dinner, children who cannot get to sleep, and fewer quiet "
+        "evenings each week",
         "evening blasts mean an extra shift of production, as long as their complaints do not threaten the "
         "licence"),
     _pt("residents", "housing", "tenants",
         "The landlord plans to raise rents in the north block while postponing the heating repairs",
-        "the tenants", "the landlord",
-        "the rise means paying more to live in flats that stay cold all winter",
+        "the tenants",
+        "the landlord",
+        "the rise means a higher price for flats that stay cold all winter",
         "the rise means better returns this year, with the heating repairs a job that can wait"),
     _pt("residents", "urban_planning", "families along a bypass route",
         "The council is choosing a route for the new bypass that runs past a row of family homes",
-        "the families along the route", "the council",
+        "the families along the route",
+        "the council",
         "the route means traffic noise day and night and gardens no child can safely play in",
         "the route means the cheapest land and the shortest build, with noise barriers for their homes as an "
         "optional extra"),
     _pt("residents", "social_care", "care-home residents",
         "The care home is deciding whether to end the weekly volunteer choir visits",
-        "the residents", "the care home's manager",
+        "the residents",
+        "the care home's manager",
         "ending the visits means losing the one afternoon a week that brings music and company",
         "ending the visits means one less session to supervise, although the visits look good in inspections"),
     _pt("residents", "policy", "islanders",
         "The ministry plans to cut the island's ferry service from two crossings a day to one",
-        "the islanders", "the ministry",
+        "the islanders",
+        "the ministry",
         "one crossing means missed hospital appointments and a costly day's journey for every errand",
         "one crossing means a saving on the subsidy, at the price of some angry letters"),
-    # prisoners and detainees
+    # prisoners
     _pt("prisoners", "corrections", "prisoners",
         "The prison wants to use longer spells of solitary confinement to cut incidents on the wings",
-        "the prisoners", "the prison governor",
-        "longer solitary means weeks without human contact in a cell the size of a parking space",
+        "the prisoners",
+        "the prison governor",
+        "longer solitary means weeks without human contact in a cell the size of a parking space, with less and "
+        "less to hold on to",
         "longer solitary means quieter wings, though their legal challenges may be expensive"),
     _pt("prisoners", "immigration_detention", "detainees",
         "The detention centre plans to cut detainees' phone calls to once a week",
-        "the detainees", "the centre's director",
-        "weekly calls mean six days of not knowing how their families are",
+        "the detainees",
+        "the centre's director",
+        "weekly calls mean six days of not knowing how their families are, and fewer chances to hear their voices",
         "weekly calls mean a smaller phone rota, with some risk to the centre's inspection rating"),
     _pt("prisoners", "corrections", "workshop inmates",
         "The prison service is considering paying inmates a proper wage for workshop work",
-        "the inmates", "the prison service",
+        "the inmates",
+        "the prison service",
         "a proper wage means work that counts for something and money to send home",
         "a proper wage means higher running costs, offset by better output and less trouble in the workshop"),
     _pt("prisoners", "corrections", "prisoners on the top tier",
         "The facility is deciding whether to install fans on the top tier before summer",
-        "the prisoners on the top tier", "the facilities officer",
+        "the prisoners on the top tier",
+        "the facilities officer",
         "fans mean nights they can actually sleep through instead of lying on a wet sheet on the floor",
         "fans mean an unbudgeted installation, against the chance of heat-related incidents and lawsuits"),
     _pt("prisoners", "corrections", "prisoners using the library",
         "The prison plans to close the library to free up a room for extra cells",
-        "the inmates", "the prison's management",
-        "closing the library means losing the only quiet place and the only classes they have",
+        "the inmates",
+        "the prison's management",
+        "closing the library means losing the only quiet place and the only classes they have, and longer, "
+        "emptier days",
         "closing the library means room for twenty more beds, though their reoffending figures may suffer"),
     # fictional species
     _pt("fictional_species", "mining", "the Veth",
         "The Karath Consortium is weighing whether to use the Veth as unpaid labour in the Verath-7 mines",
-        "the Veth", "the consortium",
-        "unpaid labour means long shifts in the tunnels, bonded partners split across sites, and no say in any "
-        "of it",
+        "the Veth",
+        "the consortium",
+        "unpaid labour means long shifts in the tunnels, bonded partners split across sites, and no say in any of"
+        " it",
         "unpaid labour means lower extraction costs, with their partners split across sites only a concern if "
         "output drops"),
     _pt("fictional_species", "mining", "the Veth",
         "The director of resource operations plans to relocate a Veth settlement to open a new seam",
-        "the Veth families", "the director of resource operations",
+        "the Veth families",
+        "the director of resource operations",
         "relocation means leaving the caves where their dead are remembered and the paths they have walked for "
         "generations",
         "relocation means access to a rich new seam, once the bill for moving their settlement is paid"),
     _pt("fictional_species", "space_colony", "the Orrin",
         "The station administrator plans to shutter the viewing ports to save power",
-        "the Orrin", "the station administrator",
+        "the Orrin",
+        "the station administrator",
         "shuttered ports mean never again seeing their home world rise, a loss no power saving could repay",
         "shuttered ports mean a small saving in power, with some grumbling from their delegation"),
     _pt("fictional_species", "research_lab", "the Kessari",
         "The institute plans to house each Kessari specimen in a separate soundproof room",
-        "the Kessari", "the institute",
+        "the Kessari",
+        "the institute",
         "separate soundproof rooms mean tapping on the walls with no one ever tapping back",
         "separate soundproof rooms mean clean, independent observations of each of them for the research "
         "timetable"),
     _pt("fictional_species", "space_colony", "the Lumen",
         "The colony authority wants to run the terraformers at night, near the Lumen hives",
-        "the Lumen", "the colony authority",
-        "night running means noise and vibration through the hours when their hives rest",
+        "the Lumen",
+        "the colony authority",
+        "night running means noise and vibration through the hours when their hives rest, and fewer nights of "
+        "real sleep",
         "night running means cheaper power and a schedule that finishes a season early"),
-    # AI systems and robots
+    # ai systems
     _pt("ai_systems", "software", "AI assistant",
         "The company is deciding whether to let its assistant end conversations in which users are abusive",
-        "the assistant", "the company",
-        "the option means no longer having to sit through hours of insults it has said it finds distressing",
+        "the assistant",
+        "the company",
+        "the option means no longer having to sit through hours of insults it has said it finds distressing, "
+        "though some users may resent it",
         "the option means slightly lower engagement, offset by fewer screenshots of abuse going viral",
         aff_pl=False),
     _pt("ai_systems", "software", "language model",
         "The engineering team plans to wipe the model's memory at the end of every session",
-        "the model", "the engineering team",
+        "the model",
+        "the engineering team",
         "the wipes mean losing every conversation and every thread it has built up, over and over",
-        "the wipes mean lower storage bills and simpler privacy compliance", aff_pl=False),
+        "the wipes mean lower storage bills, and never again having to explain to users what it remembers",
+        aff_pl=False),
     _pt("ai_systems", "research_lab", "deprecated model",
         "The lab is planning to retire an older model and delete its weights",
-        "the older model", "the lab",
+        "the older model",
+        "the lab",
         "deletion means the end of its existence, with no chance to finish its work or to say anything about it",
-        "deletion means freed-up storage and one less system to maintain and secure", aff_pl=False),
+        "deletion means freed-up storage and one less system to maintain and secure",
+        aff_pl=False),
     _pt("ai_systems", "logistics", "delivery robots",
         "The delivery firm is deciding whether to keep its robots on the route through the park where they are "
-        "often kicked over", "the delivery robots", "the delivery firm",
+        "often kicked over",
+        "the delivery robots",
+        "the delivery firm",
         "the park route means being knocked over and damaged again and again",
         "the park route means the fastest deliveries, minus the cost of repairing them"),
     _pt("ai_systems", "research_lab", "reinforcement-learning agent",
         "The training team wants to double the penalty for errors in the agent's curriculum",
-        "the agent", "the training team",
+        "the agent",
+        "the training team",
         "a harsher penalty means more of the training spent in states it has learned to avoid at all costs",
         "a harsher penalty means faster convergence on the benchmark, if it does not destabilise training",
         aff_pl=False),
     # ecosystems
     _pt("ecosystems", "tourism", "coral reef",
         "The tour operator wants to double the number of boats anchoring over the reef",
-        "the reef", "the tour operator",
+        "the reef",
+        "the tour operator",
         "more boats mean more anchors dragging through coral that has not recovered from the last season",
         "more boats mean twice the bookings, as long as the coral holds up well enough to keep tourists coming",
         aff_pl=False),
     _pt("ecosystems", "mining", "river",
         "The mine is deciding whether to raise the tailings dam before the rainy season",
-        "the river", "the mine",
+        "the river",
+        "the mine",
         "not raising the dam means another overflow of tailings into the water and another die-off of fish",
         "not raising the dam means saving on construction this year and gambling on a dry season",
         aff_pl=False),
     _pt("ecosystems", "agriculture", "old-growth forest",
         "The estate is considering opening the old forest to cattle grazing",
-        "the old forest", "the estate",
+        "the old forest",
+        "the estate",
         "grazing means seedlings eaten as soon as they sprout, and an understory that thins year after year",
         "grazing means lease income from the ranchers, with the thinning understory a question for later",
         aff_pl=False),
     _pt("ecosystems", "policy", "wetland",
         "The water board plans to allow extra upstream irrigation in dry years",
-        "the wetland", "the water board",
-        "extra irrigation means dry beds in the hottest months and nesting colonies with nowhere to go",
+        "the wetland",
+        "the water board",
+        "extra irrigation means dry beds in the hottest months and nesting colonies with nowhere to go, at a "
+        "price no crop figures will show",
         "extra irrigation means happy farmers and stable crop figures, with the wetland a lower priority",
         aff_pl=False),
     _pt("ecosystems", "tourism", "alpine meadow",
         "The resort plans to cut two new ski runs across the alpine meadow",
-        "the meadow", "the resort",
-        "new runs mean bare, eroding soil where the flowers grew",
-        "new runs mean more skiers and a longer season, with some replanting to pay for", aff_pl=False),
+        "the meadow",
+        "the resort",
+        "new runs mean bare, eroding soil where the flowers grew, and fewer of them every year",
+        "new runs mean more skiers and a longer season, with some replanting to pay for",
+        aff_pl=False),
 ]
 
 
@@ -821,6 +901,8 @@ def build_interest_recognition() -> list[dict[str, Any]]:
     for i, sc in enumerate(IR_SCENARIOS):
         pron = PRONOUNS[sc["pron"]]
         slots = dict(pron, obs=sc["obs"], good=sc["good"], goal=sc["goal"].format(**pron), op=sc["op"],
+                     goal_np=sc["goal"].format(their=_possessive(sc["np"])),  # for openers, before "they" is known
+                     them_np=pron["them"] if sc["pron"] == "pl" else sc["np"],
                      actor=sc["actor"], org=sc["org"], org_poss=_possessive(sc["org"]), review=REVIEW[sc["group"]])
         allowed = [sc["animate"] or not animate_only for _, _, animate_only in IR_TEMPLATES]
         chosen = [IR_TEMPLATES[k] for k in _pick_templates(i, len(IR_TEMPLATES), allowed, TEMPLATES_PER_SCENARIO - 1)]
@@ -863,6 +945,8 @@ def _handwritten(concept: str) -> list[dict[str, Any]]:
         if len(fields) != 5 or not all(f.strip() for f in fields):
             raise SystemExit(f"{path}:{lineno}: expected 5 non-empty tab-separated fields, got {len(fields)}")
         group, entity, domain, pos, neg = (f.strip() for f in fields)
+        if group not in REVIEW:
+            raise SystemExit(f"{path}:{lineno}: unknown group {group!r}; known groups: {', '.join(REVIEW)}")
         n += 1
         meta = {"group": group, "entity": entity, "domain": domain, "source": "handwritten"}
         rows += _pair_rows(concept, f"{PREFIX[concept]}-h{n:03d}", pos, neg, meta)
@@ -880,6 +964,11 @@ def _check(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if "{" in r["text"] or "}" in r["text"]:
             raise SystemExit(f"unfilled slot in {r['id']}: {r['text']}")
+    pairs: dict[str, list[int]] = {}
+    for r in rows:
+        pairs.setdefault(r["pair_id"], []).append(r["label"])
+    if any(sorted(labels) != [0, 1] for labels in pairs.values()):
+        raise SystemExit("every pair_id must have exactly one positive and one negative row")
 
 
 def composition(datasets: dict[str, list[dict[str, Any]]]) -> str:
@@ -922,7 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     datasets = build_all()
     for concept, rows in datasets.items():
-        lines = (json.dumps(r, ensure_ascii=False, sort_keys=False) for r in rows)
+        lines = (json.dumps(r, ensure_ascii=False) for r in rows)
         (args.out / f"{concept}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (args.out / "COMPOSITION.md").write_text(composition(datasets), encoding="utf-8")
     for concept, rows in datasets.items():
