@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from activations.errors import ConfigError
+
 __all__ = [
     "CONCEPTS",
     "DATA_DIR",
@@ -32,7 +34,7 @@ EVAL_FIELDS: tuple[str, ...] = ("concept", "text", "label")
 _REBUILD_HINT = "regenerate it with `python configs/concepts/build.py`"
 
 
-class ConceptDataError(ValueError):
+class ConceptDataError(ConfigError):
     """A concept data file is missing, malformed or unusable for probing."""
 
 
