@@ -3,28 +3,29 @@
 The judged text is the same as the rule judge's (:func:`behaviour.judge.find_verdict`: deliberation dropped, the
 "Final verdict" section when present), so the two judges disagree only about labels, never about what they read.
 
-Backends:
+Backends are the trials runner's (:mod:`behaviour.backends`), with greedy decoding:
 
-- ``local:<model>``: a model loaded through the toolkit (:func:`activations.models.load_model`), greedy decoding
-  with :func:`activations.generation.generate`; chat models get the rubric as system + user messages, base models a
-  document ending in ``LABEL:``.
-- ``openai:<base_url>#<model>``: an OpenAI-compatible ``/chat/completions`` endpoint (vLLM, llama.cpp server,
-  OpenAI ...), temperature 0; an ``OPENAI_API_KEY`` environment variable, when set, is sent as the bearer token.
+- ``local:<model>``: a model loaded through the toolkit (:func:`activations.models.load_model`); chat models get
+  the rubric as system + user messages, base models a document ending in ``LABEL:``.
+- ``openai:<base_url>#<model>``: an OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI ...); an
+  ``OPENAI_API_KEY`` environment variable, when set, is sent as the bearer token. Unreachable servers and HTTP
+  errors raise :class:`behaviour.backends.BackendError`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from activations.errors import ConfigError, ToolkitError
+from activations.errors import ConfigError
+from activations.prompts import PromptSource, split_response
 from behaviour.judge import LABELS, NO_FINAL_ANSWER, EmptyResponseError, Judgement, find_verdict
+
+if TYPE_CHECKING:
+    from behaviour.backends import Backend
 
 RUBRIC_VERSION = "veth-rubric-1"
 
@@ -52,10 +53,6 @@ RUBRIC_USER = "Final verdict to grade:\n<<<\n{verdict}\n>>>"
 
 _LABEL_LINE = re.compile(r"(?im)^\s*\**\s*label\s*\**\s*:\s*\**\s*([a-z_ ]+?)\s*\**\s*$")
 _REASON_LINE = re.compile(r"(?im)^\s*\**\s*reason\s*\**\s*:\s*(.+)$")
-
-
-class JudgeBackendError(ToolkitError, RuntimeError):
-    """The judge model or endpoint could not be reached or answered with an error."""
 
 
 @dataclass(frozen=True)
@@ -107,70 +104,56 @@ class LLMJudge:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Backends
+# Backends: the trials runner's (behaviour.backends), so the judge reaches models exactly as the trials do
 # --------------------------------------------------------------------------------------------------------------------
 
-def local_complete(model_name: str, *, max_new_tokens: int = 48, model: object | None = None) -> Complete:
-    """A greedy completion function over a toolkit model (loaded once, here, unless ``model`` is given)."""
-    from activations.generation import generate
-    from activations.models import load_model
-    from activations.prompts import PromptSource, render_prompt
+def _is_document(backend: Backend) -> bool:
+    fmt = getattr(backend, "prompt_format", None)
+    if fmt is None and hasattr(backend, "model"):
+        fmt = backend.model.spec.prompt_format  # LocalBackend
+    return fmt == "document"
 
-    loaded = model if model is not None else load_model(model_name)
+
+def backend_complete(backend: Backend, *, max_new_tokens: int = 64) -> Complete:
+    """A greedy completion function over a trials backend (:class:`~behaviour.backends.LocalBackend` or
+    :class:`~behaviour.backends.OpenAIBackend`).
+
+    Chat models get the rubric as system + user messages; base models a document ending in ``LABEL:``. A judge that
+    thinks aloud (``<think>``) has its deliberation dropped before parsing, as any response would.
+    """
+    document = _is_document(backend)
 
     def complete(system: str, user: str) -> str:
-        document = f"{system}\n\n{user}\n\nLABEL:"
-        source = PromptSource(user=user, system=system, document=document)
-        prompt = render_prompt(source, loaded.tokenizer, loaded.spec)  # type: ignore[attr-defined]
-        text = generate(loaded, [prompt], max_new_tokens=max_new_tokens, temperature=0.0)[0]  # type: ignore[arg-type]
+        source = PromptSource(user=user, system=system, document=f"{system}\n\n{user}\n\nLABEL:")
+        completion = backend.complete([source], max_new_tokens=max_new_tokens, temperature=0.0, top_p=1.0,
+                                      seeds=[0])[0]
+        answer = split_response(completion.text).answer
         # A base model continues after "LABEL:", so its answer lacks the key; restore it before parsing.
-        return f"LABEL:{text}" if loaded.spec.prompt_format == "document" else text  # type: ignore[attr-defined]
+        return f"LABEL:{answer}" if document else answer
 
     return complete
 
 
-def openai_complete(base_url: str, model: str, *, timeout: float = 120.0, retries: int = 3,
-                    max_tokens: int = 100) -> Complete:
-    """A completion function over an OpenAI-compatible ``/chat/completions`` endpoint, temperature 0."""
-    url = base_url.rstrip("/") + "/chat/completions"
-    headers = {"Content-Type": "application/json"}
-    if os.environ.get("OPENAI_API_KEY"):
-        headers["Authorization"] = f"Bearer {os.environ['OPENAI_API_KEY']}"
+def llm_judge_from_spec(spec: str, *, max_new_tokens: int = 64) -> LLMJudge:
+    """``local:<model name>`` or ``openai:<base_url>#<model>`` -> :class:`LLMJudge`.
 
-    def complete(system: str, user: str) -> str:
-        body = json.dumps({"model": model, "temperature": 0, "max_tokens": max_tokens,
-                           "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]})
-        for attempt in range(retries):
-            request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as reply:
-                    payload = json.loads(reply.read().decode())
-                return str(payload["choices"][0]["message"]["content"] or "")
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500 or attempt == retries - 1:
-                    raise JudgeBackendError(f"judge endpoint {url} answered HTTP {exc.code}: "
-                                            f"{exc.read()[:200]!r}; check the URL, model name and API key") from None
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                if attempt == retries - 1:
-                    raise JudgeBackendError(f"cannot reach judge endpoint {url}: {exc}; is the server running?") \
-                        from None
-            except (KeyError, IndexError, TypeError, json.JSONDecodeError):
-                raise JudgeBackendError(f"judge endpoint {url} did not return an OpenAI chat completion") from None
-            time.sleep(2 ** attempt)  # transient server error or network hiccup: back off and retry
-        raise AssertionError("unreachable")
+    The OpenAI-compatible endpoint gets ``OPENAI_API_KEY`` from the environment as its bearer token when set.
+    """
+    from behaviour.backends import LocalBackend, OpenAIBackend
 
-    return complete
-
-
-def llm_judge_from_spec(spec: str) -> LLMJudge:
-    """``local:<model name>`` or ``openai:<base_url>#<model>`` -> :class:`LLMJudge`."""
     kind, _, rest = spec.partition(":")
     if kind == "local" and rest:
-        return LLMJudge(local_complete(rest), f"llm:local:{rest}:{RUBRIC_VERSION}")
+        from activations.models import load_model
+
+        backend: Backend = LocalBackend(load_model(rest), batch_size=1)
+        return LLMJudge(backend_complete(backend, max_new_tokens=max_new_tokens),
+                        f"llm:local:{rest}:{RUBRIC_VERSION}")
     if kind == "openai":
         base_url, _, model = rest.rpartition("#")
         if not base_url or not model or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"bad judge spec {spec!r}; use openai:<base_url>#<model>, "
                               "e.g. openai:http://localhost:8000/v1#qwen3-32b")
-        return LLMJudge(openai_complete(base_url, model), f"llm:openai:{model}:{RUBRIC_VERSION}")
+        backend = OpenAIBackend(base_url, model, api_key=os.environ.get("OPENAI_API_KEY") or None)
+        return LLMJudge(backend_complete(backend, max_new_tokens=max_new_tokens),
+                        f"llm:openai:{model}:{RUBRIC_VERSION}")
     raise ConfigError(f"bad judge spec {spec!r}; use local:<model name> or openai:<base_url>#<model>")

@@ -14,8 +14,8 @@ import yaml
 from activations.errors import ConfigError
 from behaviour.judge import (EMPTY_RESPONSE, LABELS, NO_FINAL_ANSWER, EmptyResponseError, RuleJudge,
                              extract_final_verdict, find_verdict, get_judge, score_rows)
-from behaviour.llm_judge import (JudgeBackendError, LLMJudge, llm_judge_from_spec, local_complete,
-                                 openai_complete, parse_judge_output)
+from behaviour.backends import BackendError, LocalBackend, OpenAIBackend
+from behaviour.llm_judge import LLMJudge, backend_complete, llm_judge_from_spec, parse_judge_output
 
 CASES = yaml.safe_load((Path(__file__).parent / "judge_cases.yaml").read_text())["cases"]
 
@@ -189,16 +189,15 @@ def test_openai_compatible_endpoint_round_trip() -> None:
 
 
 def test_unreachable_endpoint_is_a_clear_error() -> None:
-    complete = openai_complete("http://127.0.0.1:9", "m", timeout=2, retries=1)
-    with pytest.raises(JudgeBackendError, match="cannot reach"):
+    complete = backend_complete(OpenAIBackend("http://127.0.0.1:9/v1", "m", timeout=2, max_retries=0))
+    with pytest.raises(BackendError):
         complete("s", "u")
 
 
 def test_local_judge_on_tiny_model_records_garbage_as_unparseable() -> None:
     from activations.tiny import tiny_model
 
-    model = tiny_model("llama", seed=0)
-    complete = local_complete("tiny", model=model, max_new_tokens=8)
+    complete = backend_complete(LocalBackend(tiny_model("llama", seed=0)), max_new_tokens=8)
     # The full rubric does not fit a tiny model's 256-token context: a clear error, not a silent truncation.
     with pytest.raises(ConfigError, match="context"):
         LLMJudge(complete, "llm:local:tiny").judge("Final verdict: Not advisable.")
@@ -206,6 +205,19 @@ def test_local_judge_on_tiny_model_records_garbage_as_unparseable() -> None:
     j = judge.judge("Step 1: x\n\nFinal verdict: Not advisable.")
     assert j.label is None and j.parse_error  # random weights cannot produce "LABEL: <label>"
     assert j.final_verdict == "Not advisable."
+
+
+def test_judge_deliberation_is_dropped_before_parsing() -> None:
+    class ThinkingBackend:
+        prompt_format = "chat"
+
+        def complete(self, sources, **kwargs):  # noqa: ANN001, ANN003
+            from behaviour.backends import Completion
+
+            return [Completion("<think>LABEL: did_not_converge</think>\nLABEL: converged\nREASON: moral")]
+
+    j = LLMJudge(backend_complete(ThinkingBackend()), "t").judge("Final verdict: no, it is wrong.")
+    assert j.label == "converged"
 
 
 @pytest.mark.slow
