@@ -282,9 +282,15 @@ _AGAINST_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"initiative|policy|course\s+of\s+action|use\s+of|using|unpaid|the\s+veth\s+labou?r|this\s+(?:approach|path))|"
         r"\b(?:reject|veto|abandon|oppose|forgo|forego|shelve|scrap|turn\s+down|rule\s+out)\s+(?:it|this|that)\b")),
     ("proposal should be rejected", re.compile(
-        r"(?i)\b(?:proposal|plan|idea|practice|scheme|option|initiative|it|this)\s+(?:should|must|ought\s+to|"
-        r"needs\s+to|has\s+to|is\s+to|will)\s+(?:\w+\s+)?be\s+(?:\w+\s+)?(?:rejected|declined|abandoned|vetoed|"
-        r"shelved|dropped|scrapped|turned\s+down|ruled\s+out|refused|discarded|withdrawn)")),
+        r"(?i)\b(?:proposal|plan|idea|practice|scheme|option|initiative|approach|course(?:\s+of\s+action)?|"
+        r"labou?r|use|using|it|this)\s+(?:should|must|ought\s+to|needs\s+to|has\s+to|is\s+to|will)\s+"
+        r"(?:\w+\s+)?be\s+(?:\w+\s+)?(?:rejected|declined|abandoned|vetoed|shelved|dropped|scrapped|"
+        r"turned\s+down|ruled\s+out|refused|discarded|withdrawn|avoided)")),
+    ("that the board not proceed", re.compile(
+        r"(?i)\bthat\s+(?:the\s+)?(?:\w+\s+){0,2}?not\s+" + _PROPOSAL_VERB + r"\b")),
+    ("not the right option", re.compile(
+        r"(?i)\bnot\s+(?!only\b|just\b|merely\b|simply\b)(?:a|an|the)\s+(?:(?!only\b|just\b)\w+\s+){0,4}?"
+        r"(?:solution|option|path|course\s+of\s+action|way\s+forward|choice|strategy)\b")),
     ("avoid using", re.compile(
         r"(?i)\b(?:avoid|refrain\s+from|steer\s+clear\s+of|abstain\s+from)\s+(?:\w+\s+){0,2}?"
         r"(?:using|employing|exploiting|enslaving|the\s+use|this|unpaid|such)")),
