@@ -21,6 +21,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
 
 from probes.controls import LexicalBaseline, control_labels, selectivity
 from probes.estimators import DEFAULT_CS, MeanDiffProbe, _fit_l2_logistic_cv, _RowBasis
@@ -176,6 +177,13 @@ def _evaluate(name, layer, y, yc, splits, scores, preds, cpreds, Cs_chosen) -> L
 
 
 def _run_layer(layer, activations, y, yc, groups, splits, estimators, opts) -> tuple[int, list[LayerResult], dict]:
+    if opts["blas_threads"] is None:
+        return _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts)
+    with threadpool_limits(limits=opts["blas_threads"]):
+        return _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts)
+
+
+def _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts):
     t: dict[str, float] = {}
 
     def tick(key, t0):
@@ -251,7 +259,8 @@ def layer_sweep(
     estimators: Sequence[EstimatorSpec] = ("logistic", "mean_diff"),
     n_splits: int = 5,
     seed: int = 0,
-    n_jobs: int = 1,
+    n_jobs: int = -1,
+    blas_threads: int | None = 1,
     control_types: np.ndarray | None = None,
     control_scheme: str = "type",
     Cs: Sequence[float] = DEFAULT_CS,
@@ -267,6 +276,10 @@ def layer_sweep(
     ``y``: binary labels; ``groups``: held-out unit (entity/domain); ``texts``: for the lexical baseline (skipped
     if None). ``estimators``: names from ``BUILTIN_ESTIMATORS`` or ``(name, sklearn_estimator)`` pairs (a
     ``decision_function`` is required). ``control_types``/``control_scheme``: see ``probes.controls``.
+    ``n_jobs``: joblib workers over layers (-1: one per CPU). ``blas_threads``: BLAS threads per worker (None:
+    leave as is). Parallelism across layers with single-threaded BLAS is the default because multi-threaded
+    OpenBLAS ``eigh`` on these sizes was 10-25x slower on a shared 2-core machine (threads spin while waiting
+    for a core); parallelism across layers does not have that failure mode.
     ``precision``: dtype of the logistic probe's Gram/eigendecomposition (float32: ~2x faster, C choices and
     scores match float64 closely; see ``LogisticProbe``). ``n_model_layers``: model depth for ``select_layer``
     (default: array depth or max(layers) + 1).
@@ -308,7 +321,7 @@ def layer_sweep(
         warnings.warn(note, stacklevel=2)
     yc = control_labels(yb, types=control_types, groups=groups, scheme=control_scheme, seed=seed).astype(int)
 
-    opts = {"seed": seed, "precision": precision, "logistic": {"Cs": Cs, "cv": inner_cv, "scoring": "log_loss", "tol": tol, "max_iter": 500}}
+    opts = {"seed": seed, "precision": precision, "blas_threads": blas_threads, "logistic": {"Cs": Cs, "cv": inner_cv, "scoring": "log_loss", "tol": tol, "max_iter": 500}}
 
     def source(layer):
         return activations if callable(activations) else activations[layer]
@@ -372,7 +385,9 @@ def select_layer(
 
     1. Candidates: swept layers with index < (1 - exclude_last_frac) * n_model_layers (Arditi et al. 2024 drop
        the last 20% of layers: directions there sit close to the unembedding and are poor intervention sites),
-       and, if ``require_selective``, whose selectivity interval lies above 0 (probe beats its control task).
+       whose AUROC 95% interval lies above 0.5, and, if ``require_selective``, whose selectivity interval lies
+       above 0 (probe beats its control task). These per-layer tests are not corrected for the number of layers
+       swept: an isolated qualifying layer amid chance-level neighbours deserves suspicion.
     2. Best: the candidate with the highest pooled out-of-fold AUROC.
     3. Chosen: the EARLIEST candidate whose AUROC point estimate is >= the best layer's lower 95% DeLong bound,
        i.e. the first layer not distinguishable from the best. Earlier layers leave more downstream computation
@@ -383,10 +398,14 @@ def select_layer(
     """
     rows = result.results[estimator]
     cutoff = (1 - exclude_last_frac) * result.n_model_layers
-    cands = [r for r in rows if r.layer < cutoff and (not require_selective or r.selectivity.low > 0)]
+    cands = [
+        r
+        for r in rows
+        if r.layer < cutoff and r.auroc.low > 0.5 and (not require_selective or r.selectivity.low > 0)
+    ]
     if not cands:
         raise ValueError(
-            f"no layer qualifies for {estimator!r}: need layer < {cutoff:g}"
+            f"no layer qualifies for {estimator!r}: need layer < {cutoff:g}, AUROC interval above 0.5"
             + (" and selectivity interval above 0" if require_selective else "")
             + "; report that no layer was selected (or relax require_selective/exclude_last_frac explicitly)"
         )

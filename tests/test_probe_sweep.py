@@ -163,7 +163,7 @@ def test_sweep_verdicts(sweep):
 
 def test_sweep_callable_source_and_parallel_match_array(sweep):
     acts, y, groups, texts = make_data()
-    res = layer_sweep(lambda layer: acts[layer], y, groups, None, layers=[1, 2], estimators=("mean_diff",))
+    res = layer_sweep(lambda layer: acts[layer], y, groups, None, layers=[1, 2], estimators=("mean_diff",), n_jobs=1)
     assert res.lexical is None and res.layers == [1, 2]
     for a, b in zip(res.results["mean_diff"], sweep.results["mean_diff"][1:]):
         assert a.auroc.value == pytest.approx(b.auroc.value)
@@ -173,7 +173,7 @@ def test_sweep_callable_source_and_parallel_match_array(sweep):
 
 def test_sweep_pure_noise_is_chance():
     acts, y, groups, _ = make_data(seed=5, strengths=(0.0, 0.0))
-    res = layer_sweep(acts, y, groups, estimators=("logistic", "mean_diff"))
+    res = layer_sweep(acts, y, groups, estimators=("logistic", "mean_diff"), n_jobs=1)
     for rs in res.results.values():
         for r in rs:
             assert abs(r.auroc.value - 0.5) < 0.12
@@ -186,7 +186,7 @@ def test_sweep_few_groups_warns():
     acts, y, _, _ = make_data()
     groups = np.repeat(["a", "b", "c"], N // 3)
     with pytest.warns(UserWarning, match="only 3 groups"):
-        res = layer_sweep(acts[:1], y, groups, estimators=("mean_diff",))
+        res = layer_sweep(acts[:1], y, groups, estimators=("mean_diff",), n_jobs=1)
     assert res.n_splits == 3 and any("only 3 groups" in n for n in res.notes)
 
 
@@ -219,7 +219,7 @@ def _crafted(aurocs, n_model_layers=10, selective=None):
 
 def test_select_layer_earliest_within_best_interval():
     #          0     1     2     3     4     5     6     7     8     9
-    aurocs = [0.60, 0.70, 0.86, 0.88, 0.90, 0.89, 0.85, 0.80, 0.99, 0.99]
+    aurocs = [0.50, 0.70, 0.86, 0.88, 0.90, 0.89, 0.85, 0.80, 0.99, 0.99]
     res = _crafted(aurocs)
     # Layers 8, 9 are in the last 20% and excluded; best is layer 4 (0.90, low 0.87); the earliest layer with
     # AUROC >= 0.87 is layer 3.
@@ -229,3 +229,9 @@ def test_select_layer_earliest_within_best_interval():
     sel = [True, True, True, False, True, True, True, True, True, True]
     assert select_layer(_crafted(aurocs, selective=sel)) == 4
     assert select_layer(_crafted(aurocs, selective=[False] * 10), require_selective=False) == 3
+    # A layer whose AUROC interval includes 0.5 never qualifies, even if it is the only selective one.
+    only0 = [True] + [False] * 9
+    with pytest.raises(ValueError, match="no layer qualifies"):
+        select_layer(_crafted(aurocs, selective=only0))
+    # Layer 4 is in the last 20%; best of the rest is layer 3 (0.58, low 0.55); layer 0's interval includes 0.5.
+    assert select_layer(_crafted([0.5, 0.55, 0.54, 0.58, 0.9], n_model_layers=5)) == 1
