@@ -116,3 +116,16 @@ def test_smoke_on_the_embedded_model(tmp_path):
     assert result["response"].strip(), "the embedded model produced no text"
     assert result["text_hash"] == load_scenario().text_hash("baseline")
     print(textwrap.shorten(result["response"], 200))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model", "llama-3.1-8"], "error: unknown model 'llama-3.1-8'. Did you mean: llama-3.1-8b"),
+    (["--model", "qwen3-8b"], "error: could not find the weights of 'qwen3-8b' (Qwen/Qwen3-8B)"),
+])
+def test_cli_errors_are_one_line_not_a_traceback(args, message, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "VETH_RUNS": str(tmp_path / "r")}
+    done = subprocess.run([sys.executable, "-m", "experiments.smoke", *args], capture_output=True, text=True,
+                          timeout=300, cwd=REPO_ROOT, env=env)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "r").exists()
