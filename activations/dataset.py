@@ -96,7 +96,7 @@ class ActivationView:
     def _rows(self, position: Position) -> list[tuple[str, str]]:
         return [(res.text_key, position_key(position, res)) for res in self.resolved]
 
-    def matrix(self, hook: str = "resid_post", layer: int = 0, position: str | Position = "last", *,
+    def matrix(self, hook: str, layer: int, position: str | Position = "last", *,
                dtype: Any = np.float32) -> ActivationMatrix:
         """The (n, d_model) matrix of one hook, layer and position rule (labels and groups aligned)."""
         if hook not in HOOKS:

@@ -23,9 +23,10 @@ batch ends (they are small); ``all``-token runs go to host memory as each hook f
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -72,13 +73,12 @@ class ExtractStats:
     n_texts_computed: int
     n_cells_cached: int
     n_cells_computed: int
-    n_batches: int
     n_forward: int
     n_bytes_written: int
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @dataclass
@@ -131,7 +131,7 @@ def resolve_items(model: LoadedModel, items: Sequence[str | Item]) -> list[Resol
     return [_encode(model, item, i)[1] for i, item in enumerate(as_items(items))]
 
 
-def _open_store(model: LoadedModel, store: ActivationStore | str | Any) -> ActivationStore:
+def _open_store(model: LoadedModel, store: ActivationStore | str | os.PathLike) -> ActivationStore:
     if isinstance(store, ActivationStore):
         if store.model.get("key") != model.identity.key:
             # Re-open to get the full mismatch message (it names both models).
@@ -228,20 +228,22 @@ def _run_batch(model: LoadedModel, texts: list[_PendingText], hook_points: dict[
         for request in text.requests.values():
             grouped.setdefault((request.reduce, request.columns), []).append((b, text.key, request))
     blocks = [_Block(reduce, rows, cols, width) for (reduce, cols), rows in grouped.items()]
-    wanted = {c for block in blocks for c in block.columns}
-    names = {hook_points[c]: c for c in wanted}
+    names: dict[str, list[Column]] = {}
+    for column in sorted({c for block in blocks for c in block.columns}):
+        names.setdefault(hook_points[column], []).append(column)
     captured: dict[tuple[int, Column], torch.Tensor] = {}
     fired: set[str] = set()
 
-    def make_hook(name: str, column: Column):
+    def make_hook(name: str, columns: list[Column]):
         def hook_fn(tensor: Any, *, hook: Any) -> Any:
             x = tensor[0] if isinstance(tensor, tuple) else tensor
             if x.ndim != 3 or tuple(x.shape[:2]) != tuple(input_ids.shape) or x.shape[2] != model.d_model:
                 raise ToolkitError(f"{name} gave an activation of shape {tuple(x.shape)}, expected (batch, tokens, "
                                    f"d_model) = ({len(ids)}, {width}, {model.d_model}); this hook cannot be stored")
             for i, block in enumerate(blocks):
-                if column in block.columns:
-                    captured[(i, column)] = block.select(x, dtype)
+                for column in columns:
+                    if column in block.columns:
+                        captured[(i, column)] = block.select(x, dtype)
             fired.add(name)
             if len(fired) == len(names):
                 raise _Captured
@@ -250,7 +252,7 @@ def _run_batch(model: LoadedModel, texts: list[_PendingText], hook_points: dict[
         return hook_fn
 
     device = model.device
-    with torch.inference_mode(), model.bridge.hooks(fwd_hooks=[(n, make_hook(n, c)) for n, c in names.items()]):
+    with torch.inference_mode(), model.bridge.hooks(fwd_hooks=[(n, make_hook(n, cs)) for n, cs in names.items()]):
         try:
             model.bridge(input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
         except _Captured:
@@ -276,7 +278,7 @@ def extract(
     model: LoadedModel,
     items: Sequence[str | Item],
     selection: Selection,
-    store: ActivationStore | str | Any,
+    store: ActivationStore | str | os.PathLike,
     *,
     batch_size: int = 8,
     storage_dtype: str = "float32",
@@ -336,7 +338,7 @@ def extract(
             n_bytes = writer.n_bytes_written
     return ExtractStats(
         n_items=len(items), n_texts=len({r.text_key for r in resolved}), n_texts_computed=texts_done,
-        n_cells_cached=cached, n_cells_computed=missing, n_batches=n_forward, n_forward=n_forward,
+        n_cells_cached=cached, n_cells_computed=missing, n_forward=n_forward,
         n_bytes_written=n_bytes, seconds=time.perf_counter() - start_time)
 
 
@@ -350,7 +352,7 @@ def extract_and_load(
     model: LoadedModel,
     items: Sequence[str | Item],
     selection: Selection,
-    store_dir: str | Any,
+    store_dir: str | os.PathLike,
     *,
     labels: Sequence[Any] | np.ndarray | None = None,
     batch_size: int = 8,

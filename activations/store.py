@@ -140,11 +140,12 @@ class _ShardRecord:
 
 @dataclass(frozen=True)
 class StoreStats:
-    """Size of a store: committed shards, distinct texts and rows, bytes of shard files."""
+    """Size of a store: committed shards, distinct texts, cells (one vector or token run at one hook and layer),
+    bytes of shard files."""
 
     n_shards: int
     n_texts: int
-    n_rows: int
+    n_cells: int
     n_bytes: int
 
 
@@ -240,8 +241,8 @@ class ActivationStore:
                     if not manifest_path.exists():  # another process may have created it meanwhile
                         manifest = {"format": FORMAT, "version": VERSION, "model": _identity_dict(identity),
                                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-                        (root / SHARDS).mkdir(exist_ok=True)
                         _atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+                        (root / SHARDS).mkdir(exist_ok=True)  # after the manifest: a failed start leaves no debris
             except StoreWriteError:
                 raise
             except OSError as exc:
@@ -337,7 +338,7 @@ class ActivationStore:
     def stats(self) -> StoreStats:
         shards = [s for i, s in enumerate(self._shards) if s is not None and i not in self._stale]
         return StoreStats(n_shards=len(shards), n_texts=len({tk for tk, _ in self._rows}),
-                          n_rows=sum(len(b.rows) * len(b.tensors) for s in shards for b in s.blocks),
+                          n_cells=sum(len(b.rows) * len(b.tensors) for s in shards for b in s.blocks),
                           n_bytes=sum(s.n_bytes for s in shards))
 
     # ---- reading ---------------------------------------------------------------------------------------------

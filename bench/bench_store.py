@@ -190,8 +190,8 @@ def disk_usage(model, prompts, store_dir: Path, args) -> dict:
     all_stats = ActivationStore.open(all_dir).stats()
     n_tokens_all = sum(len(model.encode(p)) - 1 for p in few)  # the text scope leaves out BOS
     return {"storage_dtype": args.storage_dtype, "d_model": d,
-            "last_bytes_per_vector_layer": stats.n_bytes / stats.n_rows,
-            "last_index_bytes_per_vector_layer": index_bytes / stats.n_rows,
+            "last_bytes_per_vector_layer": stats.n_bytes / stats.n_cells,
+            "last_index_bytes_per_vector_layer": index_bytes / stats.n_cells,
             "all_bytes_per_token_layer": all_stats.n_bytes / (n_tokens_all * model.n_layers),
             "raw_bytes_per_vector": d * torch.tensor([], dtype=getattr(torch, args.storage_dtype)).element_size()}
 

@@ -159,7 +159,7 @@ def test_new_texts_and_layers_compute_only_what_is_missing(model: LoadedModel, t
     stats = extract(model, TEXTS, Selection(layers="all"), tmp_path, batch_size=8, progress=False)
     assert counter.rows == 10 and (stats.n_cells_cached, stats.n_cells_computed) == (10, 5)
     store = ActivationStore.open(tmp_path)
-    assert store.stats().n_rows == 15  # no row stored twice
+    assert store.stats().n_cells == 15  # no row stored twice
     view = ActivationView(store, TEXTS)
     fresh = extract_and_load(model, TEXTS, Selection(layers="all"), tmp_path / "fresh", progress=False)
     for layer in range(3):

@@ -68,7 +68,7 @@ def test_rows_round_trip_and_persist(store: ActivationStore) -> None:
     assert reopened.has(("b", "last@4"), "resid_post", 2)
     assert not reopened.has(("b", "last@4"), "resid_pre", 2)
     assert not reopened.has(("b", "last@4"), "resid_post", 2, "float16")
-    assert reopened.stats().n_rows == 9 and reopened.stats().n_texts == 3
+    assert reopened.stats().n_cells == 9 and reopened.stats().n_texts == 3
 
 
 def test_ragged_rows_round_trip(store: ActivationStore) -> None:
