@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from probes.sweep import compare_to_baselines, layer_sweep, select_layer  # noqa: E402
 
 SETTINGS = {
-    "smollm": {"n_layers": 30, "n": 800, "d": 576, "group_size": 20},
-    "8b": {"n_layers": 32, "n": 2000, "d": 4096, "group_size": 20},
+    "smollm": {"n_layers": 30, "n": 800, "d": 576, "group_size": 20, "signal": 0.3},
+    "8b": {"n_layers": 32, "n": 2000, "d": 4096, "group_size": 20, "signal": 0.12},
 }
 
 
-def make_layers(directory: Path, n_layers: int, n: int, d: int, group_size: int, seed: int = 0):
+def make_layers(directory: Path, n_layers: int, n: int, d: int, group_size: int, signal: float, seed: int = 0):
     """Write one (n, d) float32 .npy per layer; return labels, groups, texts."""
     rng = np.random.default_rng(seed)
     y = np.tile([0, 1], n // 2)
@@ -45,12 +45,12 @@ def make_layers(directory: Path, n_layers: int, n: int, d: int, group_size: int,
     w = rng.standard_normal(d)
     w /= np.linalg.norm(w)
     spectrum = (1.0 / np.sqrt(np.arange(1, d + 1)) * 4).astype(np.float32)
-    outliers = rng.standard_normal((4, d)).astype(np.float32)
+    outliers = np.linalg.qr(rng.standard_normal((d, 4)))[0].T.astype(np.float32)  # 4 orthonormal directions
     for layer in range(n_layers):
         r = np.random.default_rng(seed + 1 + layer)
-        strength = 0.6 * np.exp(-(((layer - 0.45 * n_layers) / (0.2 * n_layers)) ** 2))
+        strength = signal * np.exp(-(((layer - 0.45 * n_layers) / (0.2 * n_layers)) ** 2))
         X = r.standard_normal((n, d), dtype=np.float32) * spectrum[r.permutation(d)]
-        X += (r.standard_normal((n, 4), dtype=np.float32) * 8) @ outliers
+        X += (r.standard_normal((n, 4), dtype=np.float32) * 3) @ outliers
         X += np.outer((2 * y - 1) * strength, w).astype(np.float32) + r.standard_normal(d).astype(np.float32)
         np.save(directory / f"layer{layer:03d}.npy", X)
     filler = np.array("the a of resource output extraction colony director report notes social bond".split())

@@ -171,7 +171,6 @@ class LexicalBaseline(ClassifierMixin, BaseEstimator):
         self.coef_ = w[None, :]
         self.intercept_ = np.array([b])
         self.C_ = out["C"]
-        self.n_features_in_ = 1  # texts are one column of strings
         return self
 
     def decision_function(self, texts) -> np.ndarray:

@@ -8,7 +8,9 @@ Speed comes from two exact reformulations rather than approximations:
    ``Xs = U S V^T`` (thin SVD of the standardised training matrix), ``w = V a`` gives logits ``U S a`` and penalty
    ``|a|^2``, so fitting on ``Z = U S`` (n x rank) is the same problem. Inner-CV folds use rows of the same ``Z``
    (their row space is a subspace), so the whole C search runs in at most ``min(n, d)`` dimensions. ``Z`` comes from
-   ``eigh`` of the smaller of the Gram matrix and the covariance.
+   ``eigh`` of the smaller of the Gram matrix and the covariance. As in ``Pipeline(StandardScaler(),
+   LogisticRegressionCV())``, the inner folds share the scaler fitted on the probe's training data (unsupervised,
+   no label leakage); the outer evaluation never sees it.
 2. Batched L-BFGS. All (C, inner fold) problems are solved together: each iteration is one matrix-matrix product
    ``Z @ W`` instead of many matrix-vector products, which are memory-bound. Each problem keeps its own history,
    step size and stopping test. In the ``Z`` basis the Hessian at w=0 is close to diagonal, and that diagonal is
@@ -71,13 +73,13 @@ class _RowBasis:
         else:
             X = np.asarray(X)
             mean = X.mean(axis=0, dtype=np.float64)
-            A = X - mean  # float64
+            A = X.astype(dtype, copy=True)  # one working copy in the target precision (float32 halves the traffic)
+            A -= mean.astype(dtype)
             scale = None
             if standardize:
-                scale = A.std(axis=0)
+                scale = np.sqrt((A * A).mean(axis=0, dtype=np.float64))
                 scale[scale < 1e-12 * max(1.0, float(scale.max(initial=0.0)))] = 1.0  # constant features
-                A /= scale
-            A = A.astype(dtype, copy=False)
+                A /= scale.astype(dtype)
         n, d = A.shape
         if d <= n:
             C = A.T @ A
@@ -345,8 +347,8 @@ class _LinearProbeMixin(ClassifierMixin):
 
     def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self, "coef_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return np.asarray(X @ self.coef_[0].astype(X.dtype), dtype=np.float64) + float(self.intercept_[0])
+        X = validate_data(self, X, reset=False, dtype=np.float64)  # float64: x.w and the intercept nearly cancel
+        return X @ self.coef_[0] + float(self.intercept_[0])
 
     def _logit(self, X) -> np.ndarray:
         return self.decision_function(X)
@@ -422,6 +424,27 @@ class LogisticProbe(_LinearProbeMixin, BaseEstimator):
         self.cv_scores_ = out["cv_scores"]
         self.n_iter_ = out["n_iter"]
         return self
+
+
+def _mean_diff_scores(X_train: np.ndarray, Y: np.ndarray, X_test: np.ndarray) -> np.ndarray:
+    """Decision scores of plain mass-mean probes for every label column of ``Y`` (n, T) in {0, 1} at once.
+
+    Same result as ``MeanDiffProbe().fit(X_train, Y[:, t]).decision_function(X_test)`` for each t, with one
+    matrix product for all class means (the sweep fits task and control together this way).
+    """
+    X = np.asarray(X_train)
+    centre = X.mean(axis=0, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64).reshape(len(X), -1)
+    Wm = np.hstack([(1 - Y) / (1 - Y).sum(axis=0), Y / Y.sum(axis=0)])  # (n, 2T) class-mean weights
+    # Centre first so that float32 class means do not lose the (small) difference against a large common offset.
+    means = (Wm.T.astype(X.dtype) @ (X - centre.astype(X.dtype))).astype(np.float64)  # (2T, d)
+    T = Y.shape[1]
+    mu0, mu1 = means[:T], means[T:]
+    U = mu1 - mu0
+    U /= np.maximum(np.linalg.norm(U, axis=1, keepdims=True), 1e-300)
+    thresholds = (0.5 * (mu0 + mu1) * U).sum(axis=1)
+    Xt = np.asarray(X_test, dtype=np.float64) - centre
+    return Xt @ U.T - thresholds
 
 
 def ledoit_wolf_shrinkage(Xc: np.ndarray, gram: np.ndarray | None = None) -> float:

@@ -24,7 +24,7 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from probes.controls import LexicalBaseline, control_labels, selectivity
-from probes.estimators import DEFAULT_CS, MeanDiffProbe, _fit_l2_logistic_cv, _RowBasis
+from probes.estimators import DEFAULT_CS, MeanDiffProbe, _fit_l2_logistic_cv, _mean_diff_scores, _RowBasis
 from probes.metrics import Metric, accuracy, auroc, auroc_difference
 
 __all__ = [
@@ -215,6 +215,11 @@ def _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts
                 scores[te], preds[te], cpreds[te] = logits[:, 0], logits[:, 0] > 0, logits[:, 1] > 0
                 chosen.append(fit["C"])
                 tick("logistic_fit", t0)
+            elif name == "mean_diff" and est is None:
+                t0 = time.perf_counter()
+                s_te = _mean_diff_scores(X[tr], np.column_stack([y[tr], yc[tr]]), X[te])
+                scores[te], preds[te], cpreds[te] = s_te[:, 0], s_te[:, 0] > 0, s_te[:, 1] > 0
+                tick(name, t0)
             else:
                 t0 = time.perf_counter()
                 base = MeanDiffProbe(iid=name == "mean_diff_iid") if est is None else est

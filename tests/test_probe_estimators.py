@@ -14,6 +14,7 @@ from probes.estimators import (
     LogisticProbe,
     MeanDiffProbe,
     _logistic_lbfgs,
+    _mean_diff_scores,
     _shrunk_solve,
     ledoit_wolf_shrinkage,
 )
@@ -157,3 +158,12 @@ def test_mean_diff_iid_uses_within_class_covariance():
     plain, iid = MeanDiffProbe().fit(X, y), MeanDiffProbe(iid=True).fit(X, y)
     assert abs(iid.direction_ @ u) < abs(plain.direction_ @ u)
     assert iid.score(X, y) > plain.score(X, y)
+
+
+def test_vectorised_mean_diff_matches_estimator():
+    X, y, _, _ = planted(n=300, d=30, offset=50.0)
+    yc = np.random.default_rng(0).permutation(y)
+    scores = _mean_diff_scores(X[:200], np.column_stack([y[:200], yc[:200]]), X[200:])
+    for t, labels in enumerate((y, yc)):
+        ref = MeanDiffProbe().fit(X[:200], labels[:200]).decision_function(X[200:])
+        np.testing.assert_allclose(scores[:, t], ref, atol=1e-4 * np.abs(ref).max())
