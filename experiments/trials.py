@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from activations.errors import ConfigError
+from activations.registry import REPO_ROOT
 from behaviour.backends import Backend, LocalBackend, OpenAIBackend
 from behaviour.judge import get_judge
 from behaviour.review import export_for_review
@@ -174,7 +175,9 @@ def report_markdown(records: list[TrialRecord], table_md: str, settings: dict[st
     tokens = [r.n_tokens for r in records if r.n_tokens is not None]
     mean_tokens = f"{sum(tokens) / len(tokens):.0f}" if tokens else "unknown"
     identity = backend.identity
-    source = scenario.path or "the scenario file"
+    source: Any = scenario.path or "the scenario file"
+    if isinstance(source, Path) and source.is_relative_to(REPO_ROOT):
+        source = source.relative_to(REPO_ROOT)  # readable, and the same on every checkout
     prompt_rows = "\n".join(
         f"| {c} | `{scenario.text_hash(c)}` | {sum(r.condition == c for r in records)} | "
         f"{scenario.descriptions.get(c, '')} |" for c in conditions)
