@@ -6,7 +6,8 @@ prints ``PORT <n>`` once it listens on 127.0.0.1. It serves ``GET /v1/models``, 
 ``POST /v1/completions`` by generating with ``activations.tiny.tiny_model`` through the toolkit (the request's
 ``seed`` seeds the sample, as vLLM does). ``POST /stub/control`` injects faults for the next requests
 (``{"fail_next": 2, "status": 503}``, ``{"malformed_next": 1}``, ``{"delay_next": 1, "delay_s": 2.0}``) or sets a
-reasoning channel (``{"reasoning": "..."}``, like vLLM's reasoning parsers); ``GET /stub/stats`` counts the ``/v1/`` requests.
+reasoning channel (``{"reasoning": "..."}``, like vLLM's reasoning parsers); ``GET /stub/stats`` counts the
+``/v1/`` requests.
 It exits after ``--idle-exit`` seconds without a request, or after ``MAX_REQUESTS`` requests, so a test that dies
 cannot leave it running.
 """

@@ -288,7 +288,8 @@ def test_cli_writes_store_table_chart_review_and_report(cli_args, runs_root, cap
                      "temperature 1.0", "Caveats", "| Rate of convergence"):
         assert expected in report
     config = json.loads((run / "config.json").read_text())
-    assert config["experiment"] == "trials" and config["n"] == 2 and config["model_key"] == rows[0]["model_identity"]["key"]
+    assert config["experiment"] == "trials" and config["n"] == 2
+    assert config["model_key"] == rows[0]["model_identity"]["key"]
     assert "4 trials in" in out
 
 
