@@ -13,7 +13,8 @@ Sampling rule (reproducible per prompt, independent of batching): each prompt ``
 <row_seed>`). At each step the next-token distribution of that prompt (temperature, then top-p nucleus filtering, as
 in Hugging Face's warpers) is sampled with that generator only. A prompt's output therefore depends on its own seed
 and its own logits, not on the batch size or its neighbours (up to float rounding differences between padded and
-unpadded batches, which can flip a near-tie). ``temperature=0`` is greedy decoding and ignores seeds.
+unpadded batches, which can flip a near-tie). ``temperature=0`` is greedy decoding and ignores seeds. The sampler is
+itself a hook on ``unembed.hook_out`` added last, so a caller's hooks (on the logits too) act before it samples.
 """
 
 from __future__ import annotations
