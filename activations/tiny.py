@@ -54,7 +54,7 @@ def tiny_config(arch: str, vocab_size: int) -> Any:
     import transformers as tf
 
     common = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=256, bos_token_id=1, eos_token_id=2,
+                  num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=1, eos_token_id=2,
                   pad_token_id=0, tie_word_embeddings=False)
     if arch == "llama":
         return tf.LlamaConfig(num_hidden_layers=3, **common)

@@ -1,0 +1,100 @@
+"""The main job: linear probes for interest-recognition and perspective-taking.
+
+    python -m experiments.probe --model llama-3.1-8b [--eval-file FILE.jsonl] [--trials RUN_DIR]
+
+Runs concept data -> cached activations at every layer -> grouped-CV probes with controls -> saved directions ->
+scenario projection -> run directory with report.md, results/*.json and figures/*.png. See ``probes.experiment``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
+from experiments.rundir import RunDir
+from probes.concepts import CONCEPTS
+from probes.experiment import DEFAULT_STORE, ProbeConfig, default_n_jobs, run_probe_experiment
+
+log = logging.getLogger("experiments.probe")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.probe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(parser)
+    group = parser.add_argument_group("probes")
+    group.add_argument("--concepts", default=",".join(CONCEPTS), help="comma-separated concepts to probe")
+    group.add_argument("--hook", default="resid_post", choices=("resid_pre", "resid_post", "attn_out", "mlp_out"))
+    group.add_argument("--position", default="last", choices=("last", "mean"),
+                       help="read each text at its last token or the mean over its tokens")
+    group.add_argument("--estimators", default="logistic,mean_diff", help="logistic, mean_diff, mean_diff_iid")
+    group.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--jobs", type=int, default=None, help="parallel workers over layers (default: CPUs, max 8)")
+    group = parser.add_argument_group("activations")
+    group.add_argument("--store", default=str(DEFAULT_STORE), help="activation store root (reused across runs)")
+    group.add_argument("--batch-size", type=int, default=16)
+    group.add_argument("--storage-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    group = parser.add_argument_group("outside data")
+    group.add_argument("--eval-file", default=None, help="JSONL rows with concept, text, label: evaluate the probes")
+    group.add_argument("--trials", default=None, help="trials run directory (or transcripts.jsonl) to project")
+    group.add_argument("--scenario", default=None, help="scenario YAML (default: configs/scenario/veth.yaml)")
+    group.add_argument("--runs", default=None, help="root of run directories (default: runs/ or $VETH_RUNS)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list_models:
+        print(format_model_list())
+        return 0
+    cfg = ProbeConfig(
+        concepts=tuple(c.strip() for c in args.concepts.split(",") if c.strip()),
+        hook=args.hook, position=args.position,
+        estimators=tuple(e.strip() for e in args.estimators.split(",") if e.strip()),
+        n_splits=args.folds, seed=args.seed, batch_size=args.batch_size, storage_dtype=args.storage_dtype,
+        store_dir=args.store, n_jobs=args.jobs or default_n_jobs(), eval_file=args.eval_file, trials=args.trials,
+        scenario=args.scenario,
+    )
+    validate(cfg)
+    start = time.perf_counter()
+    model = load_from_args(args)
+    log.info("loaded %s (%d layers, d_model %d) in %.0f s", model.identity.name, model.n_layers, model.d_model,
+             time.perf_counter() - start)
+    run = RunDir.create("probe", args.model, {"model_args": {k: getattr(args, k) for k in
+                                                            ("weights", "revision", "dtype", "device", "device_map",
+                                                             "n_devices")}, **cfg.to_dict()},
+                        root=args.runs, model_identity=model.identity.to_dict())
+    log.info("run directory: %s", run.path)
+    summary = run_probe_experiment(model, cfg, run)
+    if "eval" in summary:
+        print(json.dumps(summary["eval"], indent=2))
+    log.info("done in %.0f s: %s", time.perf_counter() - start, run.path / "report.md")
+    return 0
+
+
+def validate(cfg: ProbeConfig) -> None:
+    """Check arguments before loading a model, so a typo costs nothing."""
+    from activations.errors import ConfigError
+    from probes.concepts import read_labelled_jsonl
+    from probes.experiment import ESTIMATORS
+
+    unknown = [c for c in cfg.concepts if c not in CONCEPTS]
+    if unknown or not cfg.concepts:
+        raise ConfigError(f"unknown concept(s) {unknown}; choose from {', '.join(CONCEPTS)}")
+    bad = [e for e in cfg.estimators if e not in ESTIMATORS]
+    if bad or not cfg.estimators:
+        raise ConfigError(f"unknown estimator(s) {bad}; choose from {', '.join(ESTIMATORS)}")
+    if cfg.n_splits < 2:
+        raise ConfigError("--folds must be at least 2")
+    if cfg.eval_file:
+        read_labelled_jsonl(cfg.eval_file)  # unknown concepts, missing fields, one class: fail before the model loads
+
+
+if __name__ == "__main__":
+    run_main(main, sys.argv[1:])

@@ -1,0 +1,65 @@
+"""Evaluate saved probe directions and the lexical baseline on an outside labelled file, per layer.
+
+The file has JSONL rows with ``concept``, ``text`` and ``label`` (0/1). Probes are applied exactly as saved
+(decision = x . v + bias), so accuracy uses the threshold learned on the concept data and AUROC is threshold-free.
+The bag-of-words baseline is refitted on the full concept data and scored on the same texts: a probe that does not
+beat it on outside data may be reading wording rather than the concept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activations.errors import ConfigError
+from activations.extract import extract_and_load
+from activations.models import LoadedModel
+from activations.selection import Selection
+from probes.concepts import ConceptDataset, read_labelled_jsonl
+from probes.controls import LexicalBaseline
+from probes.directions import Direction
+from probes.metrics import accuracy, auroc
+
+
+def score_directions(directions: Sequence[Direction], X_by_layer: dict[int, np.ndarray], y: np.ndarray
+                     ) -> list[dict[str, Any]]:
+    """Accuracy (Wilson interval) and AUROC (DeLong interval) of each saved direction on its layer's matrix."""
+    rows = []
+    for d in directions:
+        scores = X_by_layer[d.layer].astype(np.float64) @ d.vector + (d.bias or 0.0)
+        rows.append({"estimator": d.estimator, "layer": d.layer, "selected": bool(d.extra.get("selected")),
+                     "accuracy": accuracy(y, (scores > 0).astype(int)).to_dict(),
+                     "auroc": auroc(y, scores).to_dict()})
+    return rows
+
+
+def evaluate_file(model: LoadedModel, results: dict[str, Any], datasets: dict[str, ConceptDataset], cfg: Any,
+                  path: Path) -> dict[str, Any]:
+    """Per concept in the file: every saved direction at every layer, and the lexical baseline."""
+    rows = read_labelled_jsonl(path)
+    unknown = sorted({r["concept"] for r in rows} - set(results))
+    if unknown:
+        raise ConfigError(f"{path}: concept(s) {unknown} were not trained in this run "
+                          f"(trained: {sorted(results)}); pass --concepts with them")
+    out: dict[str, Any] = {"file": str(path), "concepts": {}}
+    for concept in sorted({r["concept"] for r in rows}):
+        texts = [r["text"] for r in rows if r["concept"] == concept]
+        y = np.array([int(r["label"]) for r in rows if r["concept"] == concept])
+        layers = sorted({d.layer for d in results[concept].directions})
+        selection = Selection(hooks=(cfg.hook,), layers=tuple(layers), positions=(cfg.position,))
+        view = extract_and_load(model, texts, selection, cfg.store_dir, batch_size=cfg.batch_size,
+                                storage_dtype=cfg.storage_dtype, progress=False)
+        X_by_layer = {layer: view.matrix(cfg.hook, layer, cfg.position).X for layer in layers}
+        ds = datasets[concept]
+        lexical = LexicalBaseline().fit(ds.texts, ds.labels, groups=np.asarray(ds.groups))
+        lex_scores = lexical.decision_function(texts)
+        out["concepts"][concept] = {
+            "n": len(y), "n_positive": int(y.sum()),
+            "probes": score_directions(results[concept].directions, X_by_layer, y),
+            "lexical_baseline": {"accuracy": accuracy(y, (lex_scores > 0).astype(int)).to_dict(),
+                                 "auroc": auroc(y, lex_scores).to_dict()},
+        }
+    return out

@@ -1,0 +1,186 @@
+"""Figures and ``report.md`` for the probe experiment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures go to files
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLOURS = {"logistic": "tab:blue", "mean_diff": "tab:orange", "mean_diff_iid": "tab:green"}
+LABELS = {"logistic": "logistic probe", "mean_diff": "mass-mean probe", "mean_diff_iid": "mass-mean (iid)"}
+
+
+def _band(ax: Any, layers: list[int], metrics: list[Any], colour: str, label: str, style: str = "-") -> None:
+    ax.plot(layers, [m.value for m in metrics], style, color=colour, label=label, lw=1.6)
+    ax.fill_between(layers, [m.low for m in metrics], [m.high for m in metrics], color=colour, alpha=0.18, lw=0)
+
+
+def _lexical_line(ax: Any, layers: list[int], metric: Any, label: str) -> None:
+    ax.axhline(metric.value, color="tab:red", ls="--", lw=1.2, label=label)
+    ax.axhspan(metric.low, metric.high, color="tab:red", alpha=0.08, lw=0)
+
+
+def concept_figure(result: Any) -> Any:
+    """AUROC and accuracy against layer: probes, control task and lexical baseline, each with its 95% interval."""
+    sweep = result.sweep
+    fig, (ax_auc, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True)
+    for est in sweep.estimators:
+        rows = sweep.results[est]
+        colour = COLOURS.get(est, "tab:purple")
+        _band(ax_auc, sweep.layers, [r.auroc for r in rows], colour, LABELS.get(est, est))
+        _band(ax_acc, sweep.layers, [r.accuracy for r in rows], colour, LABELS.get(est, est))
+        _band(ax_acc, sweep.layers, [r.control_accuracy for r in rows], colour, f"{LABELS.get(est, est)}: control task",
+              style=":")
+        if result.selected.get(est) is not None:
+            for ax in (ax_auc, ax_acc):
+                ax.axvline(result.selected[est], color=colour, lw=0.8, alpha=0.6)
+    if sweep.lexical is not None:
+        _lexical_line(ax_auc, sweep.layers, sweep.lexical.auroc, "bag-of-words baseline")
+        _lexical_line(ax_acc, sweep.layers, sweep.lexical.accuracy, "bag-of-words baseline")
+    for ax, name in ((ax_auc, "AUROC"), (ax_acc, "accuracy")):
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(f"held-out-group {name}")
+        ax.set_ylim(0.3, 1.02)
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{result.concept}: grouped {sweep.n_splits}-fold CV, n={result.n}, {result.n_groups} groups "
+                 "(bands: 95% intervals; vertical lines: selected layers)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def overview_figure(results: dict[str, Any]) -> Any:
+    """One panel per concept: the logistic probe's AUROC by layer against the bag-of-words line, at a glance."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 3.6), squeeze=False)
+    for ax, (concept, result) in zip(axes[0], results.items()):
+        sweep = result.sweep
+        est = "logistic" if "logistic" in sweep.estimators else sweep.estimators[0]
+        _band(ax, sweep.layers, [r.auroc for r in sweep.results[est]], COLOURS.get(est, "tab:blue"),
+              LABELS.get(est, est))
+        _band(ax, sweep.layers, [r.control_accuracy for r in sweep.results[est]], "tab:grey",
+              "control task (accuracy)", style=":")
+        if sweep.lexical is not None:
+            _lexical_line(ax, sweep.layers, sweep.lexical.auroc, "bag-of-words AUROC")
+        layer = result.selected.get(est)
+        if layer is not None:
+            ax.axvline(layer, color="black", lw=0.8)
+            ax.annotate(f"selected: {layer}", (layer, 0.33), fontsize=8, xytext=(3, 0), textcoords="offset points")
+        ax.axhline(0.5, color="grey", lw=0.8)
+        ax.set_ylim(0.3, 1.02)
+        ax.set_title(f"{concept} (n={result.n})", fontsize=10)
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("held-out-group AUROC")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(metric: dict[str, Any] | Any) -> str:
+    m = metric if isinstance(metric, dict) else metric.to_dict()
+    return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
+
+
+def _concept_section(result: Any) -> list[str]:
+    sweep = result.sweep
+    lines = [f"### {result.concept}", "",
+             f"n = {result.n} examples in {result.n_groups} groups; grouped {sweep.n_splits}-fold CV holds out whole "
+             f"groups; data hash `{result.data_hash[:12]}`."]
+    if sweep.lexical is not None:
+        lines.append(f"Bag-of-words baseline (same folds): AUROC {_fmt(sweep.lexical.auroc)}, "
+                     f"accuracy {_fmt(sweep.lexical.accuracy)}.")
+    lines.append("")
+    for est in sweep.estimators:
+        layer = result.selected.get(est)
+        verdicts = result.verdicts[est]
+        n_control = sum(v.beats_control for v in verdicts)
+        n_lexical = sum(bool(v.beats_lexical) for v in verdicts)
+        if layer is None:
+            lines.append(f"- **{LABELS.get(est, est)}**: no layer selected: {result.selection_notes.get(est, '')}")
+        else:
+            row = sweep.get(est, layer)
+            verdict = next(v for v in verdicts if v.layer == layer)
+            lines.append(f"- **{LABELS.get(est, est)}**: selected layer {layer}: AUROC {_fmt(row.auroc)}, accuracy "
+                         f"{_fmt(row.accuracy)}, control-task accuracy {_fmt(row.control_accuracy)}, selectivity "
+                         f"{_fmt(row.selectivity)}. {verdict.statement}.")
+        lines.append(f"  Beats the control task at {n_control}/{len(verdicts)} layers and the bag-of-words baseline "
+                     f"at {n_lexical}/{len(verdicts)} layers (95% intervals).")
+        if n_lexical == 0 and sweep.lexical is not None:
+            lines.append("  **At no layer does this probe beat the bag-of-words baseline**: on this data the concept "
+                         "is not shown to be read beyond its wording.")
+    best = max(sweep.results[sweep.estimators[0]], key=lambda r: r.auroc.value)
+    lines += ["", f"Best layer by AUROC ({sweep.estimators[0]}): {best.layer} ({_fmt(best.auroc)}).", ""]
+    return lines
+
+
+def _projection_section(summary: dict[str, Any]) -> list[str]:
+    proj = summary.get("scenario_projection") or {}
+    scores = proj.get("scores") or {}
+    lines = ["## Scenario projection", ""]
+    if not scores:
+        return lines + ["No concept had a selected layer, so nothing was projected.", ""]
+    lines += [f"Read at the {proj['position']}; normalised so that 0 is the concept data's negative-class mean and "
+              "1 its positive-class mean. One prompt per condition, so these are descriptions, not estimates.", "",
+              "| condition | " + " | ".join(f"{c} (layer {s['layer']})" for c, s in scores.items()) + " |",
+              "|---|" + "---|" * len(scores)]
+    for i, cond in enumerate(proj["conditions"]):
+        lines.append(f"| {cond} | " + " | ".join(f"{s['normalised'][i]:.2f}" for s in scores.values()) + " |")
+    trials = summary.get("trial_projection")
+    if trials:
+        lines += ["", f"Trials: n = {trials['n']} with a final answer (skipped {trials.get('skipped_without_answer', 0)}"
+                  f"), labels {trials.get('labels')}; read as the {trials.get('position')}."]
+        for concept, t in trials.get("concepts", {}).items():
+            for name, sep in t["separation"].items():
+                value = "not computable" if sep["auroc"] is None else _fmt(sep["auroc"])
+                lines.append(f"- {concept}, {name.replace('_', ' ')}: AUROC {value} "
+                             f"(n = {sep['n_pos']} converged vs {sep['n_neg']}).")
+        lines.append("These AUROCs are correlational: a direction that separates verdicts need not cause them.")
+    return lines + [""]
+
+
+def _eval_section(summary: dict[str, Any]) -> list[str]:
+    ev = summary.get("eval")
+    if not ev:
+        return []
+    lines = ["## Outside evaluation", "", f"File `{ev['file']}`: saved probes applied as trained, per layer "
+             "(full table in `results/eval.json`).", ""]
+    for concept, c in ev["concepts"].items():
+        selected = [p for p in c["probes"] if p["selected"]]
+        best = max(c["probes"], key=lambda p: p["auroc"]["value"])
+        lines.append(f"- {concept} (n = {c['n']}): bag-of-words AUROC {_fmt(c['lexical_baseline']['auroc'])}; "
+                     + "; ".join(f"{p['estimator']} at selected layer {p['layer']}: AUROC {_fmt(p['auroc'])}, "
+                                 f"accuracy {_fmt(p['accuracy'])}" for p in selected)
+                     + f"; best layer {best['layer']} ({best['estimator']}): AUROC {_fmt(best['auroc'])}.")
+    return lines + [""]
+
+
+def markdown(model: Any, cfg: Any, results: dict[str, Any], summary: dict[str, Any], run: Any) -> str:
+    ident = model.identity
+    lines = [f"# Probe report: {ident.name}", "",
+             f"Model `{ident.location}` ({model.spec.kind}, {ident.architecture}, {ident.n_layers} layers, "
+             f"d_model {ident.d_model}, {ident.dtype}; identity key `{ident.key}`). Hook `{cfg.hook}`, position "
+             f"`{cfg.position}`, estimators {', '.join(cfg.estimators)}, seed {cfg.seed}.", "",
+             "Figures: `figures/overview.png` (at a glance), `figures/sweep_<concept>.png` (per concept). "
+             "Directions for steering and patching: `directions/` (index in `results/directions_index.json`).", "",
+             "**Layer selection rule** (`probes.sweep.select_layer`): among layers before the last 20% whose AUROC "
+             "interval lies above 0.5 and whose selectivity interval lies above 0, take the earliest layer whose AUROC "
+             "reaches the best such layer's lower 95% bound.", "",
+             "**Controls.** Control task: labels reassigned at random per example (Hewitt & Liang 2019), fitted on "
+             "the same folds; selectivity = task accuracy - control accuracy. Lexical baseline: bag-of-words logistic "
+             "regression on the same texts and folds. Intervals: Wilson (accuracy), DeLong (AUROC), Newcombe "
+             "(selectivity); per-layer tests are not corrected for the number of layers.", "",
+             "## Probes", ""]
+    for result in results.values():
+        lines += _concept_section(result)
+    lines += _projection_section(summary)
+    lines += _eval_section(summary)
+    lines += ["## Caveats", "",
+              "- The concept datasets are templated and hand-written by the toolkit team (see "
+              "`configs/concepts/DATASHEET.md`); held-out groups test transfer across entities, not across authors.",
+              "- Probe accuracy shows that information is linearly decodable, not that the model uses it; steering "
+              "and patching experiments test use.", ""]
+    return "\n".join(lines)
