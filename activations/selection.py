@@ -246,3 +246,9 @@ def parse_position_key(key: str) -> tuple[str, int, int]:
     reduce, rest = key.split("[", 1)
     start, end = rest.rstrip("]").split(":")
     return reduce, int(start), int(end)
+
+
+__all__ = [
+    "HOOKS", "REDUCTIONS", "Position", "LAST", "MEAN", "ALL", "Selection", "Item", "ResolvedItem", "SelectionError",
+    "as_items", "hook_point_name", "position_key", "parse_position_key", "span_to_tokens", "text_scope", "token_range",
+]

@@ -193,8 +193,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _identity_line(model: Mapping[str, Any]) -> str:
     where = model.get("revision") or (f"sha256 {str(model.get('sha256'))[:12]}" if model.get("sha256") else "")
-    return f"{model.get('name')} ({model.get('location')}{', ' + where if where else ''}, dtype {model.get('dtype')}, " \
-           f"key {model.get('key')})"
+    where = f", {where}" if where else ""
+    return f"{model.get('name')} ({model.get('location')}{where}, dtype {model.get('dtype')}, key {model.get('key')})"
 
 
 def _identity_dict(identity: Any) -> dict[str, Any]:

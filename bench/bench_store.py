@@ -258,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         memory_child(args.memory_child, args.batch_size, args.storage_dtype)
         return 0
     print(f"{MODEL}, resid_post x 30 layers, last token; batch {args.batch_size}, storage {args.storage_dtype}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs", flush=True)
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", flush=True)
     result: dict = {"args": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_throughput:
