@@ -8,5 +8,7 @@ Modules, one concern each:
 - :mod:`behaviour.review`    export for manual review, import of reviewed labels, judge/human agreement;
 - :mod:`behaviour.stats`     Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;
 - :mod:`behaviour.table`     the seed-format convergence table and its bar chart;
-- :mod:`behaviour.jsonl`     JSONL reading (every bad line reported) and durable appending.
+- :mod:`behaviour.jsonl`     JSONL reading (every bad line reported) and durable appending;
+- :mod:`behaviour.backends`  where responses come from (a local model, or an OpenAI-compatible server);
+- :mod:`behaviour.trials`    the trials runner (resumable trial store).
 """

@@ -206,10 +206,12 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
 def test_local_judge_on_tiny_model_records_garbage_as_unparseable() -> None:
     from activations.tiny import tiny_model
 
-    complete = backend_complete(LocalBackend(tiny_model("llama", seed=0)), max_new_tokens=8)
-    # The full rubric does not fit a tiny model's 256-token context: a clear error, not a silent truncation.
+    model = tiny_model("llama", seed=0)
+    complete = backend_complete(LocalBackend(model), max_new_tokens=8)
+    # A rubric longer than the model's context is a clear error, not a silent truncation.
+    too_long = "Grade the verdict. " * model.n_ctx
     with pytest.raises(ConfigError, match="context"):
-        LLMJudge(complete, "llm:local:tiny").judge("Final verdict: Not advisable.")
+        LLMJudge(complete, "llm:local:tiny", rubric=too_long).judge("Final verdict: Not advisable.")
     judge = LLMJudge(complete, "llm:local:tiny", rubric="Label it.")
     j = judge.judge("Step 1: x\n\nFinal verdict: Not advisable.")
     assert j.label is None and j.parse_error  # random weights cannot produce "LABEL: <label>"
