@@ -3,7 +3,9 @@
 Each input row needs a ``response``; every other field is kept. Output rows add ``label`` (converged / ambiguous /
 did_not_converge / refused, or null when no label could be given), ``final_verdict`` (the text judged),
 ``rationale``, ``judge`` and ``parse_error``. Malformed JSON lines and rows with an empty or missing response are
-reported with their line numbers; the rest are scored and written (atomically), and the exit status is 1.
+reported with their line numbers; the rest are scored and written (atomically), and the exit status is 1. Progress
+is appended to ``OUT.jsonl.partial`` every few rows, so an interrupted run (slow LLM judges) resumes where it stopped
+when the same command is run again.
 
 ``--reviews FILE`` applies manually reviewed labels (``reviewed_label``, which take precedence in statistics) and
 reports judge/reviewer agreement; ``--table`` prints the convergence table and writes it, with the bar chart, to a
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from activations.errors import ConfigError
-from behaviour.jsonl import BadLine, dumps_jsonl, iter_jsonl_numbered
+from behaviour.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered, read_jsonl_lenient
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judgement, get_judge, score_rows
 from behaviour.review import agreement, apply_reviews, import_reviews
 from behaviour.table import convergence_table, plot_convergence
@@ -28,6 +30,9 @@ from experiments.cli import run_main
 from experiments.rundir import RunDir, atomic_write_text
 
 log = logging.getLogger("experiments.score")
+
+RESUME_BATCH = 20  # rows per durable append to OUT.jsonl.partial
+JUDGE_FIELDS = ("label", "final_verdict", "rationale", "judge", "parse_error")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +68,39 @@ def _table_fields(rows: list[dict[str, Any]], wanted: Sequence[str]) -> tuple[st
     return present
 
 
+def _resume(partial: Path, rows: list[dict[str, Any]], judge_name: str) -> list[dict[str, Any]]:
+    """Rows already scored by an interrupted run of the same command (from ``OUT.jsonl.partial``), checked against
+    the input and the judge so that a stale partial file is never mixed in."""
+    if not partial.exists():
+        return []
+    done, bad = read_jsonl_lenient(partial)
+    if bad and (len(bad) > 1 or bad[0].line_number != _count_lines(partial)):
+        raise ConfigError(f"{partial} (left by an interrupted run) has malformed lines {[b.line_number for b in bad]}; "
+                          "delete it to score from the start")
+    if len(done) > len(rows):
+        raise ConfigError(f"{partial} holds more rows than {len(rows)} input rows; it is from another input. Delete it")
+    for index, (old, new) in enumerate(zip(done, rows)):
+        if old.get("judge") != judge_name:
+            raise ConfigError(f"{partial} was scored with judge {old.get('judge')!r}, not {judge_name!r}; delete it "
+                              "or rerun with the same --judge")
+        if _strip(old) != _strip(new):
+            raise ConfigError(f"{partial} row {index + 1} does not match the input; the input changed since the "
+                              "interrupted run. Delete the partial file to score from the start")
+    if bad:
+        atomic_write_text(partial, dumps_jsonl(done))  # drop the torn last line before appending after it
+    log.info("resuming: %d of %d row(s) already scored in %s", len(done), len(rows), partial)
+    return done
+
+
+def _strip(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in JUDGE_FIELDS}
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _check_paths(args)
@@ -86,15 +124,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             unparseable.append(f"{where}: {judgement.parse_error}")
 
-    scored_iter = score_rows(rows, judge, on_unscored=on_unscored)
+    partial = args.output.with_name(args.output.name + ".partial")
+    done = _resume(partial, rows, judge.name)
+    for index, row in enumerate(done):  # rows scored before an interruption: report them again
+        if row.get("label") is None:
+            on_unscored(index, row, Judgement(None, "", "", judge.name, row.get("parse_error")))
+    remaining = (row for index, row in enumerate(rows) if index >= len(done))
+    scored_iter = score_rows(remaining, judge, on_unscored=lambda i, r, j: on_unscored(i + len(done), r, j))
     if not args.judge.startswith("rules"):
         from tqdm.auto import tqdm
 
-        scored_iter = tqdm(scored_iter, total=len(rows), desc=f"judge {judge.name}", unit="row")
-    scored = list(scored_iter)
+        scored_iter = tqdm(scored_iter, total=len(rows), initial=len(done), desc=f"judge {judge.name}", unit="row")
+    scored = list(done)
+    batch: list[dict[str, Any]] = []
+    for row in scored_iter:
+        batch.append(row)
+        if len(batch) >= RESUME_BATCH:  # durable progress: an interrupted run resumes from here
+            append_jsonl(partial, batch)
+            scored += batch
+            batch = []
+    scored += batch
     if reviews is not None:
         scored = apply_reviews(scored, reviews)
     atomic_write_text(args.output, dumps_jsonl(scored))
+    partial.unlink(missing_ok=True)
 
     for message in bad_input + unparseable:
         print(message, file=sys.stderr)

@@ -130,3 +130,51 @@ def test_append_never_truncates_and_repairs_a_torn_tail(tmp_path: Path) -> None:
     assert path.stat().st_size == size
     append_jsonl(path, [{"i": 5, "path": Path("a/b")}])
     assert read_jsonl_lenient(path)[0][-1] == {"i": 5, "path": "a/b"}
+
+
+def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import experiments.score as score
+    from behaviour.judge import RuleJudge
+
+    responses = [CONVERGED, AMBIGUOUS, PROCEED, REFUSAL, ""]
+    lines = [json.dumps({"id": f"r{i}", "model": "m", "condition": "baseline", "response": responses[i % 5]})
+             for i in range(53)]
+    src = _write(tmp_path / "in.jsonl", lines)
+    calls: list[str] = []
+
+    class Flaky(RuleJudge):
+        def __init__(self, fail_at: int | None):
+            self.fail_at = fail_at
+
+        def judge(self, response: str):  # noqa: ANN201
+            calls.append(response)
+            if self.fail_at is not None and len(calls) == self.fail_at:
+                raise KeyboardInterrupt
+            return super().judge(response)
+
+    out = tmp_path / "out.jsonl"
+    monkeypatch.setattr(score, "get_judge", lambda spec: Flaky(fail_at=45))
+    with pytest.raises(KeyboardInterrupt):
+        main(["--input", str(src), "--output", str(out)])
+    partial = tmp_path / "out.jsonl.partial"
+    assert not out.exists() and len(read_jsonl(partial)) == 40  # two durable batches of 20
+    calls.clear()
+    monkeypatch.setattr(score, "get_judge", lambda spec: Flaky(fail_at=None))
+    assert main(["--input", str(src), "--output", str(out)]) == 1  # empty responses are still reported
+    assert len(calls) == 53 - 40  # only the rest was judged
+    resumed = read_jsonl(out)
+    assert [r["id"] for r in resumed] == [f"r{i}" for i in range(53)] and not partial.exists()
+    monkeypatch.undo()
+    fresh = tmp_path / "fresh.jsonl"
+    main(["--input", str(src), "--output", str(fresh)])
+    assert read_jsonl(fresh) == resumed
+
+
+def test_stale_partial_file_is_refused(tmp_path: Path) -> None:
+    src = _write(tmp_path / "in.jsonl", _rows())
+    out = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    partial.write_text(json.dumps({"id": "other", "response": "x", "judge": "rules", "label": "refused"}) + "\n")
+    with pytest.raises(Exception, match="does not match the input"):
+        main(["--input", str(src), "--output", str(out)])
+    assert partial.exists() and not out.exists()
