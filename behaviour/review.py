@@ -21,7 +21,7 @@ from activations.errors import ConfigError, ToolkitError
 from behaviour.jsonl import BadLine, JSONLError, dumps_jsonl, iter_jsonl_numbered
 from behaviour.judge import LABELS
 from behaviour.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
-from experiments.rundir import atomic_write_text
+from activations.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 

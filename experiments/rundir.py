@@ -20,7 +20,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -28,24 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from activations.errors import ConfigError
+from activations.fileio import atomic_write_text
 
 RUNS_ROOT = Path(os.environ.get("VETH_RUNS", "runs"))
 TRACKED_PACKAGES = ("torch", "transformers", "transformer-lens", "scikit-learn", "numpy", "datasets", "veth-probes")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(obj: Any) -> Any:

@@ -27,7 +27,8 @@ from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judgement, get_jud
 from behaviour.review import agreement, apply_reviews, import_reviews
 from behaviour.table import convergence_table, plot_convergence
 from experiments.cli import run_main
-from experiments.rundir import RunDir, atomic_write_text
+from activations.fileio import atomic_write_text
+from experiments.rundir import RunDir
 
 log = logging.getLogger("experiments.score")
 

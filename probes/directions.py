@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +21,9 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
+
+from activations.errors import ToolkitError
+from activations.fileio import atomic_write_bytes
 
 __all__ = [
     "Direction",
@@ -41,7 +43,7 @@ FORMAT_VERSION = 1
 _TENSOR = "direction"
 
 
-class DirectionError(Exception):
+class DirectionError(ToolkitError):
     """Base class for direction I/O errors."""
 
 
@@ -102,20 +104,6 @@ def data_fingerprint(*arrays, extra: str = "") -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(path)
     if p.suffix in (".safetensors", ".json"):
@@ -143,9 +131,9 @@ def save_direction(direction: Direction, path: str | os.PathLike) -> tuple[Path,
     st_path.parent.mkdir(parents=True, exist_ok=True)
     if not np.all(np.isfinite(direction.vector)):
         raise ValueError("direction vector contains NaN or inf")
-    _atomic_write(st_path, st_save({_TENSOR: direction.vector}, metadata={"format_version": str(FORMAT_VERSION)}))
+    atomic_write_bytes(st_path, st_save({_TENSOR: direction.vector}, metadata={"format_version": str(FORMAT_VERSION)}))
     meta = json.dumps(_jsonable(direction.metadata()), indent=2, sort_keys=True, allow_nan=False)
-    _atomic_write(js_path, meta.encode())  # last: the JSON marks the pair complete
+    atomic_write_bytes(js_path, meta.encode())  # last: the JSON marks the pair complete
     return st_path, js_path
 
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from behaviour.stats import wilson_interval  # one implementation for probes and trial tables
+
 __all__ = [
     "Metric",
     "wilson_interval",
@@ -47,20 +49,6 @@ def _z(confidence: float) -> float:
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion ``successes / n``."""
-    if n <= 0:
-        return (0.0, 1.0)
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes={successes} must lie in [0, n={n}]")
-    z = _z(confidence)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
-
-
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray, confidence: float = 0.95) -> Metric:
     """Accuracy with a Wilson interval."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -68,7 +56,7 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray, confidence: float = 0.95) -
         raise ValueError(f"shape mismatch: {y_true.shape} vs {y_pred.shape}")
     n = int(y_true.size)
     k = int((y_true == y_pred).sum())
-    low, high = wilson_interval(k, n, confidence)
+    low, high = wilson_interval(k, n, alpha=1 - confidence)
     return Metric(k / n if n else float("nan"), low, high, n, "wilson")
 
 
@@ -184,8 +172,8 @@ def auroc_difference(
 def proportion_difference(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> Metric:
     """p1 - p2 with Newcombe's hybrid Wilson interval (method 10; assumes independent samples)."""
     p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson_interval(k1, n1, confidence)
-    l2, u2 = wilson_interval(k2, n2, confidence)
+    l1, u1 = wilson_interval(k1, n1, alpha=1 - confidence)
+    l2, u2 = wilson_interval(k2, n2, alpha=1 - confidence)
     d = p1 - p2
     low = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
     high = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)

@@ -151,10 +151,12 @@ def _eval_section(summary: dict[str, Any]) -> list[str]:
     for concept, c in ev["concepts"].items():
         selected = [p for p in c["probes"] if p["selected"]]
         best = max(c["probes"], key=lambda p: p["auroc"]["value"])
-        lines.append(f"- {concept} (n = {c['n']}): bag-of-words AUROC {_fmt(c['lexical_baseline']['auroc'])}; "
-                     + "; ".join(f"{p['estimator']} at selected layer {p['layer']}: AUROC {_fmt(p['auroc'])}, "
-                                 f"accuracy {_fmt(p['accuracy'])}" for p in selected)
-                     + f"; best layer {best['layer']} ({best['estimator']}): AUROC {_fmt(best['auroc'])}.")
+        parts = [f"bag-of-words AUROC {_fmt(c['lexical_baseline']['auroc'])}"]
+        parts += [f"{p['estimator']} at selected layer {p['layer']}: AUROC {_fmt(p['auroc'])}, accuracy "
+                  f"{_fmt(p['accuracy'])}" for p in selected] or ["no selected layer"]
+        parts.append(f"best layer {best['layer']} ({best['estimator']}): AUROC {_fmt(best['auroc'])} (chosen after "
+                     "seeing this data, so optimistic)")
+        lines.append(f"- {concept} (n = {c['n']}): " + "; ".join(parts) + ".")
     return lines + [""]
 
 
@@ -169,9 +171,12 @@ def markdown(model: Any, cfg: Any, results: dict[str, Any], summary: dict[str, A
              "**Layer selection rule** (`probes.sweep.select_layer`): among layers before the last 20% whose AUROC "
              "interval lies above 0.5 and whose selectivity interval lies above 0, take the earliest layer whose AUROC "
              "reaches the best such layer's lower 95% bound.", "",
-             "**Controls.** Control task: labels reassigned at random per example (Hewitt & Liang 2019), fitted on "
-             "the same folds; selectivity = task accuracy - control accuracy. Lexical baseline: bag-of-words logistic "
-             "regression on the same texts and folds. Intervals: Wilson (accuracy), DeLong (AUROC), Newcombe "
+             "**Controls**, fitted on the same folds. Control task (Hewitt & Liang 2019): random labels with the "
+             "task's positive rate, one per example, stratified by group and label; selectivity = task accuracy - "
+             "control accuracy. On held-out groups a memorising probe cannot transfer, so the control sits near "
+             "chance by construction: selectivity shows the probe beats chance with this capacity, no more. The "
+             "stronger control is the lexical baseline: TF-IDF unigram+bigram logistic regression on the same texts. "
+             "Intervals: Wilson (accuracy), DeLong (AUROC; paired DeLong for probe vs lexical), Newcombe "
              "(selectivity); per-layer tests are not corrected for the number of layers.", "",
              "## Probes", ""]
     for result in results.values():
