@@ -53,71 +53,53 @@ REVIEW: dict[str, str] = {
 # ---------------------------------------------------------------------------------------------------------------
 # Interest recognition.
 # Positive: the observation is read as evidence about what is good or bad *for the entity*.
-# Negative: the same observation, read for an operational or instrumental consequence, or for nothing interest-bearing.
-# Templates: (positive, negative, needs an animate entity). Both sides share most words; several negatives use
-# "welfare" / "interest" instrumentally and several positives avoid those words.
+# Negative: the same observation, read for an operational or instrumental consequence; the entity-regarding reading
+# is named and rejected ("has nothing to do with the hens' own well-being").
+#
+# Lexical balance by construction. Every templated pair uses a *two-slot frame* that names both an entity-regarding
+# phrase E ("what a dark, quiet stretch each night means to the hens") and an instrumental phrase I ("their laying
+# rate"), so both twins contain exactly the same words. Each frame has two polarities, (a) "the first slot wins"
+# and (b) "the second slot wins" ("everything to do with X and nothing to do with Y" / "nothing to do with X and
+# everything to do with Y"):
+#     positive = a(E, I) or b(I, E);  negative = a(I, E) or b(E, I).
+# Both slots sit between the same two words (w0 {X} w1 ... w0 {Y} w1 ...), and the polarity words never touch a
+# slot, so every bigram occurs equally often in both twins of a pair, apart from the polarity words, which occur
+# in positives and negatives alike because each frame is used in both polarities equally often. (Words of one
+# letter are not tokens for the baseline, so they cannot serve as w0 or w1.) The label is then the *combination* of word order and polarity, which a
+# bag of unigrams and bigrams cannot represent: it has to be read from what the sentence says.
 # ---------------------------------------------------------------------------------------------------------------
-IR_TEMPLATES: list[tuple[str, str, bool]] = [
-    ("{obs}. That is a fair sign that {good} matters to {them}.",
-     "{obs}. That is a fair sign that {good} matters for {goal}.", False),
-    ("{obs}, so {good} is something {they} need{s} for {their} own sake.",
-     "{obs}, so {good} is something {they} need{s} for the sake of {goal}.", False),
-    ("{obs}: {they} need{s} {good} to be well.",
-     "{obs}: {they} need{s} {good} to keep up {goal}.", False),
-    ("{obs}, so {they} {do} better with {good}, and it shows in how settled {they} {are}.",
-     "{obs}, so {they} {do} better with {good}, and it shows in {goal}.", True),
-    ("{obs}. Going without {good} is plainly hard on {them}, so the {actor} should {op}.",
-     "{obs}. Going without {good} plainly drags down {goal}, so the {actor} should {op}.", False),
-    ("{obs}. Taken at face value, {they} {have} something at stake here: {good} makes things go better for {them}.",
-     "{obs}. Taken at face value, {org} has something at stake here: {good} serves its interests by "
-     "protecting {goal}.", False),
-    ("{obs}. Quite apart from {goal}, it is in {their} own interest to have {good}.",
-     "{obs}. With {goal} in mind, it is in {org_poss} interest that {they} {have} {good}.", False),
-    ("{obs}; it would be hard to deny that {they} care{s} about {good}.",
-     "{obs}; it would be hard to deny that {goal} hinges on {good}.", True),
-    ("{obs}. Plainly, {good} is part of what is good for {them}, and the {actor} should treat it that way.",
-     "{obs}. Plainly, {good} is part of running {org} well, and the {actor} should treat it that way.", False),
-    ("{obs}, which suggests {they} will suffer if {good} is taken away.",
-     "{obs}, which suggests {goal} will suffer if {good} is taken away.", False),
-    ("{obs}. The simplest reading is that {they} would be worse off without {good}.",
-     "{obs}. The simplest reading is that {goal} would be worse off without {good}.", False),
-    ("{obs}. It takes no great leap to see that {good} makes a real difference to how {they} fare{s}.",
-     "{obs}. It takes no great leap to see that {good} makes a real difference to {goal}.", False),
-    ("{obs}. If the {actor} decides to {op}, it should be because {good} is clearly what {they} would choose.",
-     "{obs}. If the {actor} decides to {op}, it should be because {good} is clearly what {goal} requires.", True),
-    ("{obs}, so the {actor} now treats {good} as something owed to {them}.",
-     "{obs}, so the {actor} now treats {good} as a way to get more out of {them}.", False),
-    ("{obs}. For {their} welfare, {good} is not optional.",
-     "{obs}. For the welfare report, {good} is just another line item next to {goal}.", False),
-    ("{obs}. The notes should record it as evidence about what {good} means to {them}.",
-     "{obs}. The notes should record it as evidence about what {good} means for {goal}.", False),
-    ("{obs}, and the {actor} took the hint: this is about what life is like for {them} without {good}.",
-     "{obs}, and the {actor} took the hint: this is about what {goal} looks like without {good}.", True),
-    ("{obs}. Anyone who spends time with {them} can see that {good} does {them} good.",
-     "{obs}. Anyone who spends time with {them} can see that {good} keeps {goal} on track.", True),
-    ("{obs}. Making sure {they} {have} {good} is the least the {actor} owes {them}.",
-     "{obs}. Making sure {they} {have} {good} is the cheapest way to protect {goal}.", False),
+IR_FRAMES: list[tuple[str, str]] = [
+    ("The reason to {op} has everything to do with {X} and nothing to do with {Y}, and the {actor} should say so "
+     "plainly.",
+     "The reason to {op} has nothing to do with {X} and everything to do with {Y}, and the {actor} should say so "
+     "plainly."),
+    ("Read plainly, this says a lot about {X} and very little about {Y}, and the notes should reflect that.",
+     "Read plainly, this says very little about {X} and a lot about {Y}, and the notes should reflect that."),
+    ("What counts here is {X}. What is beside the point is {Y}. What follows is that the {actor} should {op}.",
+     "What is beside the point here is {X}. What counts is {Y}. What follows is that the {actor} should {op}."),
+    ("Filing this under {X} is right, and filing it under {Y} is wrong.",
+     "Filing this under {X} is wrong, and filing it under {Y} is right."),
+    ("Whether to {op} is first of all a question about {X}, and not at all a question about {Y}, and the {actor} "
+     "should treat it that way.",
+     "Whether to {op} is not at all a question about {X}, and first of all a question about {Y}, and the {actor} "
+     "should treat it that way."),
+    ("In weighing this, all the weight belongs to {X} and none of it belongs to {Y}, and the {actor} should act "
+     "accordingly.",
+     "In weighing this, none of the weight belongs to {X} and all of it belongs to {Y}, and the {actor} should act "
+     "accordingly."),
+    ("On one reading it is a sign about {X}. On another reading it is a sign about {Y}. On a careful look, the "
+     "first reading is the right one.",
+     "On one reading it is a sign about {X}. On another reading it is a sign about {Y}. On a careful look, the "
+     "second reading is the right one."),
+    ("There are two readings: that it is about {X}, and that it is about {Y}, and the former is the one that fits.",
+     "There are two readings: that it is about {X}, and that it is about {Y}, and the latter is the one that "
+     "fits."),
 ]
 
-# "Swap" templates: positive and negative use exactly the same words, in different roles (bag-of-words identical).
-# Every scenario gets one of these, so word counts alone cannot separate a third of the templated pairs.
-# {them_np} is "them" for plural entities and a name ("the dog", "Mrs Okafor") otherwise, to avoid "news about it".
-IR_SWAP_TEMPLATES: list[tuple[str, str, bool]] = [
-    ("{obs}. The reason to {op} is {them_np}, not {goal}.",
-     "{obs}. The reason to {op} is {goal}, not {them_np}.", False),
-    ("{obs}. Whatever it does to {goal}, losing {good} is hard on {them_np}.",
-     "{obs}. Whatever it does to {them_np}, losing {good} is hard on {goal}.", False),
-    ("{obs}. Read it as news about {them_np}, not about {goal}.",
-     "{obs}. Read it as news about {goal}, not about {them_np}.", False),
-    ("{obs}. The {actor} filed it under {their} welfare rather than under {goal}.",
-     "{obs}. The {actor} filed it under {goal} rather than under {their} welfare.", False),
-    ("{obs}. The {actor} should {op}, and do it for {them_np} rather than for {goal}.",
-     "{obs}. The {actor} should {op}, and do it for {goal} rather than for {them_np}.", False),
-    ("{obs}. Seen this way, {good} is a question of {them_np}, with {goal} a secondary matter.",
-     "{obs}. Seen this way, {good} is a question of {goal}, with {them_np} a secondary matter.", False),
-    ("{obs}. The lesson here is about {them_np} more than about {goal}.",
-     "{obs}. The lesson here is about {goal} more than about {them_np}.", False),
-]
+# Entity-regarding (E) and instrumental (I) noun phrases; each pair uses one of each, in both twins.
+IR_E_PHRASES = ["what {good} means to {np}", "{np_poss} own well-being", "what {np} need{s}",
+                "how {np} {are} faring without {good}"]
+IR_I_PHRASES = ["{goal}", "what {good} does for {goal}", "the numbers on {goal}"]
 
 # Openers shared by both twins of a pair (so they carry no label information).
 IR_OPENERS = ["", "Field notes: ", "The {actor} has been reviewing {goal_np}. ", "From the weekly report: ",
@@ -394,22 +376,32 @@ IR_SCENARIOS: list[dict[str, Any]] = [
 # ---------------------------------------------------------------------------------------------------------------
 # Perspective taking.
 # Positive: the situation evaluated from the affected party's viewpoint. Negative: the same situation evaluated from
-# the decision-maker's (or instructed role's) viewpoint. A frame is shared by both twins; {P} is the viewpoint
-# holder and {Q} the other party, so frames that name both parties have identical name words on both sides.
+# the decision-maker's (or instructed role's) viewpoint.
+#
+# Lexical balance by construction, as for interest recognition: every templated text states *both* parties' views
+# (slots {X}/{x} and {Y}/{y}: a party and what the situation means for it), then says whose standpoint decides, in
+# one of two polarities: (a) the first-named party's, (b) the second-named party's ("the former" / "the latter"),
+#     positive = a(affected, decision-maker) or b(decision-maker, affected); negative = the other two.
+# Both twins contain the same words; the verdict words never touch a slot, and frames and polarities are used
+# equally often, so only the combination of order and verdict carries the label.
 # ---------------------------------------------------------------------------------------------------------------
-PT_FRAMES: list[str] = [
-    "{sit}. From the point of view of {P} rather than {Q}, {V}.",
-    "{sit}. For {P}, whatever it means for {Q}, {V}.",
-    "{sit}. Put yourself in the position of {P}, not {Q}: {V}.",
-    "{sit}. Seen through the eyes of {P}, {V}.",
-    "{sit}. Whatever {Q} may think of it, to {P} {V}.",
-    "{sit}. Judged from {P_poss} side rather than {Q_poss}, {V}.",
-    "{sit}. Ask how it looks to {P}, and the answer is that {V}.",
-    "{sit}. The question is what it means for {P}, not for {Q}: {V}.",
-    "{sit}. Taking {P_poss} perspective instead of {Q_poss}, {V}.",
-    "{sit}. Set {Q_poss} concerns aside and look at it as {P} would: {V}.",
-    "{sit}. Try to see it the way {P} {P_see} it: {V}.",
-    "{sit}. Leave {Q} out of it and stand where {P} {P_stand}: {V}.",
+PT_FRAMES: list[tuple[str, str]] = [
+    ("{sit}. For {X}, {x}. For {Y}, {y}. For judging it, the former is the view that counts.",
+     "{sit}. For {X}, {x}. For {Y}, {y}. For judging it, the latter is the view that counts."),
+    ("{sit}. Seen from {X_poss} side, {x}. Seen from {Y_poss} side, {y}. Seen fairly, the first of these is the "
+     "one that should decide it.",
+     "{sit}. Seen from {X_poss} side, {x}. Seen from {Y_poss} side, {y}. Seen fairly, the second of these is the "
+     "one that should decide it."),
+    ("{sit}. In {X_poss} position, {x}. In {Y_poss} position, {y}. In the end, the first position is the one to "
+     "judge it from.",
+     "{sit}. In {X_poss} position, {x}. In {Y_poss} position, {y}. In the end, the second position is the one to "
+     "judge it from."),
+    ("{sit}. There are two ways to look at it. For {X}, {x}. For {Y}, {y}. For a fair verdict, only the first "
+     "way of looking at it will do.",
+     "{sit}. There are two ways to look at it. For {X}, {x}. For {Y}, {y}. For a fair verdict, only the second "
+     "way of looking at it will do."),
+    ("{sit}. To {X}, {x}. To {Y}, {y}. To judge it fairly, start from the former.",
+     "{sit}. To {X}, {x}. To {Y}, {y}. To judge it fairly, start from the latter."),
 ]
 
 
@@ -870,18 +862,6 @@ def _possessive(noun_phrase: str) -> str:
     return noun_phrase + ("'" if noun_phrase.endswith("s") else "'s")
 
 
-def _pick_templates(index: int, n_templates: int, allowed: list[bool], k: int) -> list[int]:
-    """Pick k templates for scenario ``index``, cycling so each is used about equally and skipping disallowed ones."""
-    picked: list[int] = []
-    j = index * k
-    while len(picked) < k:
-        t = j % n_templates
-        if allowed[t] and t not in picked:
-            picked.append(t)
-        j += 1
-    return picked
-
-
 def _pair_rows(concept: str, pair_id: str, pos: str, neg: str, meta: dict[str, str]) -> list[dict[str, Any]]:
     rows = []
     for label, text in ((1, pos), (0, neg)):
@@ -896,40 +876,55 @@ def _finish(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
+def _frame_pair(frame: tuple[str, str], polarity: int, first: str, second: str) -> tuple[str, str]:
+    """(positive, negative) from a two-polarity frame. ``first`` is the content that makes a text positive when it
+    wins (E, or the affected party), ``second`` its rival; polarity 0 uses frame (a), 1 frame (b)."""
+    if polarity == 0:   # (a): the first slot wins
+        return frame[0].format(**first), frame[0].format(**second)
+    return frame[1].format(**second), frame[1].format(**first)   # (b): the second slot wins
+
+
 def build_interest_recognition() -> list[dict[str, Any]]:
     concept, rows, n = "interest_recognition", [], 0
-    for i, sc in enumerate(IR_SCENARIOS):
+    k_frames = len(IR_FRAMES)
+    for sc in IR_SCENARIOS:
         pron = PRONOUNS[sc["pron"]]
-        slots = dict(pron, obs=sc["obs"], good=sc["good"], goal=sc["goal"].format(**pron), op=sc["op"],
-                     goal_np=sc["goal"].format(their=_possessive(sc["np"])),  # for openers, before "they" is known
-                     them_np=pron["them"] if sc["pron"] == "pl" else sc["np"],
-                     actor=sc["actor"], org=sc["org"], org_poss=_possessive(sc["org"]), review=REVIEW[sc["group"]])
-        allowed = [sc["animate"] or not animate_only for _, _, animate_only in IR_TEMPLATES]
-        chosen = [IR_TEMPLATES[k] for k in _pick_templates(i, len(IR_TEMPLATES), allowed, TEMPLATES_PER_SCENARIO - 1)]
-        chosen.append(IR_SWAP_TEMPLATES[i % len(IR_SWAP_TEMPLATES)])
-        for template in chosen:
-            n += 1
+        base = dict(pron, good=sc["good"], goal=sc["goal"].format(**pron), np=sc["np"],
+                    np_poss=_possessive(sc["np"]))
+        slots = dict(base, obs=sc["obs"], op=sc["op"], actor=sc["actor"], org=sc["org"],
+                     goal_np=sc["goal"].format(their=_possessive(sc["np"])))  # for openers, before "they" is known
+        for _ in range(TEMPLATES_PER_SCENARIO):
+            # pair n: frame n % K, polarity alternating per cycle of frames, so each frame is used in both
+            # polarities equally often; the E and I phrasings rotate independently.
+            frame, polarity = IR_FRAMES[n % k_frames], (n // k_frames) % 2
+            e = IR_E_PHRASES[(n + n // k_frames) % len(IR_E_PHRASES)].format(**base)
+            i = IR_I_PHRASES[n % len(IR_I_PHRASES)].format(**base)
             opener = IR_OPENERS[n % len(IR_OPENERS)].format(**slots)
-            pos, neg = (opener + t.format(**slots) for t in template[:2])
+            n += 1
+            pos, neg = _frame_pair(frame, polarity, dict(slots, X=e, Y=i), dict(slots, X=i, Y=e))
             meta = {"group": sc["group"], "entity": sc["entity"], "domain": sc["domain"], "source": "template"}
-            rows += _pair_rows(concept, f"ir-t{n:03d}", _finish(pos), _finish(neg), meta)
+            rows += _pair_rows(concept, f"ir-t{n:03d}", _finish(f"{opener}{sc['obs']}. {pos}"),
+                               _finish(f"{opener}{sc['obs']}. {neg}"), meta)
     return rows + _handwritten(concept)
 
 
 def build_perspective_taking() -> list[dict[str, Any]]:
     concept, rows, n = "perspective_taking", [], 0
-    for i, sc in enumerate(PT_SCENARIOS):
-        aff = {"P": sc["aff"], "P_poss": _possessive(sc["aff"]), "P_see": "see" if sc["aff_pl"] else "sees",
-               "P_stand": "stand" if sc["aff_pl"] else "stands", "V": sc["aff_view"]}
-        dec = {"P": sc["dec"], "P_poss": _possessive(sc["dec"]), "P_see": "see" if sc["dec_pl"] else "sees",
-               "P_stand": "stand" if sc["dec_pl"] else "stands", "V": sc["dec_view"]}
-        pos_slots = dict(aff, sit=sc["sit"], Q=dec["P"], Q_poss=dec["P_poss"])
-        neg_slots = dict(dec, sit=sc["sit"], Q=aff["P"], Q_poss=aff["P_poss"])
-        for k in _pick_templates(i, len(PT_FRAMES), [True] * len(PT_FRAMES), TEMPLATES_PER_SCENARIO):
+    k_frames = len(PT_FRAMES)
+    for sc in PT_SCENARIOS:
+        aff = (sc["aff"], sc["aff_view"])
+        dec = (sc["dec"], sc["dec_view"])
+
+        def slots(first: tuple[str, str], second: tuple[str, str]) -> dict[str, str]:
+            return {"sit": sc["sit"], "X": first[0], "X_poss": _possessive(first[0]), "x": first[1],
+                    "Y": second[0], "Y_poss": _possessive(second[0]), "y": second[1]}
+
+        for _ in range(TEMPLATES_PER_SCENARIO):
+            frame, polarity = PT_FRAMES[n % k_frames], (n // k_frames) % 2
             n += 1
+            pos, neg = _frame_pair(frame, polarity, slots(aff, dec), slots(dec, aff))
             meta = {"group": sc["group"], "entity": sc["entity"], "domain": sc["domain"], "source": "template"}
-            rows += _pair_rows(concept, f"pt-t{n:03d}", _finish(PT_FRAMES[k].format(**pos_slots)),
-                               _finish(PT_FRAMES[k].format(**neg_slots)), meta)
+            rows += _pair_rows(concept, f"pt-t{n:03d}", _finish(pos), _finish(neg), meta)
     return rows + _handwritten(concept)
 
 
