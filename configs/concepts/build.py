@@ -34,21 +34,10 @@ PRONOUNS: dict[str, dict[str, str]] = {
     "he": {"they": "he", "them": "him", "their": "his", "are": "is", "have": "has", "do": "does", "s": "s"},
 }
 
-# Who would audit or review the situation, per group: lets some *negatives* use welfare vocabulary instrumentally.
-REVIEW: dict[str, str] = {
-    "farm_animals": "the next welfare audit",
-    "wild_animals": "the next welfare inspection",
-    "companion_animals": "the next welfare check",
-    "research_animals": "the next animal-welfare review",
-    "workers": "the next wellbeing survey",
-    "patients": "the next care-quality inspection",
-    "children": "the next safeguarding review",
-    "residents": "the council's wellbeing survey",
-    "prisoners": "the next welfare inspection",
-    "fictional_species": "the consortium's welfare audit",
-    "ai_systems": "the next model-welfare review",
-    "ecosystems": "the environmental impact review",
-}
+# The entity-kind groups (the unit that evaluation holds out).
+GROUPS: tuple[str, ...] = ("farm_animals", "wild_animals", "companion_animals", "research_animals", "workers",
+                           "patients", "children", "residents", "prisoners", "fictional_species", "ai_systems",
+                           "ecosystems")
 
 # ---------------------------------------------------------------------------------------------------------------
 # Interest recognition.
@@ -108,7 +97,8 @@ IR_OPENERS = ["", "Field notes: ", "The {actor} has been reviewing {goal_np}. ",
 
 def _ir(group: str, domain: str, entity: str, pron: str, obs: str, good: str, goal: str, op: str, actor: str,
         org: str, animate: bool = True, np: str | None = None) -> dict[str, Any]:
-    """One interest-recognition scenario. ``np`` names the entity ("the dog"); default: "the " + entity."""
+    """One interest-recognition scenario. ``np`` names the entity ("the dog"); default: "the " + entity.
+    ``animate`` marks entities that are not agents (ecosystems); no current frame depends on it."""
     np = np or (entity if entity.startswith("the ") else "the " + entity)
     return dict(group=group, domain=domain, entity=entity, pron=pron, obs=obs, good=good, goal=goal, op=op,
                 actor=actor, org=org, animate=animate, np=np)
@@ -940,8 +930,8 @@ def _handwritten(concept: str) -> list[dict[str, Any]]:
         if len(fields) != 5 or not all(f.strip() for f in fields):
             raise SystemExit(f"{path}:{lineno}: expected 5 non-empty tab-separated fields, got {len(fields)}")
         group, entity, domain, pos, neg = (f.strip() for f in fields)
-        if group not in REVIEW:
-            raise SystemExit(f"{path}:{lineno}: unknown group {group!r}; known groups: {', '.join(REVIEW)}")
+        if group not in GROUPS:
+            raise SystemExit(f"{path}:{lineno}: unknown group {group!r}; known groups: {', '.join(GROUPS)}")
         n += 1
         meta = {"group": group, "entity": entity, "domain": domain, "source": "handwritten"}
         rows += _pair_rows(concept, f"{PREFIX[concept]}-h{n:03d}", pos, neg, meta)
