@@ -48,10 +48,11 @@ class ConceptDataset:
     groups: list[str]
     pair_ids: list[str]
     ids: list[str]
+    sources: list[str] | None = None  # "template" or "handwritten" per row, when the file says
 
     def __post_init__(self) -> None:
         n = len(self.texts)
-        if any(len(x) != n for x in (self.labels, self.groups, self.pair_ids, self.ids)):
+        if any(len(x) != n for x in (self.labels, self.groups, self.pair_ids, self.ids, self.sources or self.ids)):
             raise ConceptDataError(f"{self.concept}: texts, labels, groups, pair_ids and ids differ in length")
         object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int64))
 
@@ -66,7 +67,8 @@ class ConceptDataset:
         pick = [int(i) for i in index]
         return ConceptDataset(self.concept, [self.texts[i] for i in pick], self.labels[pick].copy(),
                               [self.groups[i] for i in pick], [self.pair_ids[i] for i in pick],
-                              [self.ids[i] for i in pick])
+                              [self.ids[i] for i in pick],
+                              None if self.sources is None else [self.sources[i] for i in pick])
 
     @property
     def data_hash(self) -> str:
@@ -98,7 +100,8 @@ def load_concept(concept: str, path: Path | None = None) -> ConceptDataset:
     return ConceptDataset(concept=concept, texts=[r["text"] for r in data],
                           labels=np.array([r["label"] for r in data], dtype=np.int64),
                           groups=[r["group"] for r in data], pair_ids=[r["pair_id"] for r in data],
-                          ids=[r["id"] for r in data])
+                          ids=[r["id"] for r in data],
+                          sources=[r["source"] for r in data] if all("source" in r for r in data) else None)
 
 
 def load_concepts(names: Iterable[str] | None = None) -> dict[str, ConceptDataset]:

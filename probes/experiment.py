@@ -29,6 +29,7 @@ from activations.selection import Selection
 from probes.concepts import CONCEPTS, ConceptDataset, load_concepts
 from probes.directions import Direction, save_directions
 from probes.estimators import LogisticProbe, MeanDiffProbe
+from probes.metrics import auroc
 from probes.sweep import SweepResult, compare_to_baselines, layer_sweep, select_layer
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class ConceptResult:
     selected: dict[str, int | None]
     selection_notes: dict[str, str] = field(default_factory=dict)
     directions: list[Direction] = field(default_factory=list)
+    by_source: dict[str, Any] = field(default_factory=dict)
 
     def direction(self, estimator: str, layer: int) -> Direction:
         return next(d for d in self.directions if d.estimator == estimator and d.layer == layer)
@@ -84,6 +86,7 @@ class ConceptResult:
             "data_hash": self.data_hash,
             "selected_layer": self.selected,
             "selection_notes": self.selection_notes,
+            "by_source": self.by_source,
             "sweep": self.sweep.to_dict(),
             "verdicts": {est: [v.to_dict() for v in rows] for est, rows in self.verdicts.items()},
         }
@@ -151,7 +154,32 @@ def run_concept(model: LoadedModel, ds: ConceptDataset, view: ActivationView, cf
     verdicts = {est: compare_to_baselines(sweep, est) for est in cfg.estimators}
     result = ConceptResult(ds.concept, len(ds), len(set(ds.groups)), ds.data_hash, sweep, verdicts, selected, notes)
     result.directions = concept_directions(model, ds, view, cfg, sweep, selected)
+    result.by_source = source_breakdown(ds, sweep, selected)
     return result
+
+
+def source_breakdown(ds: ConceptDataset, sweep: SweepResult, selected: dict[str, int | None]) -> dict[str, Any]:
+    """Out-of-fold AUROC of each selected probe and of the lexical baseline within each data source.
+
+    Templated rows are built so that unigram and bigram counts carry no label; hand-written rows are not, so the
+    lexical baseline is strong there. A probe that only beats it on templated rows may be reading word order.
+    """
+    if ds.sources is None or sweep.lexical is None:
+        return {}
+    sources = np.asarray(ds.sources)
+    out: dict[str, Any] = {}
+    for source in sorted(set(ds.sources)):
+        keep = sources == source
+        y = sweep.y[keep]
+        if len(set(y.tolist())) < 2:
+            continue
+        row: dict[str, Any] = {"n": int(keep.sum()), "lexical": auroc(y, sweep.lexical.oof_scores[keep]).to_dict()}
+        for est, layer in selected.items():
+            scores = None if layer is None else sweep.get(est, layer).oof_scores
+            if scores is not None:
+                row[est] = {"layer": layer, "auroc": auroc(y, scores[keep]).to_dict()}
+        out[source] = row
+    return out
 
 
 def primary_layer(result: ConceptResult) -> tuple[str, int] | None:

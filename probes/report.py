@@ -112,6 +112,11 @@ def _concept_section(result: Any) -> list[str]:
         if n_lexical == 0 and sweep.lexical is not None:
             lines.append("  **At no layer does this probe beat the bag-of-words baseline**: on this data the concept "
                          "is not shown to be read beyond its wording.")
+    for source, row in result.by_source.items():
+        probes = "; ".join(f"{LABELS.get(e, e)} (layer {v['layer']}) {_fmt(v['auroc'])}"
+                           for e, v in row.items() if isinstance(v, dict) and "layer" in v)
+        lines.append(f"- {source} rows only (n = {row['n']}): bag-of-words AUROC {_fmt(row['lexical'])}"
+                     + (f"; {probes}" if probes else "") + ".")
     best = max(sweep.results[sweep.estimators[0]], key=lambda r: r.auroc.value)
     lines += ["", f"Best layer by AUROC ({sweep.estimators[0]}): {best.layer} ({_fmt(best.auroc)}).", ""]
     return lines

@@ -45,6 +45,9 @@ def test_run_directory_is_complete(tiny_run: tuple[Path, Path]) -> None:
         assert row["auroc"]["low"] <= row["auroc"]["value"] <= row["auroc"]["high"]
         assert row["control_accuracy"]["n"] == sweep["n"]
     assert sweep["sweep"]["lexical"]["auroc"]["n"] == sweep["n"]
+    by_source = sweep["by_source"]
+    assert set(by_source) == {"template", "handwritten"}
+    assert sum(row["n"] for row in by_source.values()) == sweep["n"]
     report = (run / "report.md").read_text()
     assert "bag-of-words" in report and "Layer selection rule" in report
 
