@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import activations  # noqa: E402,F401  (first: sets the toolkit's OpenMP wait policy before torch loads)
 import torch  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
