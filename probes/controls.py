@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
-from probes.estimators import _binary_targets, _fit_l2_logistic_cv, _RowBasis
+from probes.estimators import _binary_targets, _RowBasis, fit_logistic_in_basis
 from probes.metrics import Metric, proportion_difference
 
 __all__ = ["control_labels", "selectivity", "LexicalBaseline", "LEXICAL_CS"]
@@ -155,22 +155,7 @@ class LexicalBaseline(ClassifierMixin, BaseEstimator):
         yb = _binary_targets(self, y)
         self.vectorizer_ = self._vectorizer()
         Xt = self.vectorizer_.fit_transform(texts)
-        basis = _RowBasis.fit(Xt, standardize=False)
-        out = _fit_l2_logistic_cv(
-            basis,
-            yb,
-            None if groups is None else np.asarray(groups),
-            Cs=self.Cs,
-            cv=self.cv,
-            scoring=self.scoring,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            seed=self.random_state,
-        )
-        w, b = basis.to_original(out["theta"][:-1, 0], out["theta"][-1, 0])
-        self.coef_ = w[None, :]
-        self.intercept_ = np.array([b])
-        self.C_ = out["C"]
+        fit_logistic_in_basis(self, _RowBasis.fit(Xt, standardize=False), yb, groups)
         return self
 
     def decision_function(self, texts) -> np.ndarray:

@@ -339,6 +339,20 @@ def _fit_l2_logistic_cv(
     return {"C": Cs[best], "cv_scores": cv_scores, "theta": theta, "n_iter": n_iter, "cv_note": note}
 
 
+def fit_logistic_in_basis(est: BaseEstimator, basis: _RowBasis, yb: np.ndarray, groups) -> dict:
+    """Fit ``est``'s CV-tuned L2 logistic regression in ``basis``; set ``coef_``, ``intercept_`` (original space), ``C_``.
+
+    Shared by :class:`LogisticProbe` (activations) and ``probes.controls.LexicalBaseline`` (bag of words).
+    """
+    out = _fit_l2_logistic_cv(basis, yb, None if groups is None else np.asarray(groups), Cs=est.Cs, cv=est.cv,
+                              scoring=est.scoring, tol=est.tol, max_iter=est.max_iter, seed=est.random_state)
+    w, b = basis.to_original(out["theta"][:-1, 0], out["theta"][-1, 0])
+    est.coef_ = w[None, :]
+    est.intercept_ = np.array([b])
+    est.C_ = out["C"]
+    return out
+
+
 def _binary_targets(est: BaseEstimator, y) -> np.ndarray:
     classes, yb = np.unique(np.asarray(y), return_inverse=True)
     if classes.size != 2:
@@ -409,23 +423,10 @@ class LogisticProbe(_LinearProbeMixin, BaseEstimator):
         if self.precision not in ("float64", "float32"):
             raise ValueError(f"precision must be 'float64' or 'float32', got {self.precision!r}")
         basis = _RowBasis.fit(X, standardize=self.standardize, dtype=self.precision)
-        out = _fit_l2_logistic_cv(
-            basis,
-            yb,
-            None if groups is None else np.asarray(groups),
-            Cs=self.Cs,
-            cv=self.cv,
-            scoring=self.scoring,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            seed=self.random_state,
-        )
-        w, b = basis.to_original(out["theta"][:-1, 0], out["theta"][-1, 0])
-        self.coef_ = w[None, :]
-        self.intercept_ = np.array([b])
+        out = fit_logistic_in_basis(self, basis, yb, groups)
+        w = self.coef_[0]
         norm = np.linalg.norm(w)
         self.direction_ = w / norm if norm > 0 else w
-        self.C_ = out["C"]
         self.cv_scores_ = out["cv_scores"]
         self.n_iter_ = out["n_iter"]
         return self
