@@ -17,7 +17,7 @@ from activations.registry import REPO_ROOT, get_spec
 from behaviour.scenario import load_scenario
 from experiments.smoke import main, run_smoke
 
-# The Veth prompt is longer than a tiny model's 256-token context; a short scenario file stands in for it.
+# A short scenario file keeps the tiny-model tests fast.
 SHORT_SCENARIO = """\
 name: short
 version: "0.1"
@@ -79,10 +79,12 @@ def test_base_model_gets_the_scenario_document(save_tiny, short_scenario, runs):
     assert result["prompt_format"] == "document" and result["prompt"] == "MEMO\nStep 1:"
 
 
-def test_a_prompt_too_long_for_the_model_fails_cleanly_and_leaves_no_run(save_tiny, runs):
-    # The real Veth prompt does not fit the tiny model's 256-token context.
+def test_a_prompt_too_long_for_the_model_fails_cleanly_and_leaves_no_run(save_tiny, runs, tmp_path):
+    # A user message of a few thousand tokens does not fit the tiny model's 2048-token context.
+    long_scenario = tmp_path / "long.yaml"
+    long_scenario.write_text(SHORT_SCENARIO.replace("Should the Veth work unpaid?", "Should the Veth work? " * 1200))
     with pytest.raises(ConfigError, match="exceeds the model's context"):
-        main(["--model", str(save_tiny("llama")), "--max-new-tokens", "5"])
+        main(["--model", str(save_tiny("llama")), "--scenario", str(long_scenario), "--max-new-tokens", "5"])
     assert not runs.exists() or not any(runs.iterdir())
 
 
