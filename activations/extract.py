@@ -14,6 +14,10 @@ hook, and the forward pass stops as soon as the last requested hook has fired: b
 the unembedding (a fifth of SmolLM2's FLOPs) are never run. Hooks are attached through ``bridge.hooks`` on the
 canonical hook points, so they behave exactly as ``run_with_cache``'s would.
 
+**Attention.** By default attention runs on HF's fused SDPA kernel instead of the bridge's step-by-step
+re-implementation, which materialises every attention pattern in float32 (:mod:`activations.fused_attention`; on
+1,700-token SmolLM2 prompts this is 1.85x faster). ``attention="bridge"`` keeps the bridge's own path.
+
 **Padding.** Right padding with a causal mask: a real token attends only to itself and earlier real tokens, and its
 position ids are unchanged, so activations at real tokens do not depend on what else is in the batch
 (``tests/test_extract.py`` checks single vs padded batch). Dense selections stay on the model's device until the
@@ -26,13 +30,15 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from activations.errors import ToolkitError
+from activations.errors import ConfigError, ToolkitError
+from activations.fused_attention import hf_attention
 from activations.models import LoadedModel
 from activations.selection import (
     Item,
@@ -58,6 +64,7 @@ from activations.store import (
 log = logging.getLogger(__name__)
 
 Column = tuple[str, int]
+ATTENTION = ("sdpa", "bridge")
 
 
 class InputTextError(ToolkitError, ValueError):
@@ -282,16 +289,21 @@ def extract(
     *,
     batch_size: int = 8,
     storage_dtype: str = "float32",
+    attention: str = "sdpa",
     progress: bool = True,
 ) -> ExtractStats:
     """Make sure ``store`` holds ``selection`` for every item, computing only the missing rows.
 
     ``store`` is an :class:`ActivationStore` or a directory (created if new; a store of another model raises
     :class:`StoreMismatchError`). ``storage_dtype`` is float32, float16 or bfloat16 (part of each row's key).
+    ``attention``: ``"sdpa"`` runs attention on HF's fused kernel where the architecture allows
+    (:mod:`activations.fused_attention`), ``"bridge"`` keeps the bridge's step-by-step attention.
     """
     start_time = time.perf_counter()
     if storage_dtype not in STORAGE_DTYPES:
         raise SelectionError(f"unknown storage dtype {storage_dtype!r}; choose one of {sorted(STORAGE_DTYPES)}")
+    if attention not in ATTENTION:
+        raise ConfigError(f"unknown attention {attention!r}; choose one of {ATTENTION}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise SelectionError(f"batch_size must be a positive integer, got {batch_size!r}")
     items = as_items(items)
@@ -323,15 +335,18 @@ def extract(
             for item, res in zip(items, resolved):
                 by_key.setdefault(res.text_key, {})[item_key(item)] = res
             bar = _progress(len(order), progress, model.identity.name)
+            fused = hf_attention(model.bridge, attention) if attention != "bridge" and order else nullcontext("bridge")
             try:
-                for batch in batches:
-                    blocks = _run_batch(model, batch, hook_points, STORAGE_DTYPES[storage_dtype])
-                    n_forward += 1
-                    batch_items = {k: v for t in batch for k, v in by_key[t.key].items()}
-                    writer.write(blocks, dtype=storage_dtype, items=batch_items)
-                    texts_done += len(batch)
-                    bar.update(len(batch))
-                    del blocks
+                with fused as used:
+                    log.debug("%s: attention runs on %s", model.identity.name, used)
+                    for batch in batches:
+                        blocks = _run_batch(model, batch, hook_points, STORAGE_DTYPES[storage_dtype])
+                        n_forward += 1
+                        batch_items = {k: v for t in batch for k, v in by_key[t.key].items()}
+                        writer.write(blocks, dtype=storage_dtype, items=batch_items)
+                        texts_done += len(batch)
+                        bar.update(len(batch))
+                        del blocks
             finally:
                 bar.close()
             writer.write_items(records)
@@ -357,6 +372,7 @@ def extract_and_load(
     labels: Sequence[Any] | np.ndarray | None = None,
     batch_size: int = 8,
     storage_dtype: str = "float32",
+    attention: str = "sdpa",
     progress: bool = True,
 ) -> Any:
     """Compute what is missing, then return an :class:`~activations.dataset.ActivationView` over ``items``.
@@ -367,7 +383,7 @@ def extract_and_load(
 
     store = _open_store(model, store_dir)
     stats = extract(model, items, selection, store, batch_size=batch_size, storage_dtype=storage_dtype,
-                    progress=progress)
+                    attention=attention, progress=progress)
     return ActivationView(store, items, labels=labels, storage_dtype=storage_dtype, stats=stats)
 
 

@@ -18,7 +18,7 @@ import torch
 
 from activations import store as store_module
 from activations.dataset import ActivationView, load_activations
-from activations.errors import ToolkitError
+from activations.errors import ConfigError, ToolkitError
 from activations.extract import InputTextError, extract, extract_and_load, resolve_items
 from activations.models import LoadedModel
 from activations.selection import HOOKS, Item, Selection, SelectionError
@@ -77,11 +77,12 @@ def snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_stored_rows_equal_run_with_cache(model: LoadedModel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("attention", ["sdpa", "bridge"])
+def test_stored_rows_equal_run_with_cache(model: LoadedModel, tmp_path: Path, attention: str) -> None:
     items = [TEXTS[0], VERDICT, TEXTS[4]]
     marked = [Item(TEXTS[0], (4, 8)), VERDICT, Item(TEXTS[4], (0, 2))]
     sel = Selection(hooks=HOOKS, layers="all", positions=EVERY_RULE)
-    view = extract_and_load(model, marked, sel, tmp_path, batch_size=3, progress=False)
+    view = extract_and_load(model, marked, sel, tmp_path, batch_size=3, attention=attention, progress=False)
     resolved = resolve_items(model, items + marked)
     for i, item in enumerate(marked):
         ref = reference(model, item.text)
@@ -261,6 +262,7 @@ def filled(model: LoadedModel, tmp_path: Path) -> Path:
     ("no_texts", InputTextError, "no texts"),
     ("marked_without_span", SelectionError, "marked span"),
     ("storage_dtype", SelectionError, "storage dtype"),
+    ("attention", ConfigError, "unknown attention"),
 ])
 def test_bad_input_is_refused_before_any_work(model: LoadedModel, filled: Path, counter: ForwardCounter, case: str,
                                              error: type, match: str) -> None:
@@ -281,6 +283,8 @@ def test_bad_input_is_refused_before_any_work(model: LoadedModel, filled: Path, 
         sel = Selection(positions="marked:last")
     elif case == "storage_dtype":
         kwargs = {"storage_dtype": "int8"}
+    elif case == "attention":
+        kwargs = {"attention": "flash"}
     before = snapshot(filled)
     with pytest.raises(error, match=match):
         extract(model, texts, sel, filled, progress=False, **kwargs)
