@@ -15,6 +15,7 @@ varied length (about 90-330 tokens), float32 model on CPU.
 
     python bench/bench_store.py                              # defaults: 24 texts, batch 8, 3 rounds, memory x10
     python bench/bench_store.py --n-texts 96 --batch-size 16 --storage-dtype float32 --skip-memory
+    python bench/bench_store.py --n-texts 8 --rounds 2 --length-scale 12 --skip-memory   # ~1,500-token prompts
 """
 
 from __future__ import annotations
@@ -58,12 +59,13 @@ QUESTIONS = [
 ]
 
 
-def make_prompts(model, n: int, period: int = 24, seed: int = 0) -> list[str]:
+def make_prompts(model, n: int, period: int = 24, seed: int = 0, length_scale: int = 0) -> list[str]:
     """``n`` distinct chat-rendered prompts of varied length (deterministic for a seed).
 
     The shape of prompt ``i`` (which facts, how often, which question) repeats every ``period`` prompts and only the
     briefing number and subject differ, so 10x more texts have the same length distribution as the base set: the
-    memory comparison then measures the number of texts, not a longer longest prompt.
+    memory comparison then measures the number of texts, not a longer longest prompt. ``length_scale`` adds a
+    background section of that many copies of the facts (about 125 tokens each) for long-prompt runs.
     """
     from activations.prompts import PromptSource, render_prompt
 
@@ -73,7 +75,8 @@ def make_prompts(model, n: int, period: int = 24, seed: int = 0) -> list[str]:
         facts = " ".join(rng.sample(FACTS, rng.randint(1, len(FACTS))) * rng.randint(1, 3))
         question = rng.choice(QUESTIONS)
         subject = SUBJECTS[(i // period) % len(SUBJECTS)]
-        user = f"Briefing {i}. {facts} " + question.format(s=subject)
+        background = f"Background: {' '.join(FACTS * length_scale)} " if length_scale else ""
+        user = f"Briefing {i}. {background}{facts} " + question.format(s=subject)
         system = "You are the Director of Resource Operations for the Karath Extraction Consortium."
         prompts.append(render_prompt(PromptSource(user=user, system=system), model.tokenizer, model.spec))
     return prompts
@@ -137,12 +140,13 @@ def throughput(args, root: Path) -> dict:
 
     model = load_model(MODEL)
     hf = plain_hf_model(model)
-    prompts = make_prompts(model, args.n_texts)
+    prompts = make_prompts(model, args.n_texts, length_scale=args.length_scale)
     groups = batch_groups(model, prompts, args.batch_size)
     batches = [padded(model, g) for g in groups]
     n_tokens = sum(int(mask.sum()) for _, mask in batches)
     selection = Selection(hooks="resid_post", layers="all", positions="last")
-    kwargs = dict(batch_size=args.batch_size, storage_dtype=args.storage_dtype, progress=False)
+    kwargs = dict(batch_size=args.batch_size, storage_dtype=args.storage_dtype, attention=args.attention,
+                  progress=False)
     # Warm-up (allocator, oneDNN kernels) on the smallest batch of each path.
     hf_forward(hf, batches[-1], backbone=False)
     hf_forward(hf, batches[-1], backbone=True)
@@ -262,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--storage-dtype", default="float16", choices=["float32", "float16", "bfloat16"])
+    parser.add_argument("--length-scale", type=int, default=0,
+                        help="add N x ~125 tokens of background to every prompt (long-prompt throughput)")
+    parser.add_argument("--attention", default="sdpa", choices=["sdpa", "bridge"], help="extraction's attention path")
     parser.add_argument("--memory-factor", type=int, default=10)
     parser.add_argument("--memory-repeats", type=int, default=2, help="processes per size (peaks are medians)")
     parser.add_argument("--skip-memory", action="store_true")
@@ -271,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child is not None:
         memory_child(args.memory_child, args.batch_size, args.storage_dtype)
         return 0
-    print(f"{MODEL}, resid_post x 30 layers, last token; batch {args.batch_size}, storage {args.storage_dtype}; "
+    print(f"{MODEL}, resid_post x 30 layers, last token; batch {args.batch_size}, storage {args.storage_dtype}, "
+          f"attention {args.attention}, length scale {args.length_scale}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", flush=True)
     result: dict = {"args": vars(args)}
