@@ -9,7 +9,7 @@ varied length (about 90-330 tokens), float32 model on CPU.
   three run back to back on each batch, in alternating order, and the median of the per-batch ratios is reported
   with its interquartile range: the machine is shared, so only measurements seconds apart are comparable.
 - **Memory**: peak resident memory during extraction of N and of 10 N texts, each in its own process (alternating,
-  twice each by default); freed heap is returned to the OS and the peak reset (``/proc/self/clear_refs``) after
+  three times each by default); freed heap is returned to the OS and the peak reset (``/proc/self/clear_refs``) after
   loading the model, so the peak is extraction's working set on top of the model, not the GGUF load.
 - **Disk**: bytes on disk per stored vector per layer, and for the ``all``-token rule per token per layer.
 
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="add N x ~125 tokens of background to every prompt (long-prompt throughput)")
     parser.add_argument("--attention", default="sdpa", choices=["sdpa", "bridge"], help="extraction's attention path")
     parser.add_argument("--memory-factor", type=int, default=10)
-    parser.add_argument("--memory-repeats", type=int, default=2, help="processes per size (peaks are medians)")
+    parser.add_argument("--memory-repeats", type=int, default=3, help="processes per size (peaks are medians)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
