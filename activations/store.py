@@ -49,6 +49,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from activations.errors import ToolkitError
+from activations.fileio import fsync_dir
 from activations.selection import Item, ResolvedItem, parse_position_key
 
 log = logging.getLogger(__name__)
@@ -160,14 +161,6 @@ class VerifyReport:
         return not self.bad
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_error(what: Path, exc: OSError) -> StoreWriteError:
     hint = ("the disk is full: free space or pass a store directory on another disk"
             if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the directory's permissions and disk")
@@ -182,7 +175,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         _write_file(tmp, data)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _write_error(path, exc) from exc
@@ -501,7 +494,7 @@ class StoreWriter:
         try:
             _write_file(tmp, data)
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
