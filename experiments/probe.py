@@ -37,7 +37,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--jobs", type=int, default=None, help="parallel workers over layers (default: CPUs, max 8)")
     group = parser.add_argument_group("activations")
-    group.add_argument("--store", default=str(DEFAULT_STORE), help="activation store root (reused across runs)")
+    group.add_argument("--store", default=str(DEFAULT_STORE), help="activation store root: one subdirectory per model, reused across runs")
     group.add_argument("--batch-size", type=int, default=16)
     group.add_argument("--storage-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     group = parser.add_argument_group("outside data")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from activations.dataset import ActivationView
 from activations.extract import extract_and_load
 from activations.models import CACHE_DIR, LoadedModel
 from activations.selection import Selection
+from activations.store import store_dir_for
 from probes.concepts import CONCEPTS, ConceptDataset, load_concepts
 from probes.directions import Direction, save_directions
 from probes.estimators import LogisticProbe, MeanDiffProbe
@@ -194,6 +195,8 @@ def run_probe_experiment(model: LoadedModel, cfg: ProbeConfig, run: Any, progres
     """Steps 1-8; writes results, directions, figures and the report into ``run`` and returns the summary."""
     from probes import evaluate, projection, report
 
+    # One store directory per model under the root, so other models' activations sit beside these, never mixed in.
+    cfg = replace(cfg, store_dir=str(store_dir_for(cfg.store_dir, model.identity)))
     datasets = load_concepts(cfg.concepts)
     views = concept_views(model, datasets, cfg, progress=progress)
     results: dict[str, ConceptResult] = {}

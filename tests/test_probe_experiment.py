@@ -80,6 +80,13 @@ def test_second_run_reuses_activations_and_evaluates_outside_file(tiny_run: tupl
     assert (second / "results/eval.json").is_file()
 
 
+def test_another_model_shares_the_store_root(tiny_run: tuple[Path, Path], save_tiny) -> None:
+    _, tmp = tiny_run
+    other = _run(tmp, str(save_tiny("llama", seed=1, chat=True)), "--concepts", "perspective_taking")
+    assert (other / "report.md").is_file()
+    assert len([p for p in (tmp / "store").iterdir() if p.is_dir()]) == 2  # one store directory per model
+
+
 @pytest.mark.parametrize("rows, message", [
     ([{"concept": "honesty", "text": "a", "label": 1}], "unknown concept"),
     ([{"concept": "interest_recognition", "text": "a"}], "label"),
