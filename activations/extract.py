@@ -83,6 +83,7 @@ class ExtractStats:
     n_forward: int
     n_bytes_written: int
     seconds: float
+    attention: str | None = None  # the attention path the forward passes used (None: no forward pass)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -322,6 +323,7 @@ def extract(
     pending, cached, missing = _plan(store, items, resolved, selection, columns, storage_dtype)
     n_forward = n_bytes = 0
     texts_done = 0
+    used = None
     new_records = any(store.resolved_item(item) != res for item, res in zip(items, resolved))
     if pending or new_records:
         with store.writer() as writer:
@@ -354,7 +356,7 @@ def extract(
     return ExtractStats(
         n_items=len(items), n_texts=len({r.text_key for r in resolved}), n_texts_computed=texts_done,
         n_cells_cached=cached, n_cells_computed=missing, n_forward=n_forward,
-        n_bytes_written=n_bytes, seconds=time.perf_counter() - start_time)
+        n_bytes_written=n_bytes, seconds=time.perf_counter() - start_time, attention=used if n_forward else None)
 
 
 def _progress(total: int, enabled: bool, name: str) -> Any:

@@ -142,6 +142,7 @@ def test_second_run_does_no_forward_pass(model: LoadedModel, tmp_path: Path, cou
     before = snapshot(tmp_path)
     second = extract_and_load(model, TEXTS, sel, tmp_path, batch_size=2, progress=False)
     assert (counter.calls, counter.rows) == (3, 5)
+    assert first.stats.attention == "sdpa" and second.stats.attention is None
     assert second.stats.n_forward == 0 and second.stats.n_cells_computed == 0
     assert second.stats.n_cells_cached == first.stats.n_cells_computed
     assert snapshot(tmp_path) == before  # not even an index line
