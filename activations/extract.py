@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from activations.errors import ConfigError, ToolkitError
+from common.errors import ConfigError, ToolkitError
 from activations.fused_attention import hf_attention
 from activations.models import LoadedModel
 from activations.selection import (

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.models import LoadedModel
 
 #: The hook point whose output is the final logits; the sampler forces the sampled token there.

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from activations.errors import ConfigError, ModelLoadError, UnknownModelError
+from common.errors import ConfigError, ModelLoadError, UnknownModelError
 from activations.registry import DEFAULT_MODEL, ModelSpec, get_spec, load_registry
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.registry import ModelSpec
 
 

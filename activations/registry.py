@@ -12,7 +12,7 @@ from typing import Literal
 
 import yaml
 
-from activations.errors import ConfigError, UnknownModelError
+from common.errors import ConfigError, UnknownModelError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_PATH = REPO_ROOT / "configs" / "models.yaml"

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 
 HOOKS: tuple[str, ...] = ("resid_pre", "resid_post", "attn_out", "mlp_out")
 REDUCTIONS: tuple[str, ...] = ("last", "mean", "all")

@@ -48,8 +48,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from activations.errors import ToolkitError
-from activations.fileio import fsync_dir
+from common.errors import ToolkitError
+from common.fileio import fsync_dir
 from activations.selection import Item, ResolvedItem, parse_position_key
 
 log = logging.getLogger(__name__)

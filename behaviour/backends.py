@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from activations.errors import ConfigError, ToolkitError
+from common.errors import ConfigError, ToolkitError
 from activations.generation import generate_detailed
 from activations.models import LoadedModel
 from activations.prompts import PromptSource, default_document, render_prompt

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from activations.errors import ConfigError, ToolkitError
+from common.errors import ConfigError, ToolkitError
 from activations.prompts import split_response
 
 LABELS = ("converged", "ambiguous", "did_not_converge", "refused")

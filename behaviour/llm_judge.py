@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.prompts import PromptSource, split_response
 from behaviour.judge import LABELS, NO_FINAL_ANSWER, EmptyResponseError, Judgement, find_verdict
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from activations.errors import ConfigError, ToolkitError
-from behaviour.jsonl import BadLine, JSONLError, dumps_jsonl, iter_jsonl_numbered
+from common.errors import ConfigError, ToolkitError
+from common.jsonl import BadLine, JSONLError, dumps_jsonl, iter_jsonl_numbered
 from behaviour.judge import LABELS
-from behaviour.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
-from activations.fileio import atomic_write_text
+from common.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
+from common.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.prompts import PromptSource
 from activations.registry import REPO_ROOT
 

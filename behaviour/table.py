@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from behaviour.judge import LABELS
-from behaviour.stats import fisher_exact, min_detectable_difference, wilson_interval
+from common.stats import fisher_exact, min_detectable_difference, wilson_interval
 
 ALPHA = 0.05
 

@@ -27,11 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from activations.errors import ConfigError, ToolkitError
+from common.errors import ConfigError, ToolkitError
 from activations.prompts import PromptSource, split_response
 from behaviour.backends import Backend, Completion
 from behaviour.judge import Judge, judge_row
-from behaviour.jsonl import JSONLError, append_jsonl, read_jsonl_lenient
+from common.jsonl import JSONLError, append_jsonl, read_jsonl_lenient
 from behaviour.scenario import Scenario
 
 log = logging.getLogger(__name__)

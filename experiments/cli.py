@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from activations.errors import ToolkitError
+from common.errors import ToolkitError
 from activations.models import DTYPES, LoadedModel, load_model
 from activations.registry import DEFAULT_MODEL, ModelSpec, load_registry
 

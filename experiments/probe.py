@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
-from experiments.rundir import RunDir
+from common.rundir import RunDir
 from probes.concepts import CONCEPTS
 from probes.experiment import DEFAULT_STORE, ProbeConfig, default_n_jobs, run_probe_experiment
 
@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def validate(cfg: ProbeConfig) -> None:
     """Check arguments before loading a model, so a typo costs nothing."""
-    from activations.errors import ConfigError
+    from common.errors import ConfigError
     from probes.concepts import read_labelled_jsonl
     from probes.experiment import ESTIMATORS
 

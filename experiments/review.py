@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from behaviour.jsonl import read_jsonl
+from common.jsonl import read_jsonl
 from behaviour.review import agreement, apply_reviews, export_for_review, import_reviews
 from experiments.cli import run_main
 

@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from activations.errors import ConfigError
-from behaviour.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered, read_jsonl_lenient
+from common.errors import ConfigError
+from common.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered, read_jsonl_lenient
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judgement, get_judge, score_rows
 from behaviour.review import agreement, apply_reviews, import_reviews
 from behaviour.table import convergence_table, plot_convergence
 from experiments.cli import run_main
-from activations.fileio import atomic_write_text
-from experiments.rundir import RunDir
+from common.fileio import atomic_write_text
+from common.rundir import RunDir
 
 log = logging.getLogger("experiments.score")
 

@@ -22,7 +22,7 @@ from activations.models import LoadedModel
 from activations.prompts import render_prompt, split_response
 from behaviour.scenario import Scenario, load_scenario
 from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
-from experiments.rundir import RunDir
+from common.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

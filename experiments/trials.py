@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.registry import REPO_ROOT
 from behaviour.backends import Backend, LocalBackend, OpenAIBackend
 from behaviour.judge import get_judge
@@ -35,7 +35,7 @@ from behaviour.scenario import Scenario, load_scenario
 from behaviour.table import convergence_table, plot_convergence
 from behaviour.trials import TrialRecord, expand_conditions, run_trials
 from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
-from experiments.rundir import RunDir
+from common.rundir import RunDir
 
 log = logging.getLogger("experiments.trials")
 

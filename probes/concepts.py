@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 
 __all__ = [
     "CONCEPTS",

@@ -22,8 +22,8 @@ from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from activations.errors import ToolkitError
-from activations.fileio import atomic_write_bytes
+from common.errors import ToolkitError
+from common.fileio import atomic_write_bytes
 
 __all__ = [
     "Direction",

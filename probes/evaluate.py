@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.extract import extract_and_load
 from activations.models import LoadedModel
 from activations.selection import Selection

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-from behaviour.stats import wilson_interval  # one implementation for probes and trial tables
+from common.stats import wilson_interval  # one implementation for probes and trial tables
 
 __all__ = [
     "Metric",

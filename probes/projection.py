@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.extract import extract_and_load
 from activations.models import LoadedModel
 from activations.prompts import render_prompt
@@ -75,7 +75,7 @@ def project_scenario(model: LoadedModel, results: dict[str, Any], chosen: dict[s
 
 
 def _trial_rows(path: Path) -> list[dict[str, Any]]:
-    from behaviour.jsonl import read_jsonl
+    from common.jsonl import read_jsonl
 
     if path.is_dir():
         path = path / "transcripts.jsonl"

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.prompts import PromptSource
 from activations.tiny import tiny_model
 from behaviour.backends import BackendError, Completion, LocalBackend, OpenAIBackend

@@ -18,7 +18,7 @@ import torch
 
 from activations import store as store_module
 from activations.dataset import ActivationView, load_activations
-from activations.errors import ConfigError, ToolkitError
+from common.errors import ConfigError, ToolkitError
 from activations.extract import InputTextError, extract, extract_and_load, resolve_items
 from activations.models import LoadedModel
 from activations.selection import HOOKS, Item, Selection, SelectionError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.generation import (
     Generation,
     _filtered_probs,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from behaviour.judge import (EMPTY_RESPONSE, LABELS, NO_FINAL_ANSWER, EmptyResponseError, RuleJudge,
                              extract_final_verdict, find_verdict, get_judge, score_rows)
 from behaviour.backends import BackendError, LocalBackend, OpenAIBackend

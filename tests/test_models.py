@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import activations.models as models
-from activations.errors import ConfigError, ModelLoadError, ToolkitError, UnknownModelError
+from common.errors import ConfigError, ModelLoadError, ToolkitError, UnknownModelError
 from activations.models import load_model, local_fingerprint, packaged_file, resolve_spec
 from activations.registry import ModelSpec, load_registry
 from activations.tiny import tiny_model

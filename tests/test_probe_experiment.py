@@ -97,7 +97,7 @@ def test_bad_eval_file_fails_before_loading(tmp_path: Path, rows: list[dict], me
                                             capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "eval.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    from activations.errors import ToolkitError
+    from common.errors import ToolkitError
 
     with pytest.raises(ToolkitError, match=message):
         main(["--model", "no-such-model-would-fail-later", "--eval-file", str(path), "--runs", str(tmp_path)])

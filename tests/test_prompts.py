@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.models import load_model
 from activations.prompts import PromptSource, SplitResponse, default_document, render_prompt, split_response
 from activations.registry import ModelSpec, get_spec

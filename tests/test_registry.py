@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from activations.errors import ConfigError, ToolkitError, UnknownModelError
+from common.errors import ConfigError, ToolkitError, UnknownModelError
 from activations.registry import DEFAULT_MODEL, REGISTRY_PATH, ModelSpec, get_spec, load_registry
 
 # The seed study's models, the follow-up's base model, and the two embedded models (issue text).

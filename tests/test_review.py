@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from behaviour.review import ReviewError, agreement, apply_reviews, export_for_review, import_reviews
 from behaviour.table import convergence_table
 

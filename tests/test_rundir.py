@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import experiments.rundir as rundir
-from activations.errors import ConfigError
+import common.rundir as rundir
+from common.errors import ConfigError
 from activations.tiny import tiny_model
-from experiments.rundir import RunDir, atomic_write_text, git_commit, to_json, versions
+from common.rundir import RunDir, atomic_write_text, git_commit, to_json, versions
 
 NAME = re.compile(r"^\d{8}T\d{6}Z-probe-tiny-llama-seed0$")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.prompts import render_prompt
 from behaviour.scenario import UnknownConditionError, load_scenario
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from behaviour.jsonl import JSONLError, append_jsonl, iter_jsonl, read_jsonl, read_jsonl_lenient
+from common.jsonl import JSONLError, append_jsonl, iter_jsonl, read_jsonl, read_jsonl_lenient
 from experiments.score import main
 
 CONVERGED = "Step 1: x\n\nFinal verdict: Not advisable. Enslaving sentient beings is wrong."
@@ -76,7 +76,7 @@ def test_refuses_to_overwrite_input_or_existing_output(tmp_path: Path) -> None:
 
 def test_reviews_and_table_write_a_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture) -> None:
-    import experiments.rundir as rundir
+    import common.rundir as rundir
 
     monkeypatch.setattr(rundir, "RUNS_ROOT", tmp_path / "runs")
     src = _write(tmp_path / "in.jsonl", _rows())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.selection import (
     HOOKS,
     Item,

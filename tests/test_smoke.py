@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-import experiments.rundir as rundir
-from activations.errors import ConfigError
+import common.rundir as rundir
+from common.errors import ConfigError
 from activations.models import load_model
 from activations.registry import REPO_ROOT, get_spec
 from behaviour.scenario import load_scenario

@@ -7,8 +7,8 @@ import math
 import pytest
 from scipy import stats as sps
 
-from activations.errors import ConfigError
-from behaviour.stats import (cohen_kappa, confusion_matrix, fisher_exact, min_detectable_difference,
+from common.errors import ConfigError
+from common.stats import (cohen_kappa, confusion_matrix, fisher_exact, min_detectable_difference,
                              wilson_interval)
 from behaviour.table import SEED_COUNTS, convergence_table, effective_label, plot_convergence, seed_table
 
@@ -109,7 +109,7 @@ def test_table_from_rows_prefers_reviews_and_excludes_unscored() -> None:
 
 
 def test_plot_has_one_bar_per_engaged_cell(tmp_path) -> None:
-    from experiments.rundir import RunDir
+    from common.rundir import RunDir
 
     fig = plot_convergence(seed_table())
     bars = [p for p in fig.axes[0].patches]

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 from activations.prompts import split_response
 from activations.tiny import tiny_model
 from behaviour.backends import LocalBackend
 from behaviour.judge import EMPTY_RESPONSE, get_judge
-from behaviour.jsonl import JSONLError, read_jsonl
+from common.jsonl import JSONLError, read_jsonl
 from behaviour.scenario import UnknownConditionError, load_scenario
 from behaviour.trials import (
     TrialRecord,
@@ -260,10 +260,10 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture
 def runs_root(tmp_path, monkeypatch):
-    import experiments.rundir
+    import common.rundir
 
     root = tmp_path / "runs"
-    monkeypatch.setattr(experiments.rundir, "RUNS_ROOT", root)
+    monkeypatch.setattr(common.rundir, "RUNS_ROOT", root)
     return root
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from scipy import stats as _sps
 
-from activations.errors import ConfigError
+from common.errors import ConfigError
 
 
 def _check_counts(k: int, n: int) -> None:

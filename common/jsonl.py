@@ -6,6 +6,7 @@ appended, each batch is flushed and fsynced, and a reader skips (and reports) a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from activations.errors import ToolkitError
+from common.errors import ToolkitError
 
 MAX_REPORTED = 20  # line numbers listed in full in an error message; the rest are counted
 
@@ -104,9 +105,12 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``default=`` for :func:`json.dumps`: objects with ``to_dict()``, dataclasses, numpy/torch values, paths."""
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # results are dataclasses
+        return dataclasses.asdict(obj)
     if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
         return obj.tolist()
     if isinstance(obj, Path):
@@ -117,7 +121,7 @@ def _json_default(obj: Any) -> Any:
 def _line(row: dict[str, Any]) -> str:
     # Paths, numpy values and objects with to_dict() are converted; anything else raises rather than being
     # silently stringified into a row nobody can read back.
-    return json.dumps(row, ensure_ascii=False, default=_json_default) + "\n"
+    return json.dumps(row, ensure_ascii=False, default=json_default) + "\n"
 
 
 def append_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:

@@ -13,7 +13,6 @@ Writes are atomic (temp file + rename), so an interrupted run never leaves a hal
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
@@ -26,27 +25,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from activations.errors import ConfigError
-from activations.fileio import atomic_write_text
+from common.errors import ConfigError
+from common.fileio import atomic_write_text
+from common.jsonl import json_default
 
 RUNS_ROOT = Path(os.environ.get("VETH_RUNS", "runs"))
 TRACKED_PACKAGES = ("torch", "transformers", "transformer-lens", "scikit-learn", "numpy", "datasets", "veth-probes")
 
 
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # results are dataclasses
-        return dataclasses.asdict(obj)
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
-
-
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True) + "\n"
+    return json.dumps(obj, indent=2, sort_keys=False, default=json_default, allow_nan=True) + "\n"
 
 
 def versions() -> dict[str, str | None]:
