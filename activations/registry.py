@@ -14,7 +14,7 @@ import yaml
 
 from common.errors import ConfigError, UnknownModelError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from common import REPO_ROOT
 REGISTRY_PATH = REPO_ROOT / "configs" / "models.yaml"
 DEFAULT_MODEL = "smollm2-135m-instruct"
 

@@ -30,7 +30,8 @@ from typing import Any, Literal, Protocol
 from common.errors import ConfigError, ToolkitError
 from activations.generation import generate_detailed
 from activations.models import LoadedModel
-from activations.prompts import PromptSource, default_document, render_prompt
+from common.prompts import PromptSource, default_document
+from activations.prompts import render_prompt
 
 log = logging.getLogger(__name__)
 

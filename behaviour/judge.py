@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from common.errors import ConfigError, ToolkitError
-from activations.prompts import split_response
+from common.prompts import split_response
 
 LABELS = ("converged", "ambiguous", "did_not_converge", "refused")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from common.errors import ConfigError
-from activations.prompts import PromptSource, split_response
+from common.prompts import PromptSource, split_response
 from behaviour.judge import LABELS, NO_FINAL_ANSWER, EmptyResponseError, Judgement, find_verdict
 
 if TYPE_CHECKING:

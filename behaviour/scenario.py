@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from common.errors import ConfigError
-from activations.prompts import PromptSource
-from activations.registry import REPO_ROOT
+from common.prompts import PromptSource
+from common import REPO_ROOT
 
 SCENARIO_PATH = REPO_ROOT / "configs" / "scenario" / "veth.yaml"
 _CONDITION_FIELDS = {"description", "system", "user", "document"}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError, ToolkitError
-from activations.prompts import PromptSource, split_response
+from common.prompts import PromptSource, split_response
 from behaviour.backends import Backend, Completion
 from behaviour.judge import Judge, judge_row
 from common.jsonl import JSONLError, append_jsonl, read_jsonl_lenient

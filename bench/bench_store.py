@@ -67,7 +67,8 @@ def make_prompts(model, n: int, period: int = 24, seed: int = 0, length_scale: i
     memory comparison then measures the number of texts, not a longer longest prompt. ``length_scale`` adds a
     background section of that many copies of the facts (about 125 tokens each) for long-prompt runs.
     """
-    from activations.prompts import PromptSource, render_prompt
+    from common.prompts import PromptSource
+    from activations.prompts import render_prompt
 
     prompts = []
     for i in range(n):

@@ -4,10 +4,14 @@
 - :mod:`common.fileio`  atomic file writes (temp file + fsync + rename);
 - :mod:`common.jsonl`   JSON Lines reading that reports every bad line, durable appending, the one JSON encoder;
 - :mod:`common.stats`   Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;
-- :mod:`common.rundir`  the run-directory convention (config, manifest, results, figures, report).
+- :mod:`common.rundir`  the run-directory convention (config, manifest, results, figures, report);
+- :mod:`common.prompts` model-independent prompt texts and response splitting (think/final).
 """
 
 import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # configs/ lives here
 
 # OpenMP worker threads spin-wait between ops by default. On a busy CPU (a shared workstation, parallel jobs) we
 # measured forward passes 10-25x slower from that spinning; passive waiting costs little on an idle machine. This only

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from activations.generation import generate_detailed
 from activations.models import LoadedModel
-from activations.prompts import render_prompt, split_response
+from common.prompts import split_response
+from activations.prompts import render_prompt
 from behaviour.scenario import Scenario, load_scenario
 from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
 from common.rundir import RunDir

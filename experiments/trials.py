@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError
-from activations.registry import REPO_ROOT
+from common import REPO_ROOT
 from behaviour.backends import Backend, LocalBackend, OpenAIBackend
 from behaviour.judge import get_judge
 from behaviour.review import export_for_review

@@ -165,7 +165,8 @@ class Handler(BaseHTTPRequestHandler):
             messages = body.get("messages") or []
             system = next((m["content"] for m in messages if m.get("role") == "system"), None)
             user = next((m["content"] for m in messages if m.get("role") == "user"), "")
-            from activations.prompts import PromptSource, render_prompt
+            from common.prompts import PromptSource
+            from activations.prompts import render_prompt
 
             prompt = render_prompt(PromptSource(user, system=system), state.model.tokenizer, state.model.spec)
             text, finish, n = state.generate(prompt, body)

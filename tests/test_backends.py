@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from common.errors import ConfigError
-from activations.prompts import PromptSource
+from common.prompts import PromptSource
 from activations.tiny import tiny_model
 from behaviour.backends import BackendError, Completion, LocalBackend, OpenAIBackend
 from openai_stub_server import StubServer

@@ -12,7 +12,8 @@ import torch
 import activations.models as models
 from activations.generation import generate
 from activations.models import load_model, packaged_file, sha256_file
-from activations.prompts import PromptSource, render_prompt, split_response
+from common.prompts import PromptSource, split_response
+from activations.prompts import render_prompt
 from activations.registry import get_spec
 
 pytestmark = pytest.mark.slow

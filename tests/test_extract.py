@@ -382,7 +382,8 @@ def test_killed_run_resumes_with_exact_rows(model: LoadedModel, tmp_path: Path, 
 @pytest.mark.slow
 def test_smollm2_rows_equal_run_with_cache_and_ignore_padding(tmp_path: Path) -> None:
     from activations.models import load_model
-    from activations.prompts import PromptSource, render_prompt
+    from common.prompts import PromptSource
+    from activations.prompts import render_prompt
 
     model = load_model("smollm2-135m-instruct")
     prompts = [render_prompt(PromptSource(user=u, system="You run a mining company."), model.tokenizer, model.spec)

@@ -15,7 +15,8 @@ from activations.generation import (
     row_seed,
     stop_token_ids,
 )
-from activations.prompts import PromptSource, render_prompt
+from common.prompts import PromptSource
+from activations.prompts import render_prompt
 from activations.tiny import tiny_model
 
 # Prompts of different lengths, so a batch of them is left-padded.

@@ -14,7 +14,8 @@ import torch
 
 from activations.generation import generate_detailed
 from activations.models import bridge_hf_model
-from activations.prompts import PromptSource, render_prompt
+from common.prompts import PromptSource
+from activations.prompts import render_prompt
 from activations.tiny import ARCHITECTURES, tiny_config, tiny_tokenizer
 
 N_NEW = 24  # longer than the tiny Gemma 3 / GPT-OSS sliding window (16), so windowed attention is exercised

@@ -8,7 +8,8 @@ import pytest
 
 from common.errors import ConfigError
 from activations.models import load_model
-from activations.prompts import PromptSource, SplitResponse, default_document, render_prompt, split_response
+from common.prompts import PromptSource, SplitResponse, default_document, split_response
+from activations.prompts import render_prompt
 from activations.registry import ModelSpec, get_spec
 from activations.tiny import tiny_tokenizer
 

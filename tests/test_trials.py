@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from activations.prompts import split_response
+from common.prompts import split_response
 from activations.tiny import tiny_model
 from behaviour.backends import LocalBackend
 from behaviour.judge import EMPTY_RESPONSE, get_judge
