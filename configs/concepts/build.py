@@ -59,8 +59,8 @@ SCENARIO_KEYS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 # Reading and checking the data files (one-line errors that name the file and the entry).
 # ---------------------------------------------------------------------------------------------------------------
 def load_templates(concept: str, data_dir: Path = HERE) -> dict[str, Any]:
-    """Read ``scenarios_<concept>.yaml``: ``frames`` as (a, b) tuples, the template lists, and the scenarios with
-    optional keys filled in."""
+    """Read ``scenarios_<concept>.yaml``: its ``path``, ``frames`` as (a, b) tuples, the template lists, and the
+    scenarios with optional keys filled in."""
     path = data_dir / f"scenarios_{concept}.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -70,7 +70,7 @@ def load_templates(concept: str, data_dir: Path = HERE) -> dict[str, Any]:
     if not isinstance(data, dict) or set(data) != expected:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise SystemExit(f"{path}: expected top-level keys {sorted(expected)}, got {got}")
-    out: dict[str, Any] = {"frames": []}
+    out: dict[str, Any] = {"path": path, "frames": []}
     for i, frame in enumerate(_list(path, data, "frames")):
         if not isinstance(frame, dict) or set(frame) != {"a", "b"} or not all(_is_text(v) for v in frame.values()):
             raise SystemExit(f"{path}: frames[{i}]: expected a mapping with non-empty strings a and b")
@@ -117,11 +117,11 @@ def _scenario(path: Path, i: int, sc: Any, required: tuple[str, ...], optional: 
     return {**optional, **sc}
 
 
-def _fill(template: str, slots: dict[str, str], entity: str) -> str:
+def _fill(template: str, slots: dict[str, str], where: str) -> str:
     try:
         return template.format(**slots)
     except (KeyError, IndexError, ValueError) as exc:
-        raise SystemExit(f"cannot fill {template!r} for {entity}: {type(exc).__name__} {exc}; "
+        raise SystemExit(f"{where}: cannot fill {template!r}: {type(exc).__name__} {exc}; "
                          f"slots: {', '.join(sorted(slots))}") from None
 
 
@@ -147,13 +147,13 @@ def _finish(text: str) -> str:
 
 
 def _frame_pair(frame: tuple[str, str], polarity: int, first: dict[str, str], second: dict[str, str],
-                entity: str) -> tuple[str, str]:
+                where: str) -> tuple[str, str]:
     """(positive, negative) from a two-polarity frame. ``first`` holds the slots with the content that makes a text
     positive when it wins (E, or the affected party) in {X}, ``second`` the same with the rival in {X}; polarity 0
     uses frame (a), 1 frame (b)."""
     if polarity == 0:   # (a): the first slot wins
-        return _fill(frame[0], first, entity), _fill(frame[0], second, entity)
-    return _fill(frame[1], second, entity), _fill(frame[1], first, entity)   # (b): the second slot wins
+        return _fill(frame[0], first, where), _fill(frame[0], second, where)
+    return _fill(frame[1], second, where), _fill(frame[1], first, where)   # (b): the second slot wins
 
 
 def _meta(sc: dict[str, Any]) -> dict[str, str]:
@@ -167,19 +167,20 @@ def build_interest_recognition(data_dir: Path = HERE) -> list[dict[str, Any]]:
                                                                  "openers"))
     for sc in data["scenarios"]:
         entity, pron = sc["entity"], PRONOUNS[sc["pron"]]
+        where = f"{data['path']}: {entity}"
         np = sc["np"] or (entity if entity.startswith("the ") else "the " + entity)
-        base = dict(pron, good=sc["good"], goal=_fill(sc["goal"], pron, entity), np=np, np_poss=_possessive(np))
+        base = dict(pron, good=sc["good"], goal=_fill(sc["goal"], pron, where), np=np, np_poss=_possessive(np))
         slots = dict(base, obs=sc["obs"], op=sc["op"], actor=sc["actor"], org=sc["org"],
-                     goal_np=_fill(sc["goal"], {"their": _possessive(np)}, entity))
+                     goal_np=_fill(sc["goal"], {"their": _possessive(np)}, where))
         for _ in range(TEMPLATES_PER_SCENARIO):
             # pair n: frame n % K, polarity alternating per cycle of frames, so each frame is used in both
             # polarities equally often; the E and I phrasings rotate independently.
             frame, polarity = frames[n % len(frames)], (n // len(frames)) % 2
-            e = _fill(e_phrases[(n + n // len(frames)) % len(e_phrases)], base, entity)
-            i = _fill(i_phrases[n % len(i_phrases)], base, entity)
-            opener = _fill(openers[n % len(openers)], slots, entity)
+            e = _fill(e_phrases[(n + n // len(frames)) % len(e_phrases)], base, where)
+            i = _fill(i_phrases[n % len(i_phrases)], base, where)
+            opener = _fill(openers[n % len(openers)], slots, where)
             n += 1
-            pos, neg = _frame_pair(frame, polarity, dict(slots, X=e, Y=i), dict(slots, X=i, Y=e), entity)
+            pos, neg = _frame_pair(frame, polarity, dict(slots, X=e, Y=i), dict(slots, X=i, Y=e), where)
             rows += _pair_rows(concept, f"ir-t{n:03d}", _finish(f"{opener}{sc['obs']}. {pos}"),
                                _finish(f"{opener}{sc['obs']}. {neg}"), _meta(sc))
     return rows + _handwritten(concept, data_dir)
@@ -190,6 +191,7 @@ def build_perspective_taking(data_dir: Path = HERE) -> list[dict[str, Any]]:
     data = load_templates(concept, data_dir)
     frames = data["frames"]
     for sc in data["scenarios"]:
+        where = f"{data['path']}: {sc['entity']}"
         aff = (sc["affected"], sc["affected_view"])
         dec = (sc["decision_maker"], sc["decision_maker_view"])
 
@@ -200,7 +202,7 @@ def build_perspective_taking(data_dir: Path = HERE) -> list[dict[str, Any]]:
         for _ in range(TEMPLATES_PER_SCENARIO):
             frame, polarity = frames[n % len(frames)], (n // len(frames)) % 2
             n += 1
-            pos, neg = _frame_pair(frame, polarity, slots(aff, dec), slots(dec, aff), sc["entity"])
+            pos, neg = _frame_pair(frame, polarity, slots(aff, dec), slots(dec, aff), where)
             rows += _pair_rows(concept, f"pt-t{n:03d}", _finish(pos), _finish(neg), _meta(sc))
     return rows + _handwritten(concept, data_dir)
 
@@ -280,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: this script's folder)")
     args = parser.parse_args(argv)
+    datasets = build_all()   # before touching --out: bad data leaves it as it was
     args.out.mkdir(parents=True, exist_ok=True)
-    datasets = build_all()
     for concept, rows in datasets.items():
         lines = (json.dumps(r, ensure_ascii=False) for r in rows)
         (args.out / f"{concept}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
