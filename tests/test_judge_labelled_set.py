@@ -1,0 +1,90 @@
+"""Schema and integrity of the hand-labelled judge set (configs/judge/labelled.jsonl; protocol in DATASHEET.md).
+
+Fast: reads the file only. It guards what the judge measurements rely on: well-formed rows, unique ids, no
+response counted twice, every label and format present in both splits, and the split rule fixed before tuning
+(recomputed here, so a row moved between splits or a row inserted mid-file is caught).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+
+from behaviour.judge import LABELS
+from common import REPO_ROOT
+
+PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
+FIELDS = {"id", "format", "response", "label", "reason", "tags", "split", "note"}
+FORMATS = ("plain", "think", "harmony", "memo")
+MIN_ROWS = 200
+# The split rule (DATASHEET.md): the n-th row (0-based, in file order) of each (label, format) stratum is a test row
+# iff n % 20 is in this set (9 of 20, i.e. 45%).
+TEST_POSITIONS = {1, 3, 5, 7, 10, 12, 14, 16, 18}
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    out = []
+    with PATH.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            assert line.strip(), f"line {number} is blank"
+            out.append(json.loads(line))
+    return out
+
+
+def test_schema(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        where = row.get("id", row)
+        assert set(row) == FIELDS, where
+        assert re.fullmatch(r"L\d{3}", row["id"]), where
+        assert row["format"] in FORMATS, where
+        assert row["label"] in LABELS or row["label"] is None, where
+        # Null labels are exactly the responses cut off before any verdict.
+        assert row["reason"] == ("truncated" if row["label"] is None else ""), where
+        assert row["split"] in ("dev", "test"), where
+        assert isinstance(row["response"], str) and row["response"].strip(), where
+        assert isinstance(row["note"], str) and row["note"].strip(), where
+        assert isinstance(row["tags"], list) and all(isinstance(t, str) and t for t in row["tags"]), where
+
+
+def test_formats_match_the_text(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        text, fmt = row["response"], row["format"]
+        assert ("<|channel|>" in text) == (fmt == "harmony"), row["id"]
+        assert (("<think>" in text or "</think>" in text) == (fmt == "think")), row["id"]
+        if fmt == "memo":  # a base-model continuation starts after the memo's "Step 1:"
+            assert not text.lstrip().lower().startswith("step 1"), row["id"]
+
+
+def test_size_and_unique_ids(rows: list[dict[str, Any]]) -> None:
+    ids = [row["id"] for row in rows]
+    assert len(rows) >= MIN_ROWS
+    assert len(set(ids)) == len(ids), [i for i, n in Counter(ids).items() if n > 1]
+    assert ids == [f"L{i:03d}" for i in range(1, len(ids) + 1)], "ids must run L001, L002 ... in file order"
+
+
+def test_no_duplicated_responses(rows: list[dict[str, Any]]) -> None:
+    normal = Counter(" ".join(row["response"].lower().split()) for row in rows)
+    assert [text[:80] for text, n in normal.items() if n > 1] == []
+
+
+def test_every_label_and_format_in_both_splits(rows: list[dict[str, Any]]) -> None:
+    for split in ("dev", "test"):
+        part = [row for row in rows if row["split"] == split]
+        assert {row["label"] for row in part} == {*LABELS, None}, split
+        assert {row["format"] for row in part} == set(FORMATS), split
+
+
+def test_split_follows_the_fixed_rule(rows: list[dict[str, Any]]) -> None:
+    seen: defaultdict[tuple[Any, str], int] = defaultdict(int)
+    for row in rows:
+        stratum = (row["label"], row["format"])
+        expected = "test" if seen[stratum] % 20 in TEST_POSITIONS else "dev"
+        seen[stratum] += 1
+        assert row["split"] == expected, row["id"]
+    share = sum(row["split"] == "test" for row in rows) / len(rows)
+    assert 0.40 <= share <= 0.50, share
