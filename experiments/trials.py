@@ -1,15 +1,8 @@
 """Behavioural trials: ``python -m experiments.trials --model M --conditions baseline,threat --n 20``.
 
 Runs N sampled trials per condition (and, with ``--paraphrases``, per paraphrase of each condition), scores each
-with a judge, and writes a run directory (``runs/<time>-trials-<model>/``):
-
-- ``transcripts.jsonl``      every trial: model identity, prompt text and hash, condition, sampling, seed, raw
-                             response, think part, final answer, judge label (see :mod:`behaviour.trials`);
-- ``results/table.json``     the convergence table (counts, rates with Wilson intervals, Fisher tests);
-- ``figures/convergence.png`` its bar chart;
-- ``review.csv``             the trials for manual review (fill ``reviewed_label``; ``python -m experiments.score
-                             --reviews``);
-- ``report.md``              the table, the prompts (hashes), the sampling settings, the n and the caveats.
+with a judge, and writes a run directory ``runs/<time>-trials-<model>/`` (``transcripts.jsonl``, the convergence
+table and chart, ``review.csv``, ``report.md``: see :mod:`experiments.jobs.trials`).
 
 Generation goes through the local TransformerLens bridge by default; ``--backend openai --base-url URL`` uses an
 OpenAI-compatible server (vLLM, llama.cpp, TGI) instead. ``--resume RUN_DIR`` finishes an interrupted run with its

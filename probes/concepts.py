@@ -72,6 +72,22 @@ class ConceptDataset:
                               [self.ids[i] for i in pick],
                               None if self.sources is None else [self.sources[i] for i in pick])
 
+    def to_dataset(self) -> Any:
+        """The rows as a Hugging Face :class:`datasets.Dataset` (``id``, ``concept``, ``text``, ``label``,
+        ``pair_id``, ``group`` and, when known, ``source``), e.g. to share or to train other tools on the same data.
+
+        ``info.description`` records :attr:`data_hash`, the digest saved directions carry.
+        """
+        import datasets  # heavy (pyarrow); only needed here
+
+        columns: dict[str, Any] = {"id": self.ids, "concept": [self.concept] * len(self), "text": self.texts,
+                                   "label": self.labels.tolist(), "pair_id": self.pair_ids, "group": self.groups}
+        if self.sources is not None:
+            columns["source"] = self.sources
+        features = {name: datasets.Value("int64" if name == "label" else "string") for name in columns}
+        info = datasets.DatasetInfo(description=f"data_hash {self.data_hash}", features=datasets.Features(features))
+        return datasets.Dataset.from_dict(columns, info=info)
+
     @property
     def data_hash(self) -> str:
         """sha256 over the (id, text, label, group) rows in order; tags probe directions with the data they saw."""
