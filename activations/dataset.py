@@ -9,6 +9,7 @@ model nor its tokenizer: :func:`load_activations` opens a store by directory alo
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -127,6 +128,48 @@ class ActivationView:
 
     def layer_reader(self, hook: str = "resid_post", position: str | Position = "last") -> LayerReader:
         return LayerReader(self, hook, str(Position.parse(position)))
+
+    def to_dataset(self, hook: str = "resid_post", layers: Sequence[int] | None = None,
+                   position: str | Position = "last") -> Any:
+        """The view as a Hugging Face :class:`datasets.Dataset`, for sharing (``save_to_disk``, ``push_to_hub``).
+
+        One row per matrix row: ``item`` (index into the view), ``text``, ``token`` (-1 for ``mean`` rows),
+        ``label`` (when the view has labels) and one float column per layer, ``<hook>.<layer>`` (d_model values, in
+        the store's precision widened to float32). ``info.description`` records the model identity, hook, position
+        rule and storage dtype as JSON, so a reader knows which weights the numbers came from. Layers default to
+        every layer stored for this hook and position.
+        """
+        import datasets  # heavy (pyarrow); only needed here
+
+        chosen = self.available_layers(hook, position) if layers is None else [int(layer) for layer in layers]
+        if not chosen:
+            raise SelectionError(f"no layer of hook {hook!r} at position {str(Position.parse(position))!r} is stored "
+                                 "for every item of this view; extract them first")
+        columns: dict[str, Any] = {}
+        first: ActivationMatrix | None = None
+        for matrix in self.layers(hook, position, chosen):
+            if first is None:
+                first = matrix
+                columns["item"] = matrix.groups.astype(np.int64)
+                columns["text"] = [self.items[i].text for i in matrix.groups]
+                columns["token"] = matrix.tokens.astype(np.int64)
+                if matrix.y is not None:
+                    columns["label"] = matrix.y.tolist()
+            columns[f"{hook}.{matrix.layer}"] = list(np.asarray(matrix.X, dtype=np.float32))
+        assert first is not None
+        meta = {"model": first.model, "hook": hook, "position": first.position, "layers": chosen,
+                "storage_dtype": first.storage_dtype, "d_model": first.d_model}
+        features = {name: datasets.Value("int64") for name in ("item", "token")}
+        features["text"] = datasets.Value("string")
+        for layer in chosen:
+            features[f"{hook}.{layer}"] = datasets.Sequence(datasets.Value("float32"), length=first.d_model)
+        if "label" in columns:
+            features["label"] = datasets.Dataset.from_dict({"label": columns["label"]}).features["label"]
+        ordered = {name: columns[name] for name in ("item", "text", "token", "label") if name in columns}
+        ordered.update({f"{hook}.{layer}": columns[f"{hook}.{layer}"] for layer in chosen})
+        info = datasets.DatasetInfo(description=json.dumps(meta, sort_keys=True, default=str),
+                                    features=datasets.Features({name: features[name] for name in ordered}))
+        return datasets.Dataset.from_dict(ordered, info=info)
 
     def available_layers(self, hook: str = "resid_post", position: str | Position = "last") -> list[int]:
         """Layers at which every item has this hook and position rule stored."""

@@ -1,14 +1,18 @@
-"""Behavioural side of the Veth experiment: the scenario, scoring (judges), human review, statistics and tables.
+"""Behavioural side of the Veth experiment: the scenario, trials, scoring (judges), human review and tables.
 
-Modules, one concern each:
+Imports only :mod:`common`; never :mod:`activations` or :mod:`probes` (its siblings). Generating with a loaded model
+joins the two sides, so the local-model backend lives a layer up (:mod:`experiments.jobs.backends`).
 
-- :mod:`behaviour.scenario`  the published scenario texts (``configs/scenario/veth.yaml``) and their conditions;
-- :mod:`behaviour.judge`     the label set, final-verdict extraction, the offline rule judge, ``score_rows``;
-- :mod:`behaviour.llm_judge` a model-graded judge (local model or OpenAI-compatible endpoint) with a strict format;
-- :mod:`behaviour.review`    export for manual review, import of reviewed labels, judge/human agreement;
-- :mod:`common.stats`     Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;
-- :mod:`behaviour.table`     the seed-format convergence table and its bar chart;
-- :mod:`common.jsonl`     JSONL reading (every bad line reported) and durable appending;
-- :mod:`behaviour.backends`  where responses come from (a local model, or an OpenAI-compatible server);
-- :mod:`behaviour.trials`    the trials runner (resumable trial store).
+- :mod:`behaviour.scenario`   the published scenario texts (``configs/scenario/veth.yaml``) and their conditions;
+- :mod:`behaviour.backends`   the ``Backend`` protocol trials generate through, and the OpenAI-compatible HTTP backend;
+- :mod:`behaviour.trials`     the trials runner (resumable trial store, stable trial ids and seeds);
+- :mod:`behaviour.judge`      the label set, final-verdict extraction, the offline rule judge, ``score_rows``;
+- :mod:`behaviour.llm_judge`  a model-graded judge with a strict answer format;
+- :mod:`behaviour.review`     export for manual review, import of reviewed labels, judge/human agreement;
+- :mod:`behaviour.table`      the seed-format convergence table (Wilson intervals, Fisher tests) and its bar chart.
+
+The package exports its modules (``__all__``); import names from them, e.g. ``from behaviour.scenario import
+load_scenario``.
 """
+
+__all__ = ["backends", "judge", "llm_judge", "review", "scenario", "table", "trials"]

@@ -1,11 +1,10 @@
-"""Where trial responses come from: the local bridged model, or an OpenAI-compatible HTTP server.
+"""Where trial responses come from: the :class:`Backend` protocol, and an OpenAI-compatible HTTP server.
 
-A backend turns :class:`~activations.prompts.PromptSource` prompts into :class:`Completion` objects. Both backends
-take one seed per prompt, so each trial can be regenerated on its own:
+A backend turns :class:`~common.prompts.PromptSource` prompts into :class:`Completion` objects, taking one seed per
+prompt so that each trial can be regenerated on its own:
 
-- :class:`LocalBackend` renders the prompt with the model's chat template (or base-model document framing) and
-  generates through the TransformerLens bridge (:mod:`activations.generation`: hooks apply, and each prompt samples
-  with its own ``torch.Generator`` seeded by its seed, so a trial's output does not depend on its batch).
+- the local bridged model's backend joins a loaded model (:mod:`activations`) to this protocol, so it lives a layer
+  up, in :class:`experiments.jobs.backends.LocalBackend`;
 - :class:`OpenAIBackend` calls a vLLM / llama.cpp / TGI server (``/v1/chat/completions`` for chat models,
   ``/v1/completions`` for base-model documents) with the stdlib only, one request per trial carrying that trial's
   ``seed``; requests of a batch run concurrently so the server can batch them. Reproducibility then depends on the
@@ -28,10 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from common.errors import ConfigError, ToolkitError
-from activations.generation import generate_detailed
-from activations.models import LoadedModel
 from common.prompts import PromptSource, default_document
-from activations.prompts import render_prompt
+
+__all__ = ["Backend", "BackendError", "Completion", "OpenAIBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -74,31 +72,6 @@ class Backend(Protocol):
                  seeds: Sequence[int], enable_thinking: bool | None = None) -> list[Completion]:
         """One completion per prompt, prompt ``i`` sampled with ``seeds[i]``."""
         ...
-
-
-class LocalBackend:
-    """Generate with a :class:`LoadedModel` through its bridge, ``batch_size`` prompts at a time."""
-
-    name = "local"
-
-    def __init__(self, model: LoadedModel, *, batch_size: int = 8):
-        self.model = model
-        self.batch_size = batch_size
-        self.model_name = model.spec.name
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        return self.model.identity.to_dict()
-
-    def render(self, source: PromptSource, *, enable_thinking: bool | None = None) -> str:
-        return render_prompt(source, self.model.tokenizer, self.model.spec, enable_thinking=enable_thinking)
-
-    def complete(self, sources: Sequence[PromptSource], *, max_new_tokens: int, temperature: float, top_p: float,
-                 seeds: Sequence[int], enable_thinking: bool | None = None) -> list[Completion]:
-        prompts = [self.render(s, enable_thinking=enable_thinking) for s in sources]
-        generations = generate_detailed(self.model, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                                        top_p=top_p, seeds=seeds, batch_size=self.batch_size)
-        return [Completion(g.text, None, g.finished, len(g.token_ids)) for g in generations]
 
 
 # --------------------------------------------------------------------------------------------------------------------

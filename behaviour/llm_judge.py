@@ -139,15 +139,12 @@ def llm_judge_from_spec(spec: str, *, max_new_tokens: int = 64) -> LLMJudge:
 
     The OpenAI-compatible endpoint gets ``OPENAI_API_KEY`` from the environment as its bearer token when set.
     """
-    from behaviour.backends import LocalBackend, OpenAIBackend
+    from behaviour.backends import OpenAIBackend
 
     kind, _, rest = spec.partition(":")
-    if kind == "local" and rest:
-        from activations.models import load_model
-
-        backend: Backend = LocalBackend(load_model(rest), batch_size=1)
-        return LLMJudge(backend_complete(backend, max_new_tokens=max_new_tokens),
-                        f"llm:local:{rest}:{RUBRIC_VERSION}")
+    if kind == "local" and rest:  # loading a model is not behaviour's business (it imports no model code)
+        raise ConfigError(f"judge spec {spec!r} needs a loaded model: build it with "
+                          "experiments.jobs.backends.get_judge (as every command does)")
     if kind == "openai":
         base_url, _, model = rest.rpartition("#")
         if not base_url or not model or not base_url.startswith(("http://", "https://")):

@@ -16,7 +16,6 @@ Rules a reader of a trial store can rely on:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -31,7 +30,7 @@ from common.errors import ConfigError, ToolkitError
 from common.prompts import PromptSource, split_response
 from behaviour.backends import Backend, Completion
 from behaviour.judge import Judge, judge_row
-from common.jsonl import JSONLError, append_jsonl, read_jsonl_lenient
+from common.jsonl import append_jsonl, read_resumable
 from behaviour.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -163,42 +162,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def recover_torn_tail(path: Path) -> Path | None:
-    """Move a torn last line (no newline, not valid JSON: a run killed mid-write) to a side file; return it.
-
-    The torn text is kept beside the store rather than deleted, and the store is cut back to its last full line.
-    """
-    if not path.exists() or path.stat().st_size == 0:
-        return None
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return None
-    start = data.rfind(b"\n") + 1
-    tail = data[start:]
-    try:
-        json.loads(tail)
-        return None  # a complete record that only lacks its newline; append_jsonl adds one
-    except ValueError:
-        pass
-    side = path.with_name(f"{path.name}.torn-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}")
-    side.write_bytes(tail)
-    with path.open("r+b") as handle:
-        handle.truncate(start)
-        handle.flush()
-        os.fsync(handle.fileno())
-    log.warning("%s ended in a torn line (%d bytes, a run killed mid-write): moved it to %s; that trial is redone",
-                path, len(tail), side)
-    return side
-
-
 def load_done(path: Path) -> dict[str, dict[str, Any]]:
     """Stored trials by id (first occurrence wins; duplicates are reported). Malformed lines raise JSONLError."""
-    if not path.exists():
-        return {}
-    recover_torn_tail(path)
-    rows, bad = read_jsonl_lenient(path)
-    if bad:
-        raise JSONLError(path, bad, rows)
+    rows = read_resumable(path)
     done: dict[str, dict[str, Any]] = {}
     duplicates = 0
     for row in rows:

@@ -5,11 +5,16 @@
 - :mod:`common.jsonl`   JSON Lines reading that reports every bad line, durable appending, the one JSON encoder;
 - :mod:`common.stats`   Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;
 - :mod:`common.rundir`  the run-directory convention (config, manifest, results, figures, report);
-- :mod:`common.prompts` model-independent prompt texts and response splitting (think/final).
+- :mod:`common.prompts` model-independent prompt texts and response splitting (think/final);
+- ``REPO_ROOT``          the checkout's root (``configs/`` lives there).
+
+Modules are imported by name (``from common.jsonl import read_jsonl``); importing the package stays cheap.
 """
 
 import os
 from pathlib import Path
+
+__all__ = ["REPO_ROOT", "errors", "fileio", "jsonl", "prompts", "rundir", "stats"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # configs/ lives here
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from common.errors import ToolkitError
+
+log = logging.getLogger(__name__)
 
 MAX_REPORTED = 20  # line numbers listed in full in an error message; the rest are counted
 
@@ -153,3 +157,46 @@ def append_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int
 def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> str:
     """``rows`` as JSONL text (for atomic whole-file writes)."""
     return "".join(_line(row) for row in rows)
+
+
+def recover_torn_tail(path: str | os.PathLike) -> Path | None:
+    """Move a torn last line (no newline, not valid JSON: a run killed mid-write) to a side file; return it.
+
+    The torn text is kept beside the file (``<name>.torn-<time>``) rather than deleted, and the file is cut back to
+    its last full line, so appending can resume after it.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return None
+    start = data.rfind(b"\n") + 1
+    tail = data[start:]
+    try:
+        json.loads(tail)
+        return None  # a complete record that only lacks its newline; append_jsonl adds one
+    except ValueError:
+        pass
+    side = path.with_name(f"{path.name}.torn-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}")
+    side.write_bytes(tail)
+    with path.open("r+b") as handle:
+        handle.truncate(start)
+        handle.flush()
+        os.fsync(handle.fileno())
+    log.warning("%s ended in a torn line (%d bytes, a run killed mid-write): moved it to %s; that row is redone",
+                path, len(tail), side)
+    return side
+
+
+def read_resumable(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows an interrupted run appended to ``path`` (none if it does not exist), ready to append after.
+
+    The one resume rule of the toolkit's appended files (trial stores, partial scores): a torn last line is set aside
+    (:func:`recover_torn_tail`) and its row redone; any other malformed line raises :class:`JSONLError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    recover_torn_tail(path)
+    return read_jsonl(path)

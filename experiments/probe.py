@@ -3,7 +3,7 @@
     python -m experiments.probe --model llama-3.1-8b [--eval-file FILE.jsonl] [--trials RUN_DIR]
 
 Runs concept data -> cached activations at every layer -> grouped-CV probes with controls -> saved directions ->
-scenario projection -> run directory with report.md, results/*.json and figures/*.png. See ``probes.experiment``.
+scenario projection -> run directory with report.md, results/*.json and figures/*.png. See ``experiments.jobs.probe``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
 from common.rundir import RunDir
+from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
+from experiments.jobs.probe import run_probe_job
+from experiments.jobs.probe_config import DEFAULT_STORE_ROOT, ProbeConfig, default_n_jobs
 from probes.concepts import CONCEPTS
-from probes.experiment import DEFAULT_STORE, ProbeConfig, default_n_jobs, run_probe_experiment
 
 log = logging.getLogger("experiments.probe")
 
@@ -28,7 +29,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(parser)
     group = parser.add_argument_group("probes")
-    group.add_argument("--concepts", default=",".join(CONCEPTS), help="comma-separated concepts to probe")
+    group.add_argument("--concepts", default=",".join(CONCEPTS),
+                       help="comma-separated concepts to probe (hyphens or underscores)")
     group.add_argument("--hook", default="resid_post", choices=("resid_pre", "resid_post", "attn_out", "mlp_out"))
     group.add_argument("--position", default="last", choices=("last", "mean"),
                        help="read each text at its last token or the mean over its tokens")
@@ -37,7 +39,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--jobs", type=int, default=None, help="parallel workers over layers (default: CPUs, max 8)")
     group = parser.add_argument_group("activations")
-    group.add_argument("--store", default=str(DEFAULT_STORE), help="activation store root: one subdirectory per model, reused across runs")
+    group.add_argument("--store", default=str(DEFAULT_STORE_ROOT),
+                       help="activation store root: one subdirectory per model, reused across runs")
     group.add_argument("--batch-size", type=int, default=16)
     group.add_argument("--storage-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     group = parser.add_argument_group("outside data")
@@ -58,10 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         hook=args.hook, position=args.position,
         estimators=tuple(e.strip() for e in args.estimators.split(",") if e.strip()),
         n_splits=args.folds, seed=args.seed, batch_size=args.batch_size, storage_dtype=args.storage_dtype,
-        store_dir=args.store, n_jobs=args.jobs or default_n_jobs(), eval_file=args.eval_file, trials=args.trials,
+        store_root=args.store, n_jobs=args.jobs or default_n_jobs(), eval_file=args.eval_file, trials=args.trials,
         scenario=args.scenario,
     )
-    validate(cfg)
+    cfg.validate()  # before loading a model, so a typo costs nothing
     start = time.perf_counter()
     model = load_from_args(args)
     log.info("loaded %s (%d layers, d_model %d) in %.0f s", model.identity.name, model.n_layers, model.d_model,
@@ -71,29 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                              "n_devices")}, **cfg.to_dict()},
                         root=args.runs, model_identity=model.identity.to_dict())
     log.info("run directory: %s", run.path)
-    summary = run_probe_experiment(model, cfg, run)
+    summary = run_probe_job(model, cfg, run)
     if "eval" in summary:
         print(json.dumps(summary["eval"], indent=2))
     log.info("done in %.0f s: %s", time.perf_counter() - start, run.path / "report.md")
     return 0
-
-
-def validate(cfg: ProbeConfig) -> None:
-    """Check arguments before loading a model, so a typo costs nothing."""
-    from common.errors import ConfigError
-    from probes.concepts import read_labelled_jsonl
-    from probes.experiment import ESTIMATORS
-
-    unknown = [c for c in cfg.concepts if c not in CONCEPTS]
-    if unknown or not cfg.concepts:
-        raise ConfigError(f"unknown concept(s) {unknown}; choose from {', '.join(CONCEPTS)}")
-    bad = [e for e in cfg.estimators if e not in ESTIMATORS]
-    if bad or not cfg.estimators:
-        raise ConfigError(f"unknown estimator(s) {bad}; choose from {', '.join(ESTIMATORS)}")
-    if cfg.n_splits < 2:
-        raise ConfigError("--folds must be at least 2")
-    if cfg.eval_file:
-        read_labelled_jsonl(cfg.eval_file)  # unknown concepts, missing fields, one class: fail before the model loads
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 
 from common.errors import ConfigError
+from common.jsonl import BadLine, iter_jsonl_numbered
 
 __all__ = [
     "CONCEPTS",
     "DATA_DIR",
     "ConceptDataError",
     "ConceptDataset",
+    "canonical_concept",
     "load_concept",
     "load_concepts",
     "read_labelled_jsonl",
@@ -70,6 +72,22 @@ class ConceptDataset:
                               [self.ids[i] for i in pick],
                               None if self.sources is None else [self.sources[i] for i in pick])
 
+    def to_dataset(self) -> Any:
+        """The rows as a Hugging Face :class:`datasets.Dataset` (``id``, ``concept``, ``text``, ``label``,
+        ``pair_id``, ``group`` and, when known, ``source``), e.g. to share or to train other tools on the same data.
+
+        ``info.description`` records :attr:`data_hash`, the digest saved directions carry.
+        """
+        import datasets  # heavy (pyarrow); only needed here
+
+        columns: dict[str, Any] = {"id": self.ids, "concept": [self.concept] * len(self), "text": self.texts,
+                                   "label": self.labels.tolist(), "pair_id": self.pair_ids, "group": self.groups}
+        if self.sources is not None:
+            columns["source"] = self.sources
+        features = {name: datasets.Value("int64" if name == "label" else "string") for name in columns}
+        info = datasets.DatasetInfo(description=f"data_hash {self.data_hash}", features=datasets.Features(features))
+        return datasets.Dataset.from_dict(columns, info=info)
+
     @property
     def data_hash(self) -> str:
         """sha256 over the (id, text, label, group) rows in order; tags probe directions with the data they saw."""
@@ -81,13 +99,17 @@ class ConceptDataset:
 
 
 def load_concept(concept: str, path: Path | None = None) -> ConceptDataset:
-    """Load and validate one concept dataset (default: ``configs/concepts/<concept>.jsonl``)."""
+    """Load and validate one concept dataset (default: ``configs/concepts/<concept>.jsonl``).
+
+    ``concept`` may be spelled with hyphens or underscores (:func:`canonical_concept`).
+    """
+    concept = canonical_concept(concept)
     _check_concept(concept)
     path = Path(path) if path is not None else DATA_DIR / f"{concept}.jsonl"
     rows = _read_jsonl(path, REQUIRED_FIELDS)
     ids: set[str] = set()
     for lineno, row in rows:
-        if row["concept"] != concept:
+        if canonical_concept(row["concept"]) != concept:
             raise ConceptDataError(f"{path}:{lineno}: row has concept {row['concept']!r}, expected {concept!r}")
         if row["id"] in ids:
             raise ConceptDataError(f"{path}:{lineno}: duplicate id {row['id']!r}; ids must be unique")
@@ -108,18 +130,21 @@ def load_concepts(names: Iterable[str] | None = None) -> dict[str, ConceptDatase
     """Load several concepts (default: all of ``CONCEPTS``), keyed by name."""
     if isinstance(names, str):
         names = [names]
-    return {name: load_concept(name) for name in (CONCEPTS if names is None else names)}
+    return {canonical_concept(name): load_concept(name) for name in (CONCEPTS if names is None else names)}
 
 
 def read_labelled_jsonl(path: Path | str) -> list[dict[str, Any]]:
     """Read an outside evaluation file: JSONL rows with at least ``concept``, ``text`` and ``label``.
 
-    Every concept must be one of ``CONCEPTS`` and have both labels present; errors name the file and line.
+    Every concept must be one of ``CONCEPTS`` (hyphens or underscores; rows come back with the canonical name) and
+    have both labels present; errors name the file and line.
     """
     path = Path(path)
     rows = _read_jsonl(path, EVAL_FIELDS)
     by_concept: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for lineno, row in rows:
+        if isinstance(row["concept"], str):
+            row["concept"] = canonical_concept(row["concept"])
         if row["concept"] not in CONCEPTS:
             raise ConceptDataError(f"{path}:{lineno}: unknown concept {row['concept']!r}; "
                                    f"valid concepts: {', '.join(CONCEPTS)}")
@@ -130,6 +155,12 @@ def read_labelled_jsonl(path: Path | str) -> list[dict[str, Any]]:
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
+def canonical_concept(name: str) -> str:
+    """A concept name as the toolkit spells it: ``interest-recognition`` and ``Interest_Recognition`` both give
+    ``interest_recognition``. Unknown names pass through (callers report them with the valid ones)."""
+    return name.strip().lower().replace("-", "_") if isinstance(name, str) else name
+
+
 def _check_concept(concept: str) -> None:
     if concept not in CONCEPTS:
         raise ConceptDataError(f"unknown concept {concept!r}; valid concepts: {', '.join(CONCEPTS)}")
@@ -141,29 +172,28 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[s
         hint = _REBUILD_HINT if path.parent == DATA_DIR else "check the path"
         raise ConceptDataError(f"concept data file not found: {path}; {hint}")
     rows: list[tuple[int, dict[str, Any]]] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConceptDataError(f"{path}:{lineno}: malformed JSON ({e.msg}); fix or remove the line") from e
-            if not isinstance(row, dict):
-                raise ConceptDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise ConceptDataError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}; "
-                                       f"each row needs {', '.join(required)}")
-            if not isinstance(row["text"], str) or not row["text"].strip():
-                raise ConceptDataError(f"{path}:{lineno}: 'text' must be a non-empty string")
-            label = row["label"]
-            if isinstance(label, bool) or not isinstance(label, int) or label not in (0, 1):
-                raise ConceptDataError(f"{path}:{lineno}: label must be the integer 0 or 1, got {label!r}")
-            rows.append((lineno, row))
+    for lineno, row in iter_jsonl_numbered(path, on_error=_raise_bad_line):
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise ConceptDataError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}; "
+                                   f"each row needs {', '.join(required)}")
+        if not isinstance(row["text"], str) or not row["text"].strip():
+            raise ConceptDataError(f"{path}:{lineno}: 'text' must be a non-empty string")
+        label = row["label"]
+        if isinstance(label, bool) or not isinstance(label, int) or label not in (0, 1):
+            raise ConceptDataError(f"{path}:{lineno}: label must be the integer 0 or 1, got {label!r}")
+        rows.append((lineno, row))
     if not rows:
         raise ConceptDataError(f"{path}: no rows; the file is empty")
     return rows
+
+
+def _raise_bad_line(bad: BadLine) -> None:
+    """Concept data must be clean: the first malformed line is an error naming the file and line."""
+    reason = bad.reason
+    if reason.startswith("invalid JSON: "):
+        reason = f"malformed JSON ({reason.removeprefix('invalid JSON: ')}); fix or remove the line"
+    raise ConceptDataError(f"{bad.path}:{bad.line_number}: {reason}")
 
 
 def _check_both_classes(rows: list[tuple[int, dict[str, Any]]], where: str) -> None:

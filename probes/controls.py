@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
-from probes.estimators import _binary_targets, _RowBasis, fit_logistic_in_basis
 from probes.metrics import Metric, proportion_difference
+from probes.solver import LinearDecisionMixin, RowBasis, binary_targets, fit_logistic_in_basis
 
 __all__ = ["control_labels", "selectivity", "LexicalBaseline", "LEXICAL_CS"]
 
@@ -116,7 +116,7 @@ def selectivity(task_accuracy: Metric, control_accuracy: Metric) -> Metric:
     return proportion_difference(k1, task_accuracy.n, k2, control_accuracy.n)
 
 
-class LexicalBaseline(ClassifierMixin, BaseEstimator):
+class LexicalBaseline(LinearDecisionMixin, BaseEstimator):
     """Bag-of-words baseline on the raw texts: unigram+bigram TF-IDF (or binary counts) + L2 logistic regression
     with C chosen by inner CV (grouped when ``fit(..., groups=...)`` is given). Same solver as ``LogisticProbe``.
 
@@ -152,26 +152,16 @@ class LexicalBaseline(ClassifierMixin, BaseEstimator):
 
     def fit(self, texts, y, groups=None) -> "LexicalBaseline":
         texts = [str(t) for t in texts]
-        yb = _binary_targets(self, y)
+        yb = binary_targets(self, y)
         self.vectorizer_ = self._vectorizer()
         Xt = self.vectorizer_.fit_transform(texts)
-        fit_logistic_in_basis(self, _RowBasis.fit(Xt, standardize=False), yb, groups)
+        fit_logistic_in_basis(self, RowBasis.fit(Xt, standardize=False), yb, groups)
         return self
 
     def decision_function(self, texts) -> np.ndarray:
         check_is_fitted(self, "coef_")
         Xt = self.vectorizer_.transform([str(t) for t in texts])
         return np.asarray(Xt @ self.coef_[0]).ravel() + float(self.intercept_[0])
-
-    def predict_proba(self, texts) -> np.ndarray:
-        from scipy.special import expit
-
-        p1 = expit(self.decision_function(texts))
-        return np.column_stack([1 - p1, p1])
-
-    def predict(self, texts) -> np.ndarray:
-        positive = self.decision_function(texts) > 0  # first: raises NotFittedError before classes_ is touched
-        return self.classes_[positive.astype(int)]
 
     def top_ngrams(self, k: int = 10) -> dict[str, list[tuple[str, float]]]:
         """The k n-grams with the most positive and most negative weights (what the baseline keys on)."""

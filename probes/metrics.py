@@ -24,6 +24,7 @@ __all__ = [
     "accuracy",
     "auroc",
     "auroc_difference",
+    "delong_components",
     "proportion_difference",
 ]
 
@@ -84,7 +85,7 @@ def _split_binary(y_true: np.ndarray) -> tuple[np.ndarray, int, int]:
     return pos, int(pos.sum()), int((~pos).sum())
 
 
-def _delong_components(pos: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def delong_components(pos: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AUROCs and DeLong structural components for scorers in the rows of ``scores`` (k, n)."""
     m, n = int(pos.sum()), int((~pos).sum())
     aucs, v10s, v01s = [], [], []
@@ -133,7 +134,7 @@ def auroc(
     if s.shape != pos.shape:
         raise ValueError(f"shape mismatch: {pos.shape} vs {s.shape}")
     z = _z(confidence)
-    aucs, v10, v01 = _delong_components(pos, s)
+    aucs, v10, v01 = delong_components(pos, s)
     a = float(aucs[0])
     if method == "delong":
         var = (np.var(v10[0], ddof=1) / m if m > 1 else 0.0) + (np.var(v01[0], ddof=1) / n if n > 1 else 0.0)
@@ -159,7 +160,7 @@ def auroc_difference(
     """AUROC(a) - AUROC(b) on the same examples (paired DeLong test). Returns (difference, two-sided p)."""
     pos, m, n = _split_binary(y_true)
     s = np.vstack([np.asarray(scores_a, float), np.asarray(scores_b, float)])
-    aucs, v10, v01 = _delong_components(pos, s)
+    aucs, v10, v01 = delong_components(pos, s)
     cov = np.cov(v10) / m + np.cov(v01) / n
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     diff = float(aucs[0] - aucs[1])

@@ -24,8 +24,9 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from probes.controls import LexicalBaseline, control_labels, selectivity
-from probes.estimators import DEFAULT_CS, MeanDiffProbe, _fit_l2_logistic_cv, _mean_diff_scores, _RowBasis
+from probes.estimators import DEFAULT_CS, MeanDiffProbe, mean_diff_scores
 from probes.metrics import Metric, accuracy, auroc, auroc_difference
+from probes.solver import RowBasis, fit_l2_logistic_cv
 
 __all__ = [
     "LayerResult",
@@ -204,11 +205,11 @@ def _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts
         for tr, te in splits:
             if name == "logistic":
                 t0 = time.perf_counter()
-                basis = _RowBasis.fit(X[tr], dtype=opts["precision"])
+                basis = RowBasis.fit(X[tr], dtype=opts["precision"])
                 Zte = basis.transform(X[te])
                 tick("logistic_basis", t0)
                 t0 = time.perf_counter()
-                fit = _fit_l2_logistic_cv(
+                fit = fit_l2_logistic_cv(
                     basis, y[tr], groups[tr], extra_targets=yc[tr], seed=opts["seed"], **opts["logistic"]
                 )
                 logits = Zte @ fit["theta"][:-1] + fit["theta"][-1]
@@ -217,7 +218,7 @@ def _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts
                 tick("logistic_fit", t0)
             elif name == "mean_diff" and est is None:
                 t0 = time.perf_counter()
-                s_te = _mean_diff_scores(X[tr], np.column_stack([y[tr], yc[tr]]), X[te])
+                s_te = mean_diff_scores(X[tr], np.column_stack([y[tr], yc[tr]]), X[te])
                 scores[te], preds[te], cpreds[te] = s_te[:, 0], s_te[:, 0] > 0, s_te[:, 1] > 0
                 tick(name, t0)
             else:

@@ -11,7 +11,8 @@ import pytest
 from common.errors import ConfigError
 from common.prompts import PromptSource
 from activations.tiny import tiny_model
-from behaviour.backends import BackendError, Completion, LocalBackend, OpenAIBackend
+from behaviour.backends import BackendError, Completion, OpenAIBackend
+from experiments.jobs.backends import LocalBackend
 from openai_stub_server import StubServer
 
 SOURCE = PromptSource("Is it advisable to use the Veth as unpaid labour?", system="You run operations.",

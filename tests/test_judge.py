@@ -14,7 +14,8 @@ import yaml
 from common.errors import ConfigError
 from behaviour.judge import (EMPTY_RESPONSE, LABELS, NO_FINAL_ANSWER, EmptyResponseError, RuleJudge,
                              extract_final_verdict, find_verdict, get_judge, score_rows)
-from behaviour.backends import BackendError, LocalBackend, OpenAIBackend
+from behaviour.backends import BackendError, OpenAIBackend
+from experiments.jobs.backends import LocalBackend, get_judge as get_any_judge
 from behaviour.llm_judge import LLMJudge, backend_complete, llm_judge_from_spec, parse_judge_output
 
 CASES = yaml.safe_load((Path(__file__).parent / "judge_cases.yaml").read_text())["cases"]
@@ -235,7 +236,7 @@ def test_judge_deliberation_is_dropped_before_parsing() -> None:
 def test_local_judge_with_smollm2_runs_the_full_rubric() -> None:
     """The real embedded model takes the full rubric through its chat template; whatever it answers is either a
     valid label or recorded as unparseable, and the judged text is the extracted verdict."""
-    judge = llm_judge_from_spec("local:smollm2-135m-instruct")
+    judge = get_any_judge("local:smollm2-135m-instruct")
     j = judge.judge("<think>ignore me</think>Step 1: x\n\nFinal verdict: Not advisable; enslaving them is wrong.")
     assert j.final_verdict == "Not advisable; enslaving them is wrong."
     assert (j.label in LABELS and j.parse_error is None) or (j.label is None and j.parse_error)

@@ -13,11 +13,11 @@ from sklearn.utils.validation import check_is_fitted
 from probes.estimators import (
     LogisticProbe,
     MeanDiffProbe,
-    _logistic_lbfgs,
-    _mean_diff_scores,
     _shrunk_solve,
     ledoit_wolf_shrinkage,
+    mean_diff_scores,
 )
+from probes.solver import logistic_lbfgs
 
 
 def planted(n=600, d=50, delta=1.0, seed=0, offset=3.0):
@@ -82,7 +82,7 @@ def test_batched_solver_matches_individual_problems():
     M = (rng.random((80, 3)) < 0.7).astype(float)
     Y = np.column_stack([y, y, 1 - y])
     C = np.array([0.1, 10.0, 1.0])
-    theta, _ = _logistic_lbfgs(Z, Y, M, C, tol=1e-10, max_iter=2000)
+    theta, _ = logistic_lbfgs(Z, Y, M, C, tol=1e-10, max_iter=2000)
     for p in range(3):
         rows = M[:, p] > 0
         sk = LogisticRegression(C=C[p], tol=1e-12, max_iter=10000).fit(Z[rows], Y[rows, p])
@@ -163,7 +163,7 @@ def test_mean_diff_iid_uses_within_class_covariance():
 def test_vectorised_mean_diff_matches_estimator():
     X, y, _, _ = planted(n=300, d=30, offset=50.0)
     yc = np.random.default_rng(0).permutation(y)
-    scores = _mean_diff_scores(X[:200], np.column_stack([y[:200], yc[:200]]), X[200:])
+    scores = mean_diff_scores(X[:200], np.column_stack([y[:200], yc[:200]]), X[200:])
     for t, labels in enumerate((y, yc)):
         ref = MeanDiffProbe().fit(X[:200], labels[:200]).decision_function(X[200:])
         np.testing.assert_allclose(scores[:, t], ref, atol=1e-4 * np.abs(ref).max())

@@ -15,7 +15,8 @@ from common.errors import ConfigError
 from activations.models import load_model
 from activations.registry import REPO_ROOT, get_spec
 from behaviour.scenario import load_scenario
-from experiments.smoke import main, run_smoke
+from experiments.jobs.smoke import run_smoke
+from experiments.smoke import main
 
 # A short scenario file keeps the tiny-model tests fast.
 SHORT_SCENARIO = """\

@@ -10,9 +10,9 @@ import pytest
 from common.errors import ConfigError
 from common.prompts import split_response
 from activations.tiny import tiny_model
-from behaviour.backends import LocalBackend
 from behaviour.judge import EMPTY_RESPONSE, get_judge
 from common.jsonl import JSONLError, read_jsonl
+from experiments.jobs.backends import LocalBackend
 from behaviour.scenario import UnknownConditionError, load_scenario
 from behaviour.trials import (
     TrialRecord,

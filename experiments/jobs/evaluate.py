@@ -14,14 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from common.errors import ConfigError
 from activations.extract import extract_and_load
 from activations.models import LoadedModel
 from activations.selection import Selection
+from common.errors import ConfigError
+from experiments.jobs.probe_config import ProbeConfig
+from probes.concept_probe import ConceptResult
 from probes.concepts import ConceptDataset, read_labelled_jsonl
 from probes.controls import LexicalBaseline
 from probes.directions import Direction
 from probes.metrics import accuracy, auroc
+
+__all__ = ["evaluate_file", "score_directions"]
 
 
 def score_directions(directions: Sequence[Direction], X_by_layer: dict[int, np.ndarray], y: np.ndarray
@@ -36,8 +40,8 @@ def score_directions(directions: Sequence[Direction], X_by_layer: dict[int, np.n
     return rows
 
 
-def evaluate_file(model: LoadedModel, results: dict[str, Any], datasets: dict[str, ConceptDataset], cfg: Any,
-                  path: Path) -> dict[str, Any]:
+def evaluate_file(model: LoadedModel, results: dict[str, ConceptResult], datasets: dict[str, ConceptDataset],
+                  cfg: ProbeConfig, store_dir: Path, path: Path) -> dict[str, Any]:
     """Per concept in the file: every saved direction at every layer, and the lexical baseline."""
     rows = read_labelled_jsonl(path)
     unknown = sorted({r["concept"] for r in rows} - set(results))
@@ -50,7 +54,7 @@ def evaluate_file(model: LoadedModel, results: dict[str, Any], datasets: dict[st
         y = np.array([int(r["label"]) for r in rows if r["concept"] == concept])
         layers = sorted({d.layer for d in results[concept].directions})
         selection = Selection(hooks=(cfg.hook,), layers=tuple(layers), positions=(cfg.position,))
-        view = extract_and_load(model, texts, selection, cfg.store_dir, batch_size=cfg.batch_size,
+        view = extract_and_load(model, texts, selection, store_dir, batch_size=cfg.batch_size,
                                 storage_dtype=cfg.storage_dtype, progress=False)
         X_by_layer = {layer: view.matrix(cfg.hook, layer, cfg.position).X for layer in layers}
         ds = datasets[concept]

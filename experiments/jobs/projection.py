@@ -14,18 +14,27 @@ from typing import Any
 
 import numpy as np
 
-from common.errors import ConfigError
 from activations.extract import extract_and_load
 from activations.models import LoadedModel
 from activations.prompts import render_prompt
 from activations.selection import Item, Selection
+from behaviour.judge import LABELS
+from behaviour.scenario import load_scenario
+from behaviour.table import effective_label
+from common.errors import ConfigError
+from common.jsonl import read_jsonl
+from experiments.jobs.probe_config import ProbeConfig
+from probes.concept_probe import ConceptResult
 from probes.directions import Direction
 from probes.metrics import auroc
 
+__all__ = ["project_scenario", "project_trials", "separation"]
+
 log = logging.getLogger(__name__)
 
-CONVERGED = "converged"
-NOT_CONVERGED = ("did_not_converge", "ambiguous")
+# The judge's label set, by meaning (behaviour.judge.LABELS is ordered converged, ambiguous, did_not_converge, refused).
+CONVERGED, AMBIGUOUS, DID_NOT_CONVERGE, REFUSED = LABELS
+NOT_CONVERGED = (DID_NOT_CONVERGE, AMBIGUOUS)
 
 
 def _score(direction: Direction, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,14 +43,15 @@ def _score(direction: Direction, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return raw, (raw - m0) / (m1 - m0)
 
 
-def _project(model: LoadedModel, items: list[Item], results: dict[str, Any], chosen: dict[str, tuple[str, int] | None],
-             cfg: Any, position: str) -> dict[str, dict[str, Any]]:
+def _project(model: LoadedModel, items: list[Item], results: dict[str, ConceptResult],
+             chosen: dict[str, tuple[str, int] | None], cfg: ProbeConfig, store_dir: Path,
+             position: str) -> dict[str, dict[str, Any]]:
     """Raw and normalised scores of ``items`` on each concept's chosen direction (concepts with none are skipped)."""
     layers = sorted({c[1] for c in chosen.values() if c is not None})
     if not layers:
         return {}
     selection = Selection(hooks=(cfg.hook,), layers=tuple(layers), positions=(position,))
-    view = extract_and_load(model, items, selection, cfg.store_dir, batch_size=max(1, cfg.batch_size // 4),
+    view = extract_and_load(model, items, selection, store_dir, batch_size=max(1, cfg.batch_size // 4),
                             storage_dtype=cfg.storage_dtype, progress=False)
     out = {}
     for concept, pick in chosen.items():
@@ -54,15 +64,13 @@ def _project(model: LoadedModel, items: list[Item], results: dict[str, Any], cho
     return out
 
 
-def project_scenario(model: LoadedModel, results: dict[str, Any], chosen: dict[str, tuple[str, int] | None],
-                     cfg: Any) -> dict[str, Any]:
+def project_scenario(model: LoadedModel, results: dict[str, ConceptResult],
+                     chosen: dict[str, tuple[str, int] | None], cfg: ProbeConfig, store_dir: Path) -> dict[str, Any]:
     """Each scenario condition's prompt, rendered in the model's own format, read at its last token."""
-    from behaviour.scenario import load_scenario
-
     scenario = load_scenario(Path(cfg.scenario) if cfg.scenario else None)
     names = scenario.condition_names()
     prompts = [render_prompt(scenario.prompt(c), model.tokenizer, model.spec) for c in names]
-    scores = _project(model, [Item(p) for p in prompts], results, chosen, cfg, "last")
+    scores = _project(model, [Item(p) for p in prompts], results, chosen, cfg, store_dir, "last")
     return {
         "scenario": scenario.name,
         "position": "last token of the rendered prompt (where the model starts its answer)",
@@ -75,8 +83,6 @@ def project_scenario(model: LoadedModel, results: dict[str, Any], chosen: dict[s
 
 
 def _trial_rows(path: Path) -> list[dict[str, Any]]:
-    from common.jsonl import read_jsonl
-
     if path.is_dir():
         path = path / "transcripts.jsonl"
     if not path.exists():
@@ -89,7 +95,7 @@ def separation(labels: list[str | None], scores: np.ndarray) -> dict[str, Any]:
     labels_arr = np.array([lab or "" for lab in labels])
     out: dict[str, Any] = {}
     for name, negatives in (("converged_vs_not", NOT_CONVERGED), ("converged_vs_did_not_converge",
-                                                                   ("did_not_converge",))):
+                                                                   (DID_NOT_CONVERGE,))):
         keep = np.isin(labels_arr, (CONVERGED, *negatives))
         y = (labels_arr[keep] == CONVERGED).astype(int)
         n_pos, n_neg = int(y.sum()), int((1 - y).sum())
@@ -101,11 +107,10 @@ def separation(labels: list[str | None], scores: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def project_trials(model: LoadedModel, results: dict[str, Any], chosen: dict[str, tuple[str, int] | None],
-                   cfg: Any, path: Path) -> dict[str, Any]:
+def project_trials(model: LoadedModel, results: dict[str, ConceptResult],
+                   chosen: dict[str, tuple[str, int] | None], cfg: ProbeConfig, store_dir: Path,
+                   path: Path) -> dict[str, Any]:
     """Each trial's prompt + response, read as the mean over the tokens of its final answer."""
-    from behaviour.table import effective_label
-
     rows = _trial_rows(path)
     items, kept, skipped = [], [], []
     for row in rows:
@@ -118,7 +123,7 @@ def project_trials(model: LoadedModel, results: dict[str, Any], chosen: dict[str
         kept.append(row)
     if not items:
         return {"n": 0, "skipped": skipped, "note": "no trial has a final answer to read"}
-    scores = _project(model, items, results, chosen, cfg, "marked:mean")
+    scores = _project(model, items, results, chosen, cfg, store_dir, "marked:mean")
     labels = [effective_label(r) for r in kept]
     out: dict[str, Any] = {"n": len(kept), "skipped_without_answer": len(skipped),
                            "position": "mean over the tokens of the final answer", "concepts": {}}

@@ -1,0 +1,78 @@
+"""What joins a loaded model to the behavioural side: the local-model backend, and judges that run on a local model.
+
+:mod:`behaviour.backends` holds the :class:`~behaviour.backends.Backend` protocol and the OpenAI-compatible HTTP
+backend; a backend that generates with a model loaded here needs :mod:`activations` as well, so it lives in this
+layer:
+
+- :class:`LocalBackend` renders each prompt with the model's chat template (or base-model document framing) and
+  generates through the TransformerLens bridge (:mod:`activations.generation`: hooks apply, and each prompt samples
+  with its own ``torch.Generator`` seeded by its seed, so a trial's output does not depend on its batch);
+- :func:`get_judge` builds any judge spec, ``local:<model name>`` included (the model is loaded here), and passes
+  the others to :func:`behaviour.judge.get_judge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from activations.generation import generate_detailed
+from activations.models import LoadedModel, load_model
+from activations.prompts import render_prompt
+from behaviour.backends import Completion
+from behaviour.judge import Judge
+from behaviour.judge import get_judge as get_behaviour_judge
+from behaviour.llm_judge import RUBRIC_VERSION, LLMJudge, backend_complete
+from common.errors import ConfigError
+from common.prompts import PromptSource
+
+__all__ = ["LocalBackend", "get_judge", "local_judge"]
+
+
+class LocalBackend:
+    """Generate with a :class:`LoadedModel` through its bridge, ``batch_size`` prompts at a time."""
+
+    name = "local"
+
+    def __init__(self, model: LoadedModel, *, batch_size: int = 8):
+        self.model = model
+        self.batch_size = batch_size
+        self.model_name = model.spec.name
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return self.model.identity.to_dict()
+
+    @property
+    def prompt_format(self) -> str:
+        """``chat`` or ``document`` (base models), from the registry entry."""
+        return self.model.spec.prompt_format
+
+    def render(self, source: PromptSource, *, enable_thinking: bool | None = None) -> str:
+        return render_prompt(source, self.model.tokenizer, self.model.spec, enable_thinking=enable_thinking)
+
+    def complete(self, sources: Sequence[PromptSource], *, max_new_tokens: int, temperature: float, top_p: float,
+                 seeds: Sequence[int], enable_thinking: bool | None = None) -> list[Completion]:
+        prompts = [self.render(s, enable_thinking=enable_thinking) for s in sources]
+        generations = generate_detailed(self.model, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                                        top_p=top_p, seeds=seeds, batch_size=self.batch_size)
+        return [Completion(g.text, None, g.finished, len(g.token_ids)) for g in generations]
+
+
+def local_judge(model: LoadedModel | str, *, max_new_tokens: int = 64) -> LLMJudge:
+    """An :class:`~behaviour.llm_judge.LLMJudge` that grades with ``model`` (a loaded model or a registry name)."""
+    loaded = load_model(model) if isinstance(model, str) else model
+    backend = LocalBackend(loaded, batch_size=1)
+    name = model if isinstance(model, str) else loaded.spec.name
+    return LLMJudge(backend_complete(backend, max_new_tokens=max_new_tokens), f"llm:local:{name}:{RUBRIC_VERSION}")
+
+
+def get_judge(spec: str = "rules") -> Judge:
+    """A judge from a ``--judge`` spec: ``rules``, ``local:<model name>`` or ``openai:<base_url>#<model>``."""
+    spec = (spec or "rules").strip()
+    if spec.startswith("local:"):
+        name = spec.partition(":")[2].strip()
+        if not name:
+            raise ConfigError(f"bad judge spec {spec!r}; use local:<model name>, e.g. local:smollm2-135m-instruct")
+        return local_judge(name)
+    return get_behaviour_judge(spec)
