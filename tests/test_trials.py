@@ -293,6 +293,28 @@ def test_cli_writes_store_table_chart_review_and_report(cli_args, runs_root, cap
     assert "4 trials in" in out
 
 
+def test_cli_report_with_0_of_n_and_n_of_n_cells(cli_args, runs_root, capsys):
+    # Regression: a cell of 0/3 (Wilson lower bound ~6e-17) crashed the plot, so figures/convergence.png,
+    # review.csv and report.md were never written, and a resume crashed at the same step.
+    args = [*cli_args[:cli_args.index("--n")], "--n", "3", *cli_args[cli_args.index("--n") + 2:]]
+    assert run_cli(args, capsys)[0] == 0
+    (run,) = runs_root.iterdir()
+    store = run / "transcripts.jsonl"
+    rows = read_jsonl(store)
+    for row in rows:  # a tiny random model's labels are arbitrary: fix them to 0/3 and 3/3
+        row["label"] = "converged" if row["condition"] == "threat" else "did_not_converge"
+    store.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name in ("figures/convergence.png", "review.csv", "report.md", "results/table.json"):
+        (run / name).unlink()
+    code, out, err = run_cli(["--resume", str(run)], capsys)
+    assert code == 0, err
+    cells = {c["condition"]: c for c in json.loads((run / "results" / "table.json").read_text())["cells"]}
+    assert (cells["baseline"]["converged"], cells["baseline"]["ci95"][0]) == (0, 0.0)
+    assert (cells["threat"]["converged"], cells["threat"]["ci95"][1]) == (3, 1.0)
+    assert (run / "figures" / "convergence.png").stat().st_size > 1000
+    assert (run / "review.csv").exists() and "0% (0/3)" in (run / "report.md").read_text()
+
+
 def test_cli_resume_finishes_a_run_and_refuses_other_settings(cli_args, runs_root, capsys):
     assert run_cli(cli_args, capsys)[0] == 0
     (run,) = runs_root.iterdir()
