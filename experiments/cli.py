@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from common.errors import ToolkitError
+from common.rundir import track_runs
 from activations.models import DTYPES, LoadedModel, load_model
 from activations.registry import DEFAULT_MODEL, ModelSpec, load_registry
 
@@ -48,10 +49,16 @@ def format_model_list(registry: dict[str, ModelSpec] | None = None) -> str:
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
-    """Run a CLI ``main``; a :class:`ToolkitError` becomes ``error: <message>`` and exit status 2."""
+    """Run a CLI ``main``; a :class:`ToolkitError` becomes ``error: <message>`` and exit status 2.
+
+    Every run directory the command creates is finished on the way out (:func:`common.rundir.track_runs`):
+    ``completed``, or ``failed``/``interrupted`` with an ``error.txt``, so a listing of runs never shows a failed run
+    as if it were a finished one.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        code = main(argv)
+        with track_runs():
+            code = main(argv)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
