@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from common.errors import ToolkitError
 from common.rundir import track_runs
@@ -24,6 +25,18 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device-map", default=None, help="accelerate device map, e.g. auto, to spread over GPUs")
     group.add_argument("--n-devices", type=int, default=None, help="split the model over this many GPUs")
     group.add_argument("--list-models", action="store_true", help="list the registry's models and exit")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """The options shared by every command that writes a run directory (parse with :func:`parse_run_args`)."""
+    group = parser.add_argument_group("run")
+    group.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                       help="root of run directories (default: runs/, or $VETH_RUNS)")
+
+
+def parse_run_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a command line built with :func:`add_run_args`."""
+    return parser.parse_args(argv)
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:

@@ -26,7 +26,7 @@ from common.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judgement, get_judge, score_rows
 from behaviour.review import agreement, apply_reviews, import_reviews
 from behaviour.table import convergence_table, plot_convergence
-from experiments.cli import run_main
+from experiments.cli import add_run_args, parse_run_args, run_main
 from common.fileio import atomic_write_text
 from common.rundir import RunDir
 
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--by", default="model,condition",
                         help="comma-separated fields to group the table by (default: model,condition)")
     parser.add_argument("--force", action="store_true", help="replace --output if it already exists")
+    add_run_args(parser)
     return parser
 
 
@@ -103,7 +104,7 @@ def _count_lines(path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_run_args(build_parser(), argv)
     _check_paths(args)
     judge = get_judge(args.judge)  # before reading: a bad judge spec fails fast
     reviews = import_reviews(args.reviews) if args.reviews else None
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models = sorted({str(r.get("model", "")) for r in scored} - {""})
         run = RunDir.create("score", models[0] if len(models) == 1 else "mixed",
                             {"input": str(args.input), "output": str(args.output), "judge": judge.name,
-                             "reviews": str(args.reviews) if args.reviews else None, "by": list(by)})
+                             "reviews": str(args.reviews) if args.reviews else None, "by": list(by)}, root=args.runs)
         run.write_json("table.json", table.to_dict())
         if reviews is not None:
             run.write_json("agreement.json", agreement(scored).to_dict())

@@ -22,7 +22,7 @@ from activations.models import LoadedModel
 from common.prompts import split_response
 from activations.prompts import render_prompt
 from behaviour.scenario import Scenario, load_scenario
-from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
+from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
 from common.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -106,13 +106,14 @@ def format_report(result: SmokeResult, identity: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.smoke", description=__doc__.splitlines()[0])
     add_model_args(parser)
+    add_run_args(parser)
     parser.add_argument("--scenario", type=Path, default=None,
                         help="scenario file (default: configs/scenario/veth.yaml)")
     parser.add_argument("--condition", default="baseline", help="scenario condition (default: baseline)")
     parser.add_argument("--max-new-tokens", type=int, default=200, help="length limit of the reply (default 200)")
     parser.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                         help="switch a thinking model's <think> mode on or off (default: the template's default)")
-    args = parser.parse_args(argv)
+    args = parse_run_args(parser, argv)
     if args.list_models:
         print(format_model_list())
         return 0
@@ -126,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One short step, so the run directory is written only once it has something to show: a failed smoke check
     # (bad prompt, context overflow) leaves no half-empty run behind.
     config = {key: value for key, value in vars(args).items() if key != "list_models"}
-    run = RunDir.create("smoke", args.model, config, model_identity=model.identity.to_dict())
+    run = RunDir.create("smoke", args.model, config, model_identity=model.identity.to_dict(), root=args.runs)
     run.write_json("smoke.json", {**dataclasses.asdict(result), "tokens_per_second": result.tokens_per_second})
     run.write_report(format_report(result, model.identity.to_dict()))
     log.info("%d tokens in %.1f s; answer: %s", result.n_new_tokens, result.seconds,

@@ -34,7 +34,7 @@ from behaviour.review import export_for_review
 from behaviour.scenario import Scenario, load_scenario
 from behaviour.table import convergence_table, plot_convergence
 from behaviour.trials import TrialRecord, expand_conditions, run_trials
-from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
+from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
 from common.rundir import RunDir
 
 log = logging.getLogger("experiments.trials")
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.trials", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(parser)
+    add_run_args(parser)
     trials = parser.add_argument_group("trials")
     trials.add_argument("--conditions", default="baseline,threat",
                         help="comma-separated scenario conditions (see --list-conditions; default: baseline,threat)")
@@ -223,7 +224,7 @@ label; mean length {mean_tokens} tokens.
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_run_args(parser, argv)
     if args.list_models:
         print(format_model_list())
         return 0
@@ -252,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = RunDir.create("trials", backend.model_name,
                             {**settings, "expanded_conditions": conditions, "prompts": prompts,
                              "scenario_version": scenario.version, "model_key": identity["key"]},
-                            model_identity=identity)
+                            model_identity=identity, root=args.runs)
         log.info("run directory: %s", run.path)
     elif run.config.get("model_key") != identity["key"]:
         raise ConfigError(f"{run.path} was run with model identity {run.config.get('model_key')}, but the loaded "
