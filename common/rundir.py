@@ -39,6 +39,7 @@ from typing import Any
 from common.errors import ConfigError, ToolkitError
 from common.fileio import atomic_write_text
 from common.jsonl import json_default
+from common.threads import thread_settings
 
 RUNS_ROOT = Path(os.environ.get("VETH_RUNS", "runs"))
 TRACKED_PACKAGES = ("torch", "transformers", "transformer-lens", "scikit-learn", "numpy", "datasets", "veth-probes")
@@ -130,6 +131,7 @@ class RunDir:
             "platform": platform.platform(),
             "versions": versions(),
             "model": model_identity,
+            "threads": thread_settings(),
             "status": RUNNING,
         }
         self.write_json("manifest.json", manifest, top=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from common.errors import ToolkitError
 from common.rundir import track_runs
+from common.threads import DEFAULT_THREADS, set_threads
 from activations.models import DTYPES, LoadedModel, load_model
 from activations.registry import DEFAULT_MODEL, ModelSpec, load_registry
 
@@ -32,11 +33,19 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("run")
     group.add_argument("--runs", type=Path, default=None, metavar="DIR",
                        help="root of run directories (default: runs/, or $VETH_RUNS)")
+    default = "torch's default: one per core, or $OMP_NUM_THREADS" if DEFAULT_THREADS is None else DEFAULT_THREADS
+    group.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                       help=f"CPU threads for torch; lower it (1) on a CPU other jobs share (default: {default})")
 
 
 def parse_run_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse a command line built with :func:`add_run_args`."""
-    return parser.parse_args(argv)
+    """Parse a command line built with :func:`add_run_args` and apply ``--threads`` before any work starts (the
+    setting is recorded in every run's manifest)."""
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    set_threads(args.threads)
+    return args
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
