@@ -216,3 +216,13 @@ def test_a_resumed_run_is_running_again_and_completes(tmp_path):
     assert manifest["status"] == "completed"
     assert manifest["earlier_attempts"][0]["status"] == "failed"
     assert "killed by the judge" in manifest["earlier_attempts"][0]["error"]
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    # mkstemp's 0o600 made shared run directories and activation stores unreadable to the rest of a group.
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "shared.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
