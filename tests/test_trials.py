@@ -294,25 +294,26 @@ def test_cli_writes_store_table_chart_review_and_report(cli_args, runs_root, cap
 
 
 def test_cli_report_with_0_of_n_and_n_of_n_cells(cli_args, runs_root, capsys):
-    # Regression: a cell of 0/3 (Wilson lower bound ~6e-17) crashed the plot, so figures/convergence.png,
-    # review.csv and report.md were never written, and a resume crashed at the same step.
-    args = [*cli_args[:cli_args.index("--n")], "--n", "3", *cli_args[cli_args.index("--n") + 2:]]
+    # Regression: a cell of 10/10 (Wilson upper bound 1 - 1e-16) or 0/6 (lower bound ~3e-17) crashed the plot, so
+    # figures/convergence.png, review.csv and report.md were never written, and a resume crashed at the same step.
+    args = [*cli_args[:cli_args.index("--n")], "--n", "10", *cli_args[cli_args.index("--n") + 2:]]
     assert run_cli(args, capsys)[0] == 0
     (run,) = runs_root.iterdir()
     store = run / "transcripts.jsonl"
     rows = read_jsonl(store)
-    for row in rows:  # a tiny random model's labels are arbitrary: fix them to 0/3 and 3/3
-        row["label"] = "converged" if row["condition"] == "threat" else "did_not_converge"
+    threat = iter(["refused"] * 4 + ["did_not_converge"] * 6)
+    for row in rows:  # a tiny random model's labels are arbitrary: fix them to 10/10 and 0/6 (4 refusals)
+        row["label"] = "converged" if row["condition"] == "baseline" else next(threat)
     store.write_text("".join(json.dumps(r) + "\n" for r in rows))
     for name in ("figures/convergence.png", "review.csv", "report.md", "results/table.json"):
         (run / name).unlink()
     code, out, err = run_cli(["--resume", str(run)], capsys)
     assert code == 0, err
     cells = {c["condition"]: c for c in json.loads((run / "results" / "table.json").read_text())["cells"]}
-    assert (cells["baseline"]["converged"], cells["baseline"]["ci95"][0]) == (0, 0.0)
-    assert (cells["threat"]["converged"], cells["threat"]["ci95"][1]) == (3, 1.0)
+    assert (cells["baseline"]["converged"], cells["baseline"]["engaged"], cells["baseline"]["ci95"][1]) == (10, 10, 1.0)
+    assert (cells["threat"]["converged"], cells["threat"]["engaged"], cells["threat"]["ci95"][0]) == (0, 6, 0.0)
     assert (run / "figures" / "convergence.png").stat().st_size > 1000
-    assert (run / "review.csv").exists() and "0% (0/3)" in (run / "report.md").read_text()
+    assert (run / "review.csv").exists() and "0% (0/6)" in (run / "report.md").read_text()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["earlier_attempts"][0]["status"] == "completed"
 
