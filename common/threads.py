@@ -1,11 +1,12 @@
 """CPU threads for torch: the one place that applies ``--threads`` and reports what is in effect (for manifests).
 
-Measured with ``bench/bench_threads.py`` on a 2-core machine under heavy load (load average ~7; figures in the
-README): with the toolkit's passive OpenMP waiting, one thread was only 1.1-1.2x faster than torch's default of two
-(prefill and batch-8 decode), while with spinning threads (``OMP_WAIT_POLICY=ACTIVE``, torch's behaviour when it is
-loaded before the toolkit) the default was 2-4x slower. A default of one thread would cost far more on a machine of
-one's own, where prefill and extraction scale with cores, so the default stays torch's own (and results do not
-depend on the machine's load); ``--threads 1`` is the advice for shared CPUs.
+Measured with ``bench/bench_threads.py`` on a shared 2-core machine (figures in the README): with the toolkit's
+passive OpenMP waiting, one thread and torch's default of two stayed within about 20% of each other, either way
+round depending on the load (load average ~7: one thread 1.1-1.2x faster; ~5.5: two threads 1.1-1.3x faster),
+while with spinning threads (``OMP_WAIT_POLICY=ACTIVE``, what torch does when it is loaded before the toolkit) the
+default was 2-4x slower. A default of one thread would cost far more on a machine of one's own, where prefill and
+extraction scale with cores, so the default stays torch's own (and is the same whatever the machine's load, so
+results do not depend on it); ``--threads 1`` is the advice for oversubscribed CPUs and parallel jobs.
 """
 
 from __future__ import annotations
