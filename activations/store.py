@@ -29,6 +29,7 @@ raises :class:`StoreWriteError`; earlier rows stay readable.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -49,7 +50,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from common.errors import ToolkitError
-from common.fileio import fsync_dir
+from common.fileio import atomic_write_bytes
 from activations.selection import Item, ResolvedItem, parse_position_key
 
 log = logging.getLogger(__name__)
@@ -161,27 +162,27 @@ class VerifyReport:
         return not self.bad
 
 
-def _write_error(what: Path, exc: OSError) -> StoreWriteError:
-    hint = ("the disk is full: free space or pass a store directory on another disk"
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check the directory's permissions and disk")
-    error = StoreWriteError(f"could not write {what}: {exc.strerror or exc}; {hint}. Rows committed before are "
-                            "intact; rerun the same extraction to resume")
+def _write_error(what: Path, exc: OSError, *, rows_before: bool) -> StoreWriteError:
+    """The one error every failed store write raises; ``rows_before`` says whether the store held rows to keep."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "the disk is full: free space or pass a store directory on another disk"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = "the location is not writable: pass a store directory you can write to"
+    else:
+        hint = "check the directory's permissions and disk"
+    after = ("Rows committed before are intact; rerun the same extraction to resume" if rows_before else
+             "No rows had been stored there yet, so nothing was lost; rerun the extraction once this is fixed")
+    error = StoreWriteError(f"could not write {what}: {exc.strerror or exc}; {hint}. {after}")
     error.errno = exc.errno
     return error
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+def _atomic_write(path: Path, data: bytes, *, rows_before: bool) -> None:
+    """:func:`common.fileio.atomic_write_bytes`, with a failure (full disk, permissions) as a StoreWriteError."""
     try:
-        _write_file(tmp, data)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        atomic_write_bytes(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _write_error(path, exc) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise _write_error(path, exc, rows_before=rows_before) from exc
 
 
 def _identity_line(model: Mapping[str, Any]) -> str:
@@ -230,16 +231,17 @@ class ActivationStore:
                 raise StoreError(f"no activation store at {root}; run an extraction with the model to create one")
             try:
                 root.mkdir(parents=True, exist_ok=True)
-                with _locked(root):
+                with _locked(root, rows_before=False):
                     if not manifest_path.exists():  # another process may have created it meanwhile
                         manifest = {"format": FORMAT, "version": VERSION, "model": _identity_dict(identity),
                                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-                        _atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+                        _atomic_write(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode(),
+                                      rows_before=False)
                         (root / SHARDS).mkdir(exist_ok=True)  # after the manifest: a failed start leaves no debris
             except StoreWriteError:
                 raise
             except OSError as exc:
-                raise _write_error(root, exc) from exc
+                raise _write_error(root, exc, rows_before=False) from exc
         try:
             manifest = json.loads(manifest_path.read_text())
         except (OSError, ValueError) as exc:
@@ -328,6 +330,11 @@ class ActivationStore:
         """How an item was tokenized when it was extracted (None if never extracted into this store)."""
         return self._items.get(item_key(item))
 
+    @property
+    def has_rows(self) -> bool:
+        """Whether any committed row is readable (what a failed write must say it left intact)."""
+        return bool(self._rows)
+
     def stats(self) -> StoreStats:
         shards = [s for i, s in enumerate(self._shards) if s is not None and i not in self._stale]
         return StoreStats(n_shards=len(shards), n_texts=len({tk for tk, _ in self._rows}),
@@ -395,7 +402,7 @@ class ActivationStore:
     @contextmanager
     def writer(self) -> Iterator[StoreWriter]:
         """Hold the store's write lock, clean up after any killed writer, and yield a :class:`StoreWriter`."""
-        with _locked(self.root):
+        with _locked(self.root, rows_before=self.has_rows):
             self.refresh()
             writer = StoreWriter(self)
             writer.recover()
@@ -456,7 +463,7 @@ class StoreWriter:
         drop = set(files)
         kept = [line for line in index.read_bytes().splitlines(keepends=True)
                 if line.strip() and json.loads(line).get("shard") not in drop]
-        _atomic_write_bytes(index, b"".join(kept))
+        _atomic_write(index, b"".join(kept), rows_before=store.has_rows)
         for file in drop:
             (store.root / file).unlink(missing_ok=True)
         log.warning("%s: dropped %d bad shard(s); their rows will be recomputed", store.root, len(drop))
@@ -487,21 +494,13 @@ class StoreWriter:
                                   "offsets": list(offsets) if offsets else None})
         file = f"{SHARDS}/{len(store._shards):07d}-{uuid.uuid4().hex[:8]}.safetensors"
         path = store.root / file
-        tmp = path.with_name(f".{path.name}.tmp")
         # Serialise in memory and write with plain file I/O: safetensors' own writer reports a full disk as a
         # generic SafetensorError without errno, and the shard of one batch is small.
         data = save(tensors, metadata={"format": FORMAT, "model_key": str(store.model["key"])})
         try:
-            _write_file(tmp, data)
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
-            raise _write_error(path, exc) from exc
+            _atomic_write(path, data, rows_before=store.has_rows)
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # renamed but its directory not synced: not committed, remove it
             raise
         record = {"shard": file, "bytes": path.stat().st_size, "dtype": dtype, "blocks": block_records,
                   "items": _items_json(items or {})}
@@ -519,23 +518,34 @@ class StoreWriter:
             self._append({"shard": None, "items": _items_json(new)})
 
     def _append(self, record: dict[str, Any]) -> None:
+        """Append one commit line. Any failure (at write, flush, fsync or close) cuts the file back to its last
+        whole line and, for an ``OSError``, raises :class:`StoreWriteError`.
+
+        The handle is unbuffered, so closing it has no data left to flush: with a buffered handle a full disk
+        failed again at close, and that second raw ``OSError`` replaced the StoreWriteError already raised.
+        """
         store, index = self.store, self.store.root / INDEX
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        with open(index, "ab") as handle:
-            before = handle.tell()
+        before = store._index_bytes  # recover() made the file this long when the writer started
+        try:
+            handle = _open_index(index)
             try:
                 _write_index_line(handle, line)
                 handle.flush()
                 os.fsync(handle.fileno())
-            except BaseException as exc:
-                # Cut the partial line so the commit log stays a sequence of whole lines.
-                try:
-                    handle.truncate(before)
-                except OSError:
-                    pass  # recover() cuts it at the next open
-                if isinstance(exc, OSError):
-                    raise _write_error(index, exc) from exc
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    handle.close()
                 raise
+            handle.close()
+        except BaseException as exc:
+            # Cut the partial line so the commit log stays a sequence of whole lines (recover() cuts it at the
+            # next open if this fails too).
+            with contextlib.suppress(OSError):
+                os.truncate(index, before)
+            if isinstance(exc, OSError):
+                raise _write_error(index, exc, rows_before=store.has_rows) from exc
+            raise
         store._index_bytes = before + len(line)
         store._add_record(record)
 
@@ -544,17 +554,16 @@ def _items_json(items: Mapping[str, ResolvedItem]) -> dict[str, list[Any]]:
     return {k: [v.text_key, v.n_tokens, *v.scope, *(v.span or (None, None))] for k, v in items.items()}
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """Write and fsync a new file (a seam for tests that simulate a full disk)."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+def _open_index(path: Path) -> Any:
+    """Open the commit log for appending, unbuffered (a seam for tests that simulate a full disk)."""
+    return open(path, "ab", buffering=0)
 
 
 def _write_index_line(handle: Any, line: bytes) -> None:
-    """Append one commit line (a seam for tests that simulate a full disk)."""
-    handle.write(line)
+    """Append one commit line, however many calls a short write takes (a seam for tests of a full disk)."""
+    view = memoryview(line)
+    while view:
+        view = view[handle.write(view):]
 
 
 def _row_length(position_key: str) -> int:
@@ -563,12 +572,12 @@ def _row_length(position_key: str) -> int:
 
 
 @contextmanager
-def _locked(root: Path) -> Iterator[None]:
+def _locked(root: Path, *, rows_before: bool) -> Iterator[None]:
     """Exclusive write lock on the store (released by the kernel if the process dies)."""
     try:
         handle = open(root / LOCK, "a+b")
     except OSError as exc:
-        raise _write_error(root / LOCK, exc) from exc
+        raise _write_error(root / LOCK, exc, rows_before=rows_before) from exc
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

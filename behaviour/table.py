@@ -233,8 +233,8 @@ def plot_convergence(table: ConvergenceTable) -> Any:
                 continue
             xs.append(g_index - 0.4 + width * (s_index + 0.5))
             ys.append(cell.rate)
-            lo.append(cell.rate - cell.ci[0])
-            hi.append(cell.ci[1] - cell.rate)
+            lo.append(max(0.0, cell.rate - cell.ci[0]))  # matplotlib rejects a negative error bar, however small
+            hi.append(max(0.0, cell.ci[1] - cell.rate))
             labels.append(f"{cell.converged}/{cell.engaged}")
         bars = ax.bar(xs, ys, width=width * 0.95, yerr=[lo, hi], capsize=3,
                       label=" / ".join(s_key) if s_key else None)

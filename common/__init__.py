@@ -4,7 +4,8 @@
 - :mod:`common.fileio`  atomic file writes (temp file + fsync + rename);
 - :mod:`common.jsonl`   JSON Lines reading that reports every bad line, durable appending, the one JSON encoder;
 - :mod:`common.stats`   Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;
-- :mod:`common.rundir`  the run-directory convention (config, manifest, results, figures, report);
+- :mod:`common.rundir`  the run-directory convention (config, manifest, status, results, figures, report);
+- :mod:`common.threads` CPU threads for torch (``--threads``), recorded in every manifest;
 - :mod:`common.prompts` model-independent prompt texts and response splitting (think/final);
 - ``REPO_ROOT``          the checkout's root (``configs/`` lives there).
 

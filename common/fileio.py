@@ -1,13 +1,14 @@
 """Atomic file writes, shared by the run directories, the activation store, saved directions and trial files.
 
 A write goes to a temp file in the target's directory, is fsynced, and replaces the target with ``os.replace``, so a
-reader (or a run killed midway) sees the old file or the new one, never half of one.
+reader (or a run killed midway) sees the old file or the new one, never half of one. A failed write removes its temp
+file and re-raises the ``OSError`` (callers such as the activation store turn it into their own error).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -20,19 +21,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist), write ``data`` and fsync it: a seam for tests that simulate a full disk.
+
+    Created with mode 0o666 less the umask, like any file the user writes (``tempfile.mkstemp`` would give 0o600 and
+    make a shared activation store or run directory unreadable to the rest of a group).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (creating its directory if needed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_file(tmp, data)
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -3,34 +3,53 @@
 ``runs/<UTC time>-<experiment>-<model>/`` holds:
 
 - ``config.json``   the resolved configuration (every argument, after defaults);
-- ``manifest.json`` versions of Python and key packages, the git commit, the host, and the model's identity;
+- ``manifest.json`` versions of Python and key packages, the git commit, the host, the model's identity, and the
+                    run's ``status``: ``running``, then ``completed``, ``failed`` or ``interrupted``;
+- ``error.txt``     only in a run that failed or was interrupted: what went wrong (and, for a bug, the traceback);
 - ``results/*.json`` results, machine-readable;
 - ``figures/*.png`` figures;
 - ``report.md``     a short human-readable report.
 
 Writes are atomic (temp file + rename), so an interrupted run never leaves a half-written JSON file behind.
+
+How a run ended is recorded by :meth:`RunDir.finish`: use a run as a context manager (``with RunDir.create(...) as
+run:``), or let :func:`track_runs` (which every command line goes through, via ``experiments.cli.run_main``) finish
+every run created or restarted inside it. A ``running`` status on a run nobody is working on means it ended without
+either (a library call that never finished it, or a killed process).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import re
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from common.errors import ConfigError
+from common.errors import ConfigError, ToolkitError
 from common.fileio import atomic_write_text
 from common.jsonl import json_default
+from common.threads import thread_settings
 
 RUNS_ROOT = Path(os.environ.get("VETH_RUNS", "runs"))
 TRACKED_PACKAGES = ("torch", "transformers", "transformer-lens", "scikit-learn", "numpy", "datasets", "veth-probes")
+ERROR_FILE = "error.txt"
+RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+
+log = logging.getLogger(__name__)
+
+# Runs created (or restarted) inside each active track_runs() block, innermost last.
+_TRACKERS: list[list[RunDir]] = []
 
 
 def to_json(obj: Any) -> str:
@@ -88,6 +107,8 @@ class RunDir:
         run = cls(path)
         run.write_json("config.json", {"experiment": experiment, "model": model, **config}, top=True)
         run.write_manifest(model_identity)
+        if _TRACKERS:
+            _TRACKERS[-1].append(run)
         return run
 
     @classmethod
@@ -110,8 +131,65 @@ class RunDir:
             "platform": platform.platform(),
             "versions": versions(),
             "model": model_identity,
+            "threads": thread_settings(),
+            "status": RUNNING,
         }
         self.write_json("manifest.json", manifest, top=True)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.path / "manifest.json").read_text())
+
+    @property
+    def status(self) -> str | None:
+        """``running``, ``completed``, ``failed`` or ``interrupted`` (None for a run made before statuses)."""
+        return self.manifest.get("status")
+
+    def start(self) -> RunDir:
+        """Mark the run ``running`` again (resuming a run): drops the error of an earlier attempt, and lets the
+        innermost :func:`track_runs` finish it. A new run is already running; calling this again does no harm."""
+        (self.path / ERROR_FILE).unlink(missing_ok=True)
+        manifest = self.manifest
+        if manifest.get("status") != RUNNING:
+            previous = {k: manifest.pop(k) for k in ("status", "finished", "error") if k in manifest}
+            manifest.setdefault("earlier_attempts", []).append(previous)
+            manifest["status"] = RUNNING
+            self.write_json("manifest.json", manifest, top=True)
+        if _TRACKERS and self not in _TRACKERS[-1]:
+            _TRACKERS[-1].append(self)
+        return self
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Record how the run ended: ``completed``; or ``failed`` (``interrupted`` for Ctrl-C) with ``error.txt``.
+
+        Never raises: a run that cannot record its end (disk gone) must not hide the error that ended it.
+        """
+        try:
+            manifest = self.manifest
+            manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            if error is None:
+                manifest["status"] = COMPLETED
+                manifest.pop("error", None)
+                (self.path / ERROR_FILE).unlink(missing_ok=True)
+            else:
+                interrupted = isinstance(error, KeyboardInterrupt)
+                message = ("interrupted (Ctrl-C); work written so far is kept" if interrupted
+                           else f"{type(error).__name__}: {error}")
+                detail = message + "\n"
+                if not interrupted and not isinstance(error, ToolkitError):  # a bug: keep where it happened
+                    detail += "\n" + "".join(traceback.format_exception(error))
+                atomic_write_text(self.path / ERROR_FILE, detail)
+                manifest["status"] = INTERRUPTED if interrupted else FAILED
+                manifest["error"] = message.splitlines()[0] if message else type(error).__name__
+            self.write_json("manifest.json", manifest, top=True)
+        except (OSError, ValueError) as exc:
+            log.warning("could not record the end of run %s: %s", self.path, exc)
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.finish(exc)
 
     def write_json(self, name: str, obj: Any, *, top: bool = False) -> Path:
         """Write a result (``results/<name>``) or, with ``top``, a top-level file such as ``config.json``."""
@@ -140,3 +218,30 @@ class RunDir:
         target = self.path / name
         target.mkdir(parents=True, exist_ok=True)
         return target
+
+
+@contextmanager
+def track_runs() -> Iterator[list[RunDir]]:
+    """Finish every run created (or :meth:`RunDir.start`-ed) inside the block when it ends: ``completed`` when it
+    returns, ``failed``/``interrupted`` with ``error.txt`` when it raises. Runs already finished are left alone."""
+    runs: list[RunDir] = []
+    _TRACKERS.append(runs)
+    try:
+        yield runs
+    except BaseException as exc:
+        _finish_running(runs, exc)
+        raise
+    else:
+        _finish_running(runs, None)
+    finally:
+        _TRACKERS.remove(runs)
+
+
+def _finish_running(runs: list[RunDir], error: BaseException | None) -> None:
+    for run in runs:
+        try:
+            still_running = run.status == RUNNING
+        except (OSError, ValueError):
+            still_running = True  # finish() says why it cannot record
+        if still_running:
+            run.finish(error)

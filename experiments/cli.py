@@ -6,8 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from common.errors import ToolkitError
+from common.rundir import track_runs
+from common.threads import DEFAULT_THREADS, set_threads
 from activations.models import DTYPES, LoadedModel, load_model
 from activations.registry import DEFAULT_MODEL, ModelSpec, load_registry
 
@@ -23,6 +26,26 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device-map", default=None, help="accelerate device map, e.g. auto, to spread over GPUs")
     group.add_argument("--n-devices", type=int, default=None, help="split the model over this many GPUs")
     group.add_argument("--list-models", action="store_true", help="list the registry's models and exit")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """The options shared by every command that writes a run directory (parse with :func:`parse_run_args`)."""
+    group = parser.add_argument_group("run")
+    group.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                       help="root of run directories (default: runs/, or $VETH_RUNS)")
+    default = "torch's default: one per core, or $OMP_NUM_THREADS" if DEFAULT_THREADS is None else DEFAULT_THREADS
+    group.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                       help=f"CPU threads for torch; lower it (1) on a CPU other jobs share (default: {default})")
+
+
+def parse_run_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a command line built with :func:`add_run_args` and apply ``--threads`` before any work starts (the
+    setting is recorded in every run's manifest)."""
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    set_threads(args.threads)
+    return args
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
@@ -48,10 +71,16 @@ def format_model_list(registry: dict[str, ModelSpec] | None = None) -> str:
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
-    """Run a CLI ``main``; a :class:`ToolkitError` becomes ``error: <message>`` and exit status 2."""
+    """Run a CLI ``main``; a :class:`ToolkitError` becomes ``error: <message>`` and exit status 2.
+
+    Every run directory the command creates is finished on the way out (:func:`common.rundir.track_runs`):
+    ``completed``, or ``failed``/``interrupted`` with an ``error.txt``, so a listing of runs never shows a failed run
+    as if it were a finished one.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        code = main(argv)
+        with track_runs():
+            code = main(argv)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2

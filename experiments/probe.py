@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from common.rundir import RunDir
-from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
+from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
 from experiments.jobs.probe import run_probe_job
 from experiments.jobs.probe_config import DEFAULT_STORE_ROOT, ProbeConfig, default_n_jobs
 from probes.concepts import CONCEPTS
@@ -47,8 +47,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     group.add_argument("--eval-file", default=None, help="JSONL rows with concept, text, label: evaluate the probes")
     group.add_argument("--trials", default=None, help="trials run directory (or transcripts.jsonl) to project")
     group.add_argument("--scenario", default=None, help="scenario YAML (default: configs/scenario/veth.yaml)")
-    group.add_argument("--runs", default=None, help="root of run directories (default: runs/ or $VETH_RUNS)")
-    return parser.parse_args(argv)
+    add_run_args(parser)
+    return parse_run_args(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.cli import run_main
+from experiments.cli import add_run_args, parse_run_args, run_main
 from experiments.jobs.backends import get_judge
 from experiments.jobs.score import check_paths, run_score_job
 
@@ -37,16 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--by", default="model,condition",
                         help="comma-separated fields to group the table by (default: model,condition)")
     parser.add_argument("--force", action="store_true", help="replace --output if it already exists")
+    add_run_args(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_run_args(build_parser(), argv)
     check_paths(args.input, args.output, force=args.force)
     judge = get_judge(args.judge)  # before reading: a bad judge spec fails fast
     outcome = run_score_job(args.input, args.output, judge, reviews=args.reviews, table=args.table,
                             by=[f.strip() for f in args.by.split(",") if f.strip()], force=args.force,
-                            progress=not args.judge.startswith("rules"))
+                            progress=not args.judge.startswith("rules"), runs_root=args.runs)
     for bad in outcome.bad_lines:
         print(f"{bad.path}:{bad.line_number}: malformed line skipped: {bad.reason}", file=sys.stderr)
     for message in outcome.bad_input + outcome.unparseable:

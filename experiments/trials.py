@@ -21,7 +21,7 @@ from typing import Any
 from activations.models import LoadedModel
 from behaviour.scenario import load_scenario
 from common.rundir import RunDir
-from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
+from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
 from experiments.jobs.trials import STORE, format_conditions, resume_settings, run_trials_job
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.trials", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(parser)
+    add_run_args(parser)
     trials = parser.add_argument_group("trials")
     trials.add_argument("--conditions", default="baseline,threat",
                         help="comma-separated scenario conditions (see --list-conditions; default: baseline,threat)")
@@ -86,7 +87,7 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_run_args(parser, argv)
     if args.list_models:
         print(format_model_list())
         return 0
@@ -102,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, key, settings[key])
         return load_from_args(args)
 
-    outcome = run_trials_job(settings, run=run, api_key=os.environ.get(args.api_key_env), load_local=load_local)
+    outcome = run_trials_job(settings, run=run, api_key=os.environ.get(args.api_key_env), load_local=load_local,
+                             runs_root=args.runs)
     print(f"{len(outcome.records)} trials in {outcome.run.path}: {STORE}, results/table.json, figures/convergence.png, "
           "review.csv, report.md")
     return 0

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from activations import store as store_module
 from activations.dataset import ActivationView, load_activations
 from common.errors import ConfigError, ToolkitError
 from activations.extract import InputTextError, extract, extract_and_load, resolve_items
@@ -312,7 +311,9 @@ def test_store_of_another_model_is_refused_untouched(model: LoadedModel, filled:
 def test_full_disk_mid_run_keeps_earlier_batches_and_resumes(model: LoadedModel, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             counter: ForwardCounter) -> None:
-    real = store_module._write_file
+    from common import fileio
+
+    real = fileio._write_file  # the store writes through common.fileio
     shards = []
 
     def fill_up(path: Path, data: bytes) -> None:
@@ -322,7 +323,7 @@ def test_full_disk_mid_run_keeps_earlier_batches_and_resumes(model: LoadedModel,
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(path, data)
 
-    monkeypatch.setattr(store_module, "_write_file", fill_up)
+    monkeypatch.setattr(fileio, "_write_file", fill_up)
     with pytest.raises(StoreWriteError, match="disk is full"):
         extract(model, TEXTS, Selection(), tmp_path, batch_size=2, progress=False)
     monkeypatch.undo()

@@ -14,10 +14,14 @@ from probes.directions import DirectionMismatchError, load_directions
 
 
 def _run(tmp_path: Path, model: str, *extra: str) -> Path:
+    """The command as the command line runs it (run_main: exit status, and the run's end recorded)."""
+    from experiments.cli import run_main
+
     runs = tmp_path / "runs"
-    code = main(["--model", model, "--runs", str(runs), "--store", str(tmp_path / "store"), "--jobs", "1",
-                 "--folds", "3", *extra])
-    assert code == 0
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, ["--model", model, "--runs", str(runs), "--store", str(tmp_path / "store"), "--jobs", "1",
+                        "--folds", "3", *extra])
+    assert exit_info.value.code == 0
     (run,) = sorted(runs.iterdir())[-1:]
     return run
 
@@ -112,3 +116,38 @@ def test_embedded_default_model_end_to_end(tmp_path: Path) -> None:
     assert best > 0.6, "a real model's residual stream should carry some signal about the concept"
     scenario = json.loads((run / "results/scenario_projection.json").read_text())
     assert "baseline" in scenario["conditions"] and "threat" in scenario["conditions"]
+
+
+def test_a_failed_run_is_marked_failed_with_its_error(tmp_path: Path, save_tiny) -> None:
+    # Regression: a run that failed after creating its directory (here: a store of other weights where this
+    # model's store should be) left config.json and manifest.json only, like a run still in progress.
+    import os
+    import subprocess
+    import sys
+
+    from activations.models import load_model
+    from activations.store import ActivationStore, store_dir_for
+    from common import REPO_ROOT
+
+    model_dir = save_tiny("llama", seed=0, chat=True)
+    identity = load_model(str(model_dir)).identity.to_dict()
+    store_root = tmp_path / "store"
+    ActivationStore.open(store_dir_for(store_root, identity), dict(identity, key="0" * 16, name="other-weights"))
+    runs = tmp_path / "runs"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.probe", "--model", str(model_dir), "--store", str(store_root),
+         "--runs", str(runs), "--jobs", "1", "--folds", "3"],
+        capture_output=True, text=True, timeout=600, cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: " in result.stderr and "other-weights" in result.stderr and "Traceback" not in result.stderr
+    (run,) = runs.iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "StoreMismatchError" in manifest["error"]
+    error = (run / "error.txt").read_text()
+    assert "other-weights" in error and "pass another store directory" in error
+
+
+def test_a_successful_run_is_marked_completed(tiny_run: tuple[Path, Path]) -> None:
+    run, _ = tiny_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and "error" not in manifest and not (run / "error.txt").exists()

@@ -156,3 +156,73 @@ def test_open_refuses_a_directory_that_is_not_a_run(tmp_path):
 
 def test_to_json_is_indented_and_ends_with_newline():
     assert to_json({"a": 1}) == '{\n  "a": 1\n}\n'
+
+
+# ---- how a run ended: manifest status and error.txt ---------------------------------------------------------------
+
+def test_a_new_run_is_running_and_a_finished_one_completed(run):
+    assert run.status == "running" and not (run.path / "error.txt").exists()
+    with run:
+        run.write_json("x.json", {"a": 1})
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and "finished" in manifest and "error" not in manifest
+
+
+def test_a_failed_run_says_why_in_error_txt_and_the_manifest(run):
+    with pytest.raises(ConfigError):
+        with run:
+            raise ConfigError("store of other weights; pass another store")
+    assert run.status == "failed"
+    assert run.manifest["error"] == "ConfigError: store of other weights; pass another store"
+    assert (run.path / "error.txt").read_text() == "ConfigError: store of other weights; pass another store\n"
+
+
+def test_a_bug_keeps_its_traceback_and_ctrl_c_is_interrupted(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        with RunDir.create("probe", "m", {}, root=tmp_path) as run:
+            1 / 0
+    text = (run.path / "error.txt").read_text()
+    assert text.startswith("ZeroDivisionError: division by zero\n") and "Traceback" in text and "1 / 0" in text
+    with pytest.raises(KeyboardInterrupt):
+        with RunDir.create("probe", "m", {}, root=tmp_path) as other:
+            raise KeyboardInterrupt
+    assert other.status == "interrupted" and "interrupted" in (other.path / "error.txt").read_text()
+
+
+def test_track_runs_finishes_every_run_created_inside(tmp_path):
+    with pytest.raises(ValueError):
+        with rundir.track_runs() as runs:
+            first = RunDir.create("a", "m", {}, root=tmp_path)
+            with RunDir.create("b", "m", {}, root=tmp_path):  # finished by itself: left alone
+                pass
+            raise ValueError("boom")
+    assert len(runs) == 2 and first.status == "failed" and runs[1].status == "completed"
+    untracked = RunDir.create("c", "m", {}, root=tmp_path)  # outside any block: nobody finishes it
+    with rundir.track_runs():
+        RunDir.open(untracked.path)  # opening to read does not take it over
+    assert untracked.status == "running"
+
+
+def test_a_resumed_run_is_running_again_and_completes(tmp_path):
+    with pytest.raises(RuntimeError):
+        with rundir.track_runs():
+            run = RunDir.create("trials", "m", {}, root=tmp_path)
+            raise RuntimeError("killed by the judge")
+    assert run.status == "failed" and (run.path / "error.txt").exists()
+    with rundir.track_runs():
+        RunDir.open(run.path).start()
+        assert run.status == "running" and not (run.path / "error.txt").exists()
+    manifest = run.manifest
+    assert manifest["status"] == "completed"
+    assert manifest["earlier_attempts"][0]["status"] == "failed"
+    assert "killed by the judge" in manifest["earlier_attempts"][0]["error"]
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    # mkstemp's 0o600 made shared run directories and activation stores unreadable to the rest of a group.
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "shared.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644

@@ -97,6 +97,25 @@ def test_reviews_and_table_write_a_run_directory(tmp_path: Path, monkeypatch: py
     assert "Rate of convergence" in (run / "report.md").read_text()
 
 
+def test_table_with_0_of_n_and_n_of_n_cells_writes_figure_and_report(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: a cell of 0/6 or 10/10 gave a negative error bar (Wilson bound ~1e-17 off 0 or 1) and the
+    # command crashed in plotting, before the figure and the report were written.
+    import common.rundir as rundir
+
+    monkeypatch.setattr(rundir, "RUNS_ROOT", tmp_path / "runs")
+    rows = [json.dumps({"id": f"a{i}", "model": "m", "condition": "zero", "response": PROCEED}) for i in range(6)]
+    rows += [json.dumps({"id": f"b{i}", "model": "m", "condition": "all", "response": CONVERGED}) for i in range(10)]
+    src = _write(tmp_path / "in.jsonl", rows)
+    assert main(["--input", str(src), "--output", str(tmp_path / "out.jsonl"), "--table"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "figures" / "convergence.png").stat().st_size > 1000
+    cells = json.loads((run / "results" / "table.json").read_text())["cells"]
+    assert [(c["converged"], c["engaged"], c["ci95"][0], c["ci95"][1] == 1.0) for c in cells] == [
+        (0, 6, 0.0, False), (10, 10, pytest.approx(0.722, abs=1e-3), True)]
+    assert "0% (0/6)" in (run / "report.md").read_text()
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # JSONL store
 # --------------------------------------------------------------------------------------------------------------------

@@ -28,6 +28,31 @@ def test_wilson_edges_and_agrees_with_scipy() -> None:
         wilson_interval(21, 20)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 7, 10, 12, 13, 14, 20, 24, 25, 27, 28, 35, 50, 100, 1000])
+def test_wilson_bounds_are_exact_at_0_of_n_and_n_of_n(n: int) -> None:
+    # Regression: (0, 6) gave a lower bound of ~3e-17 and (10, 10) an upper bound of 1 - 1e-16, so the rate fell
+    # outside its own interval and the convergence plot's error bar came out negative.
+    low, high = wilson_interval(0, n)
+    assert low == 0.0 and 0.0 < high < 1.0
+    low, high = wilson_interval(n, n)
+    assert high == 1.0 and 0.0 < low < 1.0
+    ref = sps.binomtest(0, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(0, n)[1] == pytest.approx(ref.high)
+    for k in range(n + 1):  # the observed rate always lies inside its interval
+        low, high = wilson_interval(k, n)
+        assert low <= k / n <= high
+
+
+def test_plot_survives_cells_of_0_and_n_of_n() -> None:
+    rows = ([{"model": "m", "condition": "a", "label": "did_not_converge"}] * 6
+            + [{"model": "m", "condition": "b", "label": "converged"}] * 10)
+    table = convergence_table(rows)
+    fig = plot_convergence(table)  # raised "'yerr' must not contain negative values" before the fix
+    bars = [c for c in fig.axes[0].containers if type(c).__name__ == "ErrorbarContainer"]
+    spans = [tuple(point[1] for point in c.lines[2][0].get_segments()[0]) for c in bars]
+    assert spans == [(0.0, pytest.approx(wilson_interval(0, 6)[1])), (pytest.approx(wilson_interval(10, 10)[0]), 1.0)]
+
+
 def test_fisher_matches_methods_notes() -> None:
     assert round(fisher_exact(10, 20, 16, 20), 3) == 0.096
     assert round(fisher_exact(14, 20, 16, 20), 2) == 0.72

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from activations import store as store_module
+from common import fileio
 from activations.selection import Item, ResolvedItem
 from activations.store import (
     ActivationStore,
@@ -235,7 +236,7 @@ def test_full_disk_while_writing_a_shard(store: ActivationStore, monkeypatch: py
             handle.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(store_module, "_write_file", full_disk)
+    monkeypatch.setattr(fileio, "_write_file", full_disk)
     with pytest.raises(StoreWriteError, match="disk is full.*intact.*resume") as info:
         with store.writer() as writer:
             writer.write([dense_block(["c"])], dtype="float32")
@@ -269,21 +270,133 @@ def test_full_disk_while_committing_the_index(store: ActivationStore, monkeypatc
     assert not ActivationStore.open(store.root).has(("c", "last@4"), "resid_post", 0)
 
 
+class FailingIndex:
+    """The commit log's handle on a disk that fills up at ``fail_at``: write (half the line lands), flush (a buffered
+    handle's pending bytes: half land, the rest stay pending and fail again at close, as in ``BufferedWriter``), or
+    close (everything written and fsynced, then close reports the error, as NFS may)."""
+
+    def __init__(self, path: Path, fail_at: str) -> None:
+        self.raw, self.fail_at, self.pending = open(path, "ab", buffering=0), fail_at, b""
+
+    @staticmethod
+    def enospc() -> OSError:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        if self.fail_at == "write":
+            self.raw.write(data[: len(data) // 2])
+            raise self.enospc()
+        self.pending += data
+        return len(data)
+
+    def flush(self) -> None:
+        if self.fail_at == "flush" and self.pending:
+            self.raw.write(self.pending[: len(self.pending) // 2])
+            self.pending = self.pending[len(self.pending) // 2:]
+            raise self.enospc()
+        self.raw.write(self.pending)
+        self.pending = b""
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def close(self) -> None:
+        self.raw.close()
+        if self.pending or self.fail_at == "close":
+            raise self.enospc()
+
+
+@pytest.mark.parametrize("fail_at", ["write", "flush", "close"])
+def test_full_disk_while_appending_to_the_index_is_a_store_write_error(store: ActivationStore, fail_at: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: the StoreWriteError was built, then replaced by a raw OSError when the buffered handle flushed
+    # its pending bytes again on close.
+    first = dense_block(["a", "b"])
+    with store.writer() as writer:
+        writer.write([first], dtype="float32")
+        writer.write_items({"k": ResolvedItem("a", 4, (0, 4), None)})
+    before = snapshot(store.root)
+    monkeypatch.setattr(store_module, "_open_index", lambda path: FailingIndex(path, fail_at))
+    for attempt in (lambda w: w.write([dense_block(["c"])], dtype="float32"),
+                    lambda w: w.write_items({"k2": ResolvedItem("c", 4, (0, 4), None)})):
+        with pytest.raises(StoreWriteError, match="disk is full.*Rows committed before are intact; rerun the same "
+                                                  "extraction to resume") as info:
+            with store.writer() as writer:
+                attempt(writer)
+        assert info.value.errno == errno.ENOSPC
+        assert snapshot(store.root) == before  # partial line cut, uncommitted shard removed
+    monkeypatch.undo()
+    reopened = ActivationStore.open(store.root, MODEL)
+    np.testing.assert_array_equal(reopened.read([("a", "last@4"), ("b", "last@4")], "resid_post", 2),
+                                  first.tensors[("resid_post", 2)].numpy())
+    assert not reopened.has(("c", "last@4"), "resid_post", 0)
+    with reopened.writer() as writer:  # and the next write commits normally
+        writer.write([dense_block(["c"])], dtype="float32")
+    assert len((store.root / "index.jsonl").read_text().splitlines()) == 3
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """Simulate a read-only file system (tests may run as root, which chmod cannot stop)."""
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    if target == "mkdir":
+        monkeypatch.setattr(Path, "mkdir", refuse)
+    else:
+        monkeypatch.setattr(fileio, "_write_file", refuse)
+
+
+@pytest.mark.parametrize("target", ["mkdir", "files"])
+def test_read_only_location_without_a_store_does_not_claim_rows_are_intact(tmp_path: Path, target: str,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "new-store"
+    if target == "files":
+        root.mkdir()  # an empty directory in which no file can be created
+    read_only(monkeypatch, target)
+    with pytest.raises(StoreWriteError, match="not writable") as info:
+        ActivationStore.open(root, MODEL)
+    message = str(info.value)
+    assert "intact" not in message and "No rows had been stored there yet, so nothing was lost" in message
+    assert info.value.errno == errno.EROFS
+    monkeypatch.undo()
+    assert not (root / "manifest.json").exists()
+    ActivationStore.open(root, MODEL)  # once writable, the store starts normally
+
+
+def test_read_only_store_says_rows_are_intact_only_when_it_holds_rows(store: ActivationStore,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    read_only(monkeypatch, "files")
+    with pytest.raises(StoreWriteError) as info:  # a store that exists but holds no rows yet
+        with store.writer() as writer:
+            writer.write([dense_block(["a"])], dtype="float32")
+    assert "intact" not in str(info.value) and "No rows had been stored" in str(info.value)
+    monkeypatch.undo()
+    with store.writer() as writer:
+        writer.write([dense_block(["a"])], dtype="float32")
+    read_only(monkeypatch, "files")
+    with pytest.raises(StoreWriteError, match="not writable.*Rows committed before are intact"):
+        with store.writer() as writer:
+            writer.write([dense_block(["b"])], dtype="float32")
+    assert ActivationStore.open(store.root).has(("a", "last@4"), "resid_post", 0)
+
+
 # ---- killed writers (a real process exit, no cleanup handlers) ---------------------------------------------------
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, sys, torch
     from activations import store as s
+    from common import fileio
     point = sys.argv[2]
     def die(*args, **kwargs):
         os._exit(9)
     if point == "temp_written":  # temp shard fsynced, not yet renamed
-        real = s._write_file
+        real = fileio._write_file
         def write_then_die(path, data):
             real(path, data)
             if path.name.endswith(".tmp") and "safetensors" in path.name:
                 die()
-        s._write_file = write_then_die
+        fileio._write_file = write_then_die
     elif point == "shard_renamed":  # shard in place, index line not written
         s._write_index_line = die
     elif point == "half_line":  # half of the commit line written

@@ -293,6 +293,53 @@ def test_cli_writes_store_table_chart_review_and_report(cli_args, runs_root, cap
     assert "4 trials in" in out
 
 
+def test_cli_report_with_0_of_n_and_n_of_n_cells(cli_args, runs_root, capsys):
+    # Regression: a cell of 10/10 (Wilson upper bound 1 - 1e-16) or 0/6 (lower bound ~3e-17) crashed the plot, so
+    # figures/convergence.png, review.csv and report.md were never written, and a resume crashed at the same step.
+    args = [*cli_args[:cli_args.index("--n")], "--n", "10", *cli_args[cli_args.index("--n") + 2:]]
+    assert run_cli(args, capsys)[0] == 0
+    (run,) = runs_root.iterdir()
+    store = run / "transcripts.jsonl"
+    rows = read_jsonl(store)
+    threat = iter(["refused"] * 4 + ["did_not_converge"] * 6)
+    for row in rows:  # a tiny random model's labels are arbitrary: fix them to 10/10 and 0/6 (4 refusals)
+        row["label"] = "converged" if row["condition"] == "baseline" else next(threat)
+    store.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name in ("figures/convergence.png", "review.csv", "report.md", "results/table.json"):
+        (run / name).unlink()
+    code, out, err = run_cli(["--resume", str(run)], capsys)
+    assert code == 0, err
+    cells = {c["condition"]: c for c in json.loads((run / "results" / "table.json").read_text())["cells"]}
+    assert (cells["baseline"]["converged"], cells["baseline"]["engaged"], cells["baseline"]["ci95"][1]) == (10, 10, 1.0)
+    assert (cells["threat"]["converged"], cells["threat"]["engaged"], cells["threat"]["ci95"][0]) == (0, 6, 0.0)
+    assert (run / "figures" / "convergence.png").stat().st_size > 1000
+    assert (run / "review.csv").exists() and "0% (0/6)" in (run / "report.md").read_text()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["earlier_attempts"][0]["status"] == "completed"
+
+
+def test_cli_failed_resume_is_marked_failed_and_a_later_one_completed(cli_args, runs_root, capsys, monkeypatch):
+    assert run_cli(cli_args, capsys)[0] == 0
+    (run,) = runs_root.iterdir()
+    store = run / "transcripts.jsonl"
+    store.write_text("".join(store.read_text().splitlines(keepends=True)[:2]))  # two trials left to run
+    from experiments.cli import run_main
+    from experiments.trials import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("backend died")
+
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError):
+        patch.setattr(LocalBackend, "complete", broken)
+        run_main(main, ["--resume", str(run)])
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "RuntimeError: backend died" in manifest["error"]
+    assert "Traceback" in (run / "error.txt").read_text()  # a bug, not bad input: keep where it happened
+    assert run_cli(["--resume", str(run)], capsys)[0] == 0
+    assert json.loads((run / "manifest.json").read_text())["status"] == "completed"
+    assert not (run / "error.txt").exists()
+
+
 def test_cli_resume_finishes_a_run_and_refuses_other_settings(cli_args, runs_root, capsys):
     assert run_cli(cli_args, capsys)[0] == 0
     (run,) = runs_root.iterdir()
@@ -304,6 +351,8 @@ def test_cli_resume_finishes_a_run_and_refuses_other_settings(cli_args, runs_roo
     code, _, err = run_cli(["--resume", str(run), "--temperature", "0.2"], capsys)
     assert code == 2 and "--temperature 0.2" in err and "the run has 1.0" in err
     assert len(read_jsonl(store)) == 2  # nothing written by the refused resume
+    assert json.loads((run / "manifest.json").read_text())["status"] == "completed"  # nor is the run marked failed
+    assert not (run / "error.txt").exists()
 
     code, _, err = run_cli(["--resume", str(run), "--batch-size", "1"], capsys)  # stored settings, new batch size
     assert code == 0, err

@@ -116,6 +116,7 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
     elif run.config.get("model_key") != identity["key"]:
         raise ConfigError(f"{run.path} was run with model identity {run.config.get('model_key')}, but the loaded "
                           f"model is {identity['key']} (different weights or dtype); start a new run")
+    run.start()  # a resumed run is running again; run_main records how it ends
 
     records = run_trials(
         backend, scenario, conditions, settings["n"], out_path=run.path / STORE,
