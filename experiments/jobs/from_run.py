@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,10 @@ def evaluate_saved_run(from_run: str | Path, eval_file: str | Path, *, runs_root
     cfg = dataclasses.replace(saved.cfg, eval_file=str(eval_file), trials=None,
                               store_root=str(store_root) if store_root else saved.cfg.store_root)
     concepts = sorted({r["concept"] for r in evaluate.check_file_concepts(eval_file, saved.directions)})
+    start = time.perf_counter()
     loaded_model = load_run_model(saved, model, **model_args)
+    loaded_at = time.perf_counter()
+    log.info("loaded %s in %.1f s", loaded_model.identity.name, loaded_at - start)
     identity = loaded_model.identity.to_dict()
     loaded = load_directions(saved.directions_dir, expected_model=identity)  # other weights: refused here
     directions = {c: _in_job_order([d for d in loaded if d.concept == c], cfg) for c in concepts}
@@ -139,6 +143,8 @@ def evaluate_saved_run(from_run: str | Path, eval_file: str | Path, *, runs_root
                           "concept_data_changed": changed}
     run.write_json("eval.json", result)
     run.write_report(report_markdown(loaded_model, saved, result))
+    log.info("scored %d texts in %.1f s after the model load: %s", sum(c["n"] for c in result["concepts"].values()),
+             time.perf_counter() - loaded_at, run.path / "report.md")
     return run, result
 
 
