@@ -1,9 +1,12 @@
 """The main job: linear probes for interest-recognition and perspective-taking.
 
     python -m experiments.probe --model llama-3.1-8b [--eval-file FILE.jsonl] [--trials RUN_DIR]
+    python -m experiments.probe --from-run RUN_DIR --eval-file FILE.jsonl     # score a saved run, no retraining
 
 Runs concept data -> cached activations at every layer -> grouped-CV probes with controls -> saved directions ->
 scenario projection -> run directory with report.md, results/*.json and figures/*.png. See ``experiments.jobs.probe``.
+With --from-run, only the saved directions of RUN_DIR are scored on the file (``experiments.jobs.from_run``): the
+run's model, hook, position and store root apply unless --model/--weights/--dtype/--store are given.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import sys
 import time
 from collections.abc import Sequence
 
+from activations.registry import DEFAULT_MODEL
+from common.errors import ConfigError
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
+from experiments.jobs.from_run import MODEL_ARGS, evaluate_saved_run
 from experiments.jobs.probe import run_probe_job
 from experiments.jobs.probe_config import DEFAULT_STORE_ROOT, ProbeConfig, default_n_jobs
 from probes.concepts import CONCEPTS
@@ -45,16 +51,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     group.add_argument("--storage-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     group = parser.add_argument_group("outside data")
     group.add_argument("--eval-file", default=None, help="JSONL rows with concept, text, label: evaluate the probes")
+    group.add_argument("--from-run", default=None, metavar="RUN_DIR",
+                       help="score this probe run's saved directions on --eval-file instead of training (its model, "
+                            "hook, position and store root unless given)")
     group.add_argument("--trials", default=None, help="trials run directory (or transcripts.jsonl) to project")
     group.add_argument("--scenario", default=None, help="scenario YAML (default: configs/scenario/veth.yaml)")
     add_run_args(parser)
-    return parse_run_args(parser, argv)
+    # None marks "not given": --from-run then takes the run's own model, dtype and store root.
+    parser.set_defaults(model=None, dtype=None, store=None)
+    args = parse_run_args(parser, argv)
+    if args.from_run is None:
+        args.model, args.dtype = args.model or DEFAULT_MODEL, args.dtype or "float32"
+        args.store = args.store or str(DEFAULT_STORE_ROOT)
+    elif not args.eval_file:
+        raise ConfigError("--from-run needs --eval-file FILE.jsonl (rows concept, text, label) to score the run on")
+    elif args.trials:
+        raise ConfigError("--from-run scores an --eval-file only; project --trials with a full probe run")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list_models:
         print(format_model_list())
+        return 0
+    if args.from_run:
+        _, result = evaluate_saved_run(args.from_run, args.eval_file, runs_root=args.runs, store_root=args.store,
+                                       model=args.model, **{k: getattr(args, k) for k in MODEL_ARGS})
+        print(json.dumps(result, indent=2))
         return 0
     cfg = ProbeConfig(
         concepts=tuple(c.strip() for c in args.concepts.split(",") if c.strip()),
@@ -69,9 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = load_from_args(args)
     log.info("loaded %s (%d layers, d_model %d) in %.0f s", model.identity.name, model.n_layers, model.d_model,
              time.perf_counter() - start)
-    run = RunDir.create("probe", args.model, {"model_args": {k: getattr(args, k) for k in
-                                                            ("weights", "revision", "dtype", "device", "device_map",
-                                                             "n_devices")}, **cfg.to_dict()},
+    run = RunDir.create("probe", args.model, {"model_args": {k: getattr(args, k) for k in MODEL_ARGS}, **cfg.to_dict()},
                         root=args.runs, model_identity=model.identity.to_dict())
     log.info("run directory: %s", run.path)
     summary = run_probe_job(model, cfg, run)

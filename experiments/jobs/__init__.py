@@ -7,6 +7,7 @@ Each job takes typed settings and writes its artefacts to a :class:`common.rundi
 - :mod:`experiments.jobs.probe`         concept data -> activations -> sweeps with controls -> directions -> report;
 - :mod:`experiments.jobs.projection`    scenario prompts and trial answers projected on the selected directions;
 - :mod:`experiments.jobs.evaluate`      saved directions and the bag-of-words baseline on an outside labelled file;
+- :mod:`experiments.jobs.from_run`      a saved probe run's directions scored on an outside file, no retraining;
 - :mod:`experiments.jobs.probe_report`  the probe job's ``report.md``;
 - :mod:`experiments.jobs.backends`      the local-model backend (``LocalBackend``) and judges run on a local model;
 - :mod:`experiments.jobs.trials`        the trials job: backend, judge, resumable run, table, review file, report;
@@ -14,4 +15,5 @@ Each job takes typed settings and writes its artefacts to a :class:`common.rundi
 - :mod:`experiments.jobs.smoke`         one greedy reply of a model to one scenario condition.
 """
 
-__all__ = ["backends", "evaluate", "probe", "probe_config", "probe_report", "projection", "score", "smoke", "trials"]
+__all__ = ["backends", "evaluate", "from_run", "probe", "probe_config", "probe_report", "projection", "score", "smoke",
+           "trials"]

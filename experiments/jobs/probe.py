@@ -130,7 +130,8 @@ def run_probe_job(model: LoadedModel, cfg: ProbeConfig, run: RunDir, progress: b
         summary["trial_projection"] = trials
         run.write_json("trial_projection.json", trials)
     if cfg.eval_file:
-        summary["eval"] = evaluate.evaluate_file(model, results, datasets, cfg, store_dir, Path(cfg.eval_file))
+        summary["eval"] = evaluate.evaluate_file(model, {n: r.directions for n, r in results.items()}, datasets,
+                                                 cfg, store_dir, Path(cfg.eval_file))
         run.write_json("eval.json", summary["eval"])
     for name, r in results.items():
         run.save_figure(concept_figure(r), f"sweep_{name}")

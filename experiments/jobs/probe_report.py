@@ -10,7 +10,7 @@ from probes.concept_probe import ConceptResult
 from probes.figures import LABELS
 from probes.metrics import Metric
 
-__all__ = ["markdown"]
+__all__ = ["eval_section", "markdown"]
 
 
 def _fmt(metric: dict[str, Any] | Metric) -> str:
@@ -80,7 +80,7 @@ def _projection_section(summary: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _eval_section(summary: dict[str, Any]) -> list[str]:
+def eval_section(summary: dict[str, Any]) -> list[str]:
     ev = summary.get("eval")
     if not ev:
         return []
@@ -120,7 +120,7 @@ def markdown(model: LoadedModel, cfg: ProbeConfig, results: dict[str, ConceptRes
     for result in results.values():
         lines += _concept_section(result)
     lines += _projection_section(summary)
-    lines += _eval_section(summary)
+    lines += eval_section(summary)
     lines += ["## Caveats", "",
               "- The concept datasets are templated and hand-written by the toolkit team (see "
               "`configs/concepts/DATASHEET.md`); held-out groups test transfer across entities, not across authors.",
