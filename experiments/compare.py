@@ -19,7 +19,8 @@ from activations.models import DTYPES, load_model, resolve_spec
 from common.errors import ConfigError
 from common.rundir import RunDir
 from experiments.cli import format_model_list, run_main
-from experiments.jobs.compare import ANALYSES, CompareConfig, check_roles, plan, run_compare, validate_config
+from experiments.jobs.compare import (ANALYSES, CompareConfig, check_roles, check_shapes_before_loading, plan,
+                                      run_compare, validate_config)
 from probes.concepts import CONCEPTS
 
 log = logging.getLogger("experiments.compare")
@@ -109,9 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario=args.scenario, condition=args.condition, patch_hook=args.patch_hook, against=_split(args.against),
         proceed=_split(args.proceed), kl_response=args.kl_response, kl_new_tokens=args.kl_new_tokens)
     validate_config(cfg)
-    warnings = check_roles(resolve_spec(base_name, args.base_weights), resolve_spec(instruct_name,
-                                                                                    args.instruct_weights),
-                           base_name, instruct_name)
+    specs = resolve_spec(base_name, args.base_weights), resolve_spec(instruct_name, args.instruct_weights)
+    warnings = check_roles(*specs, base_name, instruct_name)
+    check_shapes_before_loading(*specs, cfg)
     for w in warnings:
         log.warning("warning: %s", w)
     start = time.perf_counter()

@@ -144,11 +144,15 @@ def test_cli_with_base_picks_the_registered_base():
     assert cli.resolve_pair(args) == ("qwen3-8b-base", "qwen3-8b")
 
 
-def test_cli_same_width_analyses_on_different_widths_fail_before_any_run(save_tiny, tmp_path, capsys):
+@pytest.mark.parametrize("config_readable", [True, False])
+def test_cli_same_width_analyses_on_different_widths_fail_before_any_run(save_tiny, tmp_path, capsys, monkeypatch,
+                                                                         config_readable):
+    """From the configs before loading when they are readable, else right after loading; never a run directory."""
     import torch
     import transformers as tf
 
     from activations.tiny import tiny_config, tiny_tokenizer
+    from experiments.jobs import compare as job
 
     config = tiny_config("llama", vocab_size=len(tiny_tokenizer()))
     config.hidden_size, config.intermediate_size = 32, 64
@@ -156,12 +160,18 @@ def test_cli_same_width_analyses_on_different_widths_fail_before_any_run(save_ti
     narrow = tmp_path / "narrow"
     tf.AutoModelForCausalLM.from_config(config).save_pretrained(narrow)
     tiny_tokenizer().save_pretrained(narrow)
+    loaded = []
+    real_load = cli.load_model
+    monkeypatch.setattr(cli, "load_model", lambda *a, **k: loaded.append(a) or real_load(*a, **k))
+    if not config_readable:
+        monkeypatch.setattr(job, "peek_shape", lambda spec: None)
     runs = tmp_path / "runs"
     with pytest.raises(SystemExit) as exit_info:
         cli.run_main(cli.main, ["--base", str(save_tiny("llama")), "--instruct", str(narrow),
                                 "--analyses", "probes,transfer", "--runs", str(runs)])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert exit_info.value.code == 2 and "--analyses transfer cannot run" in err and "width 32" in err
+    assert len(loaded) == (0 if config_readable else 2)
     assert not runs.exists() or not any(runs.iterdir())  # no run directory, no probe run
 
 

@@ -109,6 +109,32 @@ def check_roles(base: ModelSpec, instruct: ModelSpec, base_name: str, instruct_n
     return warnings
 
 
+def peek_shape(spec: ModelSpec) -> tuple[int, int] | None:
+    """(layers, width) from a hub or local model's config.json without loading weights; ``None`` when unknown
+    (packaged GGUF models, a config not in the local cache): then the check waits until the models are loaded."""
+    location = spec.path if spec.source == "local" else spec.hub_id if spec.source == "hub" else None
+    if location is None:
+        return None
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(location)
+        config = getattr(config, "text_config", None) or config
+        return int(config.num_hidden_layers), int(config.hidden_size)
+    except Exception:  # offline cache miss, unusual config: decide after loading instead
+        return None
+
+
+def check_shapes_before_loading(base: ModelSpec, instruct: ModelSpec, cfg: CompareConfig) -> None:
+    """Same-width analyses asked for explicitly on two models whose configs already show different shapes."""
+    asked = [a for a in cfg.analyses if a in SAME_WIDTH]
+    shapes = peek_shape(base), peek_shape(instruct)
+    if asked and None not in shapes and shapes[0] != shapes[1]:
+        (lb, wb), (li, wi) = shapes
+        raise ConfigError(f"--analyses {','.join(asked)} cannot run: {base.name} has {lb} layers of width {wb} and "
+                          f"{instruct.name} {li} layers of width {wi}; only probes and behaviour apply to this pair")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Finding earlier runs by model identity
 # ---------------------------------------------------------------------------------------------------------------
