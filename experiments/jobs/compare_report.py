@@ -46,6 +46,7 @@ def probe_figure(result: Any) -> Any:
 def cosine_transfer_figure(result: Any) -> Any:
     """Per concept: direction cosine by layer (top) and probe transfer AUROC both ways against within-model (bottom)."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
     transfer = result.results.get("transfer", {})
     cos_rows = result.results.get("cosine", [])
     concepts = list(dict.fromkeys([*transfer, *(r["concept"] for r in cos_rows)]))
@@ -72,12 +73,14 @@ def cosine_transfer_figure(result: Any) -> Any:
             ax.legend(fontsize=7)
         ax.axhline(0.5, color="grey", lw=0.8)
         ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
 
 def patching_figure(result: Any) -> Any:
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     hook = ""
     for name, curve in result.results["patching"].items():
@@ -89,6 +92,7 @@ def patching_figure(result: Any) -> Any:
     ax.axhline(0, color="grey", lw=0.8)
     ax.axhline(1, color="grey", lw=0.8, ls=":")
     ax.set_xlabel(f"layer patched ({hook}, all positions)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("normalised verdict log-odds\n0 = receiver unchanged, 1 = donor's")
     ax.legend(fontsize=8)
     fig.tight_layout()
