@@ -208,16 +208,18 @@ def shared_ids(a: LoadedModel, b: LoadedModel, text: str) -> list[int]:
     return ids_a
 
 
-def _forward(model: LoadedModel, ids: Sequence[int], hooks: Sequence[tuple[str, Callable]] = ()) -> torch.Tensor:
-    """Logits ``(tokens, vocab)`` of one sequence, float32 on the CPU, with ``hooks`` active."""
+def _forward(model: LoadedModel, ids: Sequence[int], hooks: Sequence[tuple[str, Callable]] = (), *,
+             last_only: bool = False) -> torch.Tensor:
+    """Logits ``(tokens, vocab)`` of one sequence (``(vocab,)`` at the last token with ``last_only``), float32 on
+    the CPU, with ``hooks`` active."""
     input_ids = torch.tensor([list(ids)], device=model.device)
     with torch.inference_mode(), model.bridge.hooks(fwd_hooks=list(hooks)):
         logits = model.bridge(input_ids, use_cache=False)
-    return logits[0].float().cpu()
+    return (logits[0, -1] if last_only else logits[0]).float().cpu()
 
 
 def _cache(model: LoadedModel, ids: Sequence[int], hook: str, layers: Sequence[int]) -> tuple[torch.Tensor, dict]:
-    """Logits and the activation at ``hook`` for each layer, in one forward pass."""
+    """Last-token logits and the activation at ``hook`` for each layer, in one forward pass."""
     cache: dict[int, torch.Tensor] = {}
 
     def saver(layer: int) -> Callable:
@@ -227,7 +229,7 @@ def _cache(model: LoadedModel, ids: Sequence[int], hook: str, layers: Sequence[i
             return tensor
         return fn
 
-    logits = _forward(model, ids, [(hook_point_name(hook, layer), saver(layer)) for layer in layers])
+    logits = _forward(model, ids, [(hook_point_name(hook, layer), saver(layer)) for layer in layers], last_only=True)
     return logits, cache
 
 
@@ -283,13 +285,13 @@ def cross_patch(donor: LoadedModel, receiver: LoadedModel, text: str, tokens: Ve
         raise ConfigError(f"layer(s) {bad} out of range: the models have {donor.n_layers} layers")
     ids = shared_ids(donor, receiver, text)
     donor_logits, cache = _cache(donor, ids, hook, layers)
-    donor_clean = float(verdict_log_odds(donor_logits[-1], tokens))
-    receiver_clean = float(verdict_log_odds(_forward(receiver, ids)[-1], tokens))
+    donor_clean = float(verdict_log_odds(donor_logits, tokens))
+    receiver_clean = float(verdict_log_odds(_forward(receiver, ids, last_only=True), tokens))
     gap = donor_clean - receiver_clean
     patched, normalised = [], []
     for layer in layers:
-        logits = _forward(receiver, ids, [(hook_point_name(hook, layer), _replacer(cache[layer]))])
-        value = float(verdict_log_odds(logits[-1], tokens))
+        logits = _forward(receiver, ids, [(hook_point_name(hook, layer), _replacer(cache[layer]))], last_only=True)
+        value = float(verdict_log_odds(logits, tokens))
         patched.append(value)
         normalised.append((value - receiver_clean) / gap if abs(gap) >= min_gap else None)
     return PatchCurve(donor.identity.name, receiver.identity.name, hook, layers, donor_clean, receiver_clean,
