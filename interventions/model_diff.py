@@ -61,10 +61,18 @@ def same_width_problem(a: LoadedModel, b: LoadedModel) -> str | None:
 
 
 def same_tokenizer_problem(a: LoadedModel, b: LoadedModel) -> str | None:
-    """Why the two models cannot read the same token sequence (different vocabularies), or ``None``."""
-    if a.tokenizer.get_vocab() != b.tokenizer.get_vocab():
-        return (f"{a.identity.name} and {b.identity.name} have different tokenizers "
-                f"({len(a.tokenizer)} vs {len(b.tokenizer)} tokens); patching and per-token KL need the same tokens")
+    """Why the two models cannot read the same token sequence, or ``None``.
+
+    Tokens both vocabularies hold must have the same ids, and nearly all tokens must be shared (a base and an
+    instruct tokenizer may differ by a few added special tokens; the exact ids of each text are checked again when
+    it is encoded).
+    """
+    va, vb = a.tokenizer.get_vocab(), b.tokenizer.get_vocab()
+    shared = va.keys() & vb.keys()
+    moved = sum(va[t] != vb[t] for t in shared)
+    if moved or len(shared) < 0.99 * max(len(va), len(vb)):
+        return (f"{a.identity.name} and {b.identity.name} have different tokenizers ({len(va)} vs {len(vb)} tokens, "
+                f"{len(shared)} shared, {moved} with other ids); patching and per-token KL need the same tokens")
     return None
 
 

@@ -241,3 +241,20 @@ def test_different_widths_are_one_clear_error():
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="layer by layer"):
         cross_patch(small, wide, PATCH_TEXT, _tokens())
+
+
+def test_tokenizer_check_allows_a_few_added_tokens_but_not_moved_ids():
+    from types import SimpleNamespace
+
+    from interventions.model_diff import same_tokenizer_problem
+
+    def fake(vocab, name):
+        return SimpleNamespace(tokenizer=SimpleNamespace(get_vocab=lambda: vocab),
+                               identity=SimpleNamespace(name=name))
+
+    vocab = {f"t{i}": i for i in range(1000)}
+    assert same_tokenizer_problem(fake(vocab, "a"), fake({**vocab, "<think>": 1000}, "b")) is None
+    swapped = {**vocab, "t1": 2, "t2": 1}
+    assert "2 with other ids" in same_tokenizer_problem(fake(vocab, "a"), fake(swapped, "b"))
+    other = {f"u{i}": i for i in range(1000)}
+    assert "0 shared" in same_tokenizer_problem(fake(vocab, "a"), fake(other, "b"))

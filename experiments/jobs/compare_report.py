@@ -147,6 +147,10 @@ def markdown(result: Any, cfg: Any) -> str:
     lines += ["| role | model | kind | layers | width | identity |", "|---|---|---|---|---|---|"]
     lines += [f"| {role} | {m[role]['name']} | {m[role]['kind']} | {m[role]['n_layers']} | {m[role]['d_model']} | "
               f"`{m[role]['key']}` |" for role in ("base", "instruct")]
+    if m["base"]["architecture"] != m["instruct"]["architecture"]:
+        lines += ["", f"Different architectures ({m['base']['architecture']} vs {m['instruct']['architecture']}): "
+                  "two model families, not two checkpoints of one model. Differences below mix pre-training data, "
+                  "size and post-training; only the depth-normalised probe curves and behaviour are comparable."]
     for w in result.warnings:
         lines += ["", f"Warning: {w}"]
     lines += ["", "## Skipped analyses", ""]
