@@ -205,7 +205,7 @@ def store_for(model: LoadedModel, cfg: CompareConfig, probe_run: Path) -> Path:
     from activations.store import store_dir_for
 
     config = _read_json(probe_run / "config.json") or {}
-    root = cfg.store_dir or config.get("store_dir")
+    root = cfg.store_dir or config.get("store_root") or config.get("store_dir")  # the key was renamed
     if root is None:
         from probes.experiment import DEFAULT_STORE
         root = str(DEFAULT_STORE)
