@@ -33,6 +33,9 @@ def probe_figure(result: Any) -> Any:
                 name = result.models[role]["name"]
                 ax.plot(x, curve["auroc"], style, color=ROLE_COLOURS[role], label=f"{role} ({name}) {est}")
                 ax.fill_between(x, curve["low"], curve["high"], color=ROLE_COLOURS[role], alpha=0.12)
+        lexical = probes["base"][concept].get("lexical_auroc")
+        if lexical:  # the same texts and folds for both models: one bag-of-words line
+            ax.axhline(lexical["value"], color="black", ls=":", lw=1, label=f"bag-of-words {lexical['value']:.2f}")
         ax.axhline(0.5, color="grey", lw=0.8)
         ax.set_title(concept.replace("_", "-"))
         ax.set_xlabel("normalised depth (layer+1)/n_layers" if normalised else "layer")
@@ -165,8 +168,10 @@ def markdown(result: Any, cfg: Any) -> str:
         if r["probes"]["depth_normalised"]:
             lines += ["The layer counts differ, so curves are compared at normalised depth (layer+1)/n_layers "
                       "(`figures/probe_curves.png`).", ""]
-        lines += ["| concept | estimator | model | best AUROC [95% CI] | at layer (depth) | selected layer |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["Best layer of each curve (the maximum of many layers is optimistic; the selected layer follows the "
+                  "probe job's rule). The bag-of-words baseline sees the same texts and folds.", "",
+                  "| concept | estimator | model | best AUROC [95% CI] | at layer (depth) | selected layer | "
+                  "bag-of-words AUROC |", "|---|---|---|---|---|---|---|"]
         for concept in r["probes"]["base"]:
             for role in ("base", "instruct"):
                 entry = r["probes"][role][concept]
@@ -174,7 +179,8 @@ def markdown(result: Any, cfg: Any) -> str:
                     i = int(np.nanargmax(c["auroc"]))
                     lines.append(f"| {concept} | {est} | {role} | {c['auroc'][i]:.3f} [{c['low'][i]:.3f}, "
                                  f"{c['high'][i]:.3f}] | {c['layer'][i]} ({c['depth'][i]:.2f}) | "
-                                 f"{(entry['selected_layer'] or {}).get(est)} |")
+                                 f"{(entry['selected_layer'] or {}).get(est)} | "
+                                 f"{_fmt(entry['lexical_auroc']) if entry.get('lexical_auroc') else '—'} |")
     if "cosine" in r:
         lines += ["", "## Direction cosines", "", "Cosine of the base and instruct directions (same concept, "
                   "estimator, layer), fitted on all the concept data; minimum and layer of the minimum:", ""]
