@@ -178,3 +178,13 @@ def test_cli_same_width_analyses_on_different_widths_fail_before_any_run(save_ti
 def test_cli_config_round_trip():
     args = cli.parse_args(["--base", "a", "--instruct", "b"])
     assert args.against == " Reject" and json.dumps(vars(args))
+
+
+def test_an_instruct_model_given_as_base_is_a_warning_not_an_error():
+    from activations.registry import get_spec
+    from experiments.jobs.compare import check_roles
+
+    warnings = check_roles(get_spec("llama-3.1-8b"), get_spec("qwen3-8b"), "llama-3.1-8b", "qwen3-8b")
+    assert len(warnings) == 1 and "registered as an instruct model but was given as --base" in warnings[0]
+    assert check_roles(get_spec("llama-3.1-8b-base"), get_spec("llama-3.1-8b"), "llama-3.1-8b-base",
+                       "llama-3.1-8b") == []
