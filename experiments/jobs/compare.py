@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from activations.models import LoadedModel
 from activations.registry import ModelSpec
@@ -437,9 +436,3 @@ def run_compare(base: LoadedModel, instruct: LoadedModel, cfg: CompareConfig, ru
     run.write_report(compare_report.markdown(result, cfg))
     return result
 
-
-def pick_patch_layers(curve: dict[str, Any]) -> int | None:
-    """The first layer where the normalised patching effect passes one half (None when it never does)."""
-    values = np.array([np.nan if v is None else v for v in curve["normalised"]], dtype=float)
-    above = np.flatnonzero(values >= 0.5)
-    return int(curve["layers"][above[0]]) if above.size else None
