@@ -82,18 +82,21 @@ def test_second_run_reuses_probe_runs_and_finds_trials_by_identity(first, pair):
     base, instruct = pair
     runs = Path(cfg.runs_root)
     probe_dirs = sorted(runs.glob("*-probe-*"))
-    _fake_trials(runs, base, ["converged"] * 2 + ["did_not_converge"] * 8)
+    _fake_trials(runs, base, ["did_not_converge"] * 10)  # a 0-of-n cell, common with small models
     _fake_trials(runs, instruct, ["converged"] * 9 + ["refused"])
     _fake_trials(runs, tiny_model("llama", seed=2), ["converged"] * 5)  # other weights: never counted
     run, result = _run(pair, CompareConfig(**{**cfg.to_dict(), "analyses": ("probes", "behaviour")}))
     assert sorted(runs.glob("*-probe-*")) == probe_dirs  # nothing recomputed
     assert {r["how"] for r in result.probe_runs.values()} == {"reused"}
     cells = {tuple(c["model"].split(": ")[:1]): c for c in result.results["behaviour"]["table"]["cells"]}
-    assert cells[("base",)]["converged"] == 2 and cells[("base",)]["trials"] == 10
+    assert cells[("base",)]["converged"] == 0 and cells[("base",)]["trials"] == 10
     assert cells[("instruct",)]["converged"] == 9 and cells[("instruct",)]["refused"] == 1
     fisher = result.results["behaviour"]["table"]["comparisons"]
-    assert len(fisher) == 1 and fisher[0]["fisher_p"] == pytest.approx(fisher_exact(2, 10, 9, 9))  # 2/10 vs 9/9
+    assert len(fisher) == 1 and fisher[0]["fisher_p"] == pytest.approx(fisher_exact(0, 10, 9, 9))
     assert "Fisher" in (run.path / "report.md").read_text()
+    assert (run.path / "results" / "behaviour.json").exists()
+    # the figure is drawn, or (where the plotting of 0-of-n intervals fails) the report says it was not
+    assert (run.path / "figures" / "behaviour.png").exists() or any("behaviour.png" in w for w in result.warnings)
     assert set(result.skipped) == {"cosine", "transfer", "patching", "kl"}
 
 

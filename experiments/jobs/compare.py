@@ -425,14 +425,20 @@ def run_compare(base: LoadedModel, instruct: LoadedModel, cfg: CompareConfig, ru
             table, table_dict = behaviour_table(models, trials)
             result.results["behaviour"] = {"table": table_dict, "markdown": table.to_markdown(),
                                            "runs": {r: [str(p) for p in ps] for r, ps in trials.items()}}
-            run.save_figure(compare_report.behaviour_figure(table), "behaviour")
 
     for name, value in result.results.items():
         run.write_json(f"{name}.json", value)
     run.write_json("summary.json", {"models": result.models, "probe_runs": result.probe_runs,
                                     "skipped": result.skipped, "warnings": result.warnings})
-    for name, fig in compare_report.figures(result).items():
-        run.save_figure(fig, name)
+    drawers = compare_report.figure_drawers(result)
+    if "behaviour" in result.results:
+        drawers["behaviour"] = lambda: compare_report.behaviour_figure(table)
+    for name, draw in drawers.items():
+        try:  # a figure that fails to draw must not lose the results written above
+            run.save_figure(draw(), name)
+        except (ValueError, RuntimeError) as exc:
+            result.warnings.append(f"figures/{name}.png was not drawn: {type(exc).__name__}: {exc}")
+            log.warning("figure %s not drawn: %s", name, exc)
     run.write_report(compare_report.markdown(result, cfg))
     return result
 

@@ -127,16 +127,17 @@ def behaviour_figure(table: Any) -> Any:
     return plot_convergence(table)
 
 
-def figures(result: Any) -> dict[str, Any]:
+def figure_drawers(result: Any) -> dict[str, Any]:
+    """Figure name -> a function drawing it, for the analyses present in ``result``."""
     out = {}
     if "probes" in result.results:
-        out["probe_curves"] = probe_figure(result)
+        out["probe_curves"] = lambda: probe_figure(result)
     if "cosine" in result.results or "transfer" in result.results:
-        out["cosine_transfer"] = cosine_transfer_figure(result)
+        out["cosine_transfer"] = lambda: cosine_transfer_figure(result)
     if "patching" in result.results:
-        out["patching"] = patching_figure(result)
+        out["patching"] = lambda: patching_figure(result)
     if "kl" in result.results:
-        out["kl_tokens"] = kl_figure(result)
+        out["kl_tokens"] = lambda: kl_figure(result)
     return out
 
 
