@@ -400,9 +400,12 @@ def run_compare(base: LoadedModel, instruct: LoadedModel, cfg: CompareConfig, ru
     if "cosine" not in skipped:
         result.results["cosine"] = cosines(models, runs)
     if "transfer" not in skipped:
+        log.info("probe transfer: %d layers x %d folds x 2 directions (%s)", base.n_layers, cfg.n_splits,
+                 cfg.transfer_estimator)
         result.results["transfer"] = transfers(models, runs, cfg)
     if "patching" not in skipped:
         text = verdict_prompt(shared_document(cfg))
+        log.info("cross-model patching: %d layers x 2 directions, one forward pass each", base.n_layers)
         result.results["patching"] = {
             f"{donor}_into_{receiver}": model_diff.cross_patch(models[donor], models[receiver], text, tokens,
                                                                hook=cfg.patch_hook).to_dict()
@@ -411,6 +414,7 @@ def run_compare(base: LoadedModel, instruct: LoadedModel, cfg: CompareConfig, ru
     trials = {role: [Path(p) for p in cfg.trials_runs[role]] if cfg.trials_runs.get(role)
               else find_trials_runs(model, cfg) for role, model in models.items()}
     if "kl" not in skipped:
+        log.info("per-token KL over the %s document and a response", cfg.condition)
         text, start, origin = kl_text(models, cfg, trials)
         kl = model_diff.token_kl(base, instruct, text, response_start=start)
         result.results["kl"] = {**kl.to_dict(), "response_origin": origin}
