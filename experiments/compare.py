@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from activations.models import DTYPES, load_model, resolve_spec
 from common.errors import ConfigError
 from common.rundir import RunDir
-from experiments.cli import format_model_list, run_main
+from experiments.cli import add_run_args, format_model_list, parse_run_args, run_main
 from experiments.jobs.compare import (ANALYSES, CompareConfig, check_roles, check_shapes_before_loading, plan,
                                       run_compare, validate_config)
 from probes.concepts import CONCEPTS
@@ -62,7 +62,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                                            "instruct model's first trial, else a greedy continuation)")
     group.add_argument("--kl-new-tokens", type=int, default=48)
     group = parser.add_argument_group("earlier runs and storage")
-    group.add_argument("--runs", default=None, help="root of run directories, searched for probe/trials runs")
     group.add_argument("--store", default=None, help="activation store root (default: the probe job's)")
     group.add_argument("--base-probe-run", default=None)
     group.add_argument("--instruct-probe-run", default=None)
@@ -70,7 +69,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     group.add_argument("--instruct-trials", default=None, help="the same for the instruct model")
     group.add_argument("--scenario", default=None)
     group.add_argument("--batch-size", type=int, default=16)
-    return parser.parse_args(argv)
+    add_run_args(parser)  # --runs is also where probe and trials runs are looked for
+    return parse_run_args(parser, argv)
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = CompareConfig(
         concepts=_split(args.concepts), analyses=_split(args.analyses), hook=args.hook, position=args.position,
         estimators=_split(args.estimators), transfer_estimator=args.transfer_estimator, n_splits=args.folds,
-        seed=args.seed, store_dir=args.store, runs_root=args.runs, batch_size=args.batch_size,
+        seed=args.seed, store_root=args.store, runs_root=str(args.runs) if args.runs else None, batch_size=args.batch_size,
         probe_runs={r: p for r, p in (("base", args.base_probe_run), ("instruct", args.instruct_probe_run)) if p},
         trials_runs={r: list(_split(p)) for r, p in (("base", args.base_trials),
                                                     ("instruct", args.instruct_trials)) if p},

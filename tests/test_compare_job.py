@@ -25,7 +25,7 @@ def pair():
 
 
 def _cfg(tmp: Path, **kw) -> CompareConfig:
-    return CompareConfig(concepts=(CONCEPT,), estimators=("mean_diff",), n_splits=3, store_dir=str(tmp / "store"),
+    return CompareConfig(concepts=(CONCEPT,), estimators=("mean_diff",), n_splits=3, store_root=str(tmp / "store"),
                          runs_root=str(tmp / "runs"), against=(" not",), proceed=(" proceed",),
                          kl_response=" Step 1: do not proceed.", **kw)
 

@@ -24,10 +24,13 @@ from typing import Any
 
 from activations.models import LoadedModel
 from activations.registry import ModelSpec
+from activations.store import store_dir_for
 from common.errors import ConfigError
 from common.jsonl import read_jsonl
 from common.prompts import default_document
 from common.rundir import RUNS_ROOT, RunDir
+from experiments.jobs.probe import run_probe_job
+from experiments.jobs.probe_config import DEFAULT_STORE_ROOT, ProbeConfig, default_n_jobs
 from interventions import model_diff
 from interventions.verdict import DEFAULT_AGAINST, DEFAULT_PROCEED, resolve_verdict_tokens
 from probes.concepts import CONCEPTS
@@ -51,7 +54,7 @@ class CompareConfig:
     transfer_estimator: str = "mean_diff"
     n_splits: int = 5
     seed: int = 0
-    store_dir: str | None = None
+    store_root: str | None = None
     runs_root: str | None = None
     batch_size: int = 16
     storage_dtype: str = "float32"
@@ -185,29 +188,22 @@ def find_trials_runs(model: LoadedModel, cfg: CompareConfig) -> list[Path]:
 
 def probe_job(model: LoadedModel, cfg: CompareConfig) -> Path:
     """Run the probe pipeline for ``model`` into a new probe run under the runs root; returns its directory."""
-    from probes.experiment import DEFAULT_STORE, ProbeConfig, default_n_jobs, run_probe_experiment
-
     probe_cfg = ProbeConfig(concepts=cfg.concepts, hook=cfg.hook, position=cfg.position, estimators=cfg.estimators,
                             n_splits=cfg.n_splits, seed=cfg.seed, batch_size=cfg.batch_size,
-                            storage_dtype=cfg.storage_dtype, store_dir=cfg.store_dir or str(DEFAULT_STORE),
+                            storage_dtype=cfg.storage_dtype, store_root=cfg.store_root or str(DEFAULT_STORE_ROOT),
                             n_jobs=default_n_jobs(), scenario=cfg.scenario)
     run = RunDir.create("probe", model.identity.name, {"model_args": {"compare": True}, **probe_cfg.to_dict(),
                                                        "model_key": model.identity.key},
                         root=Path(cfg.runs_root) if cfg.runs_root else None, model_identity=model.identity.to_dict())
     log.info("probe run for %s: %s", model.identity.name, run.path)
-    run_probe_experiment(model, probe_cfg, run)
+    run_probe_job(model, probe_cfg, run)
     return run.path
 
 
 def store_for(model: LoadedModel, cfg: CompareConfig, probe_run: Path) -> Path:
     """The activation store directory the probe run used for this model."""
-    from activations.store import store_dir_for
-
     config = _read_json(probe_run / "config.json") or {}
-    root = cfg.store_dir or config.get("store_root") or config.get("store_dir")  # the key was renamed
-    if root is None:
-        from probes.experiment import DEFAULT_STORE
-        root = str(DEFAULT_STORE)
+    root = cfg.store_root or config.get("store_root") or str(DEFAULT_STORE_ROOT)
     return store_dir_for(root, model.identity)
 
 
