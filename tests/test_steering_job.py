@@ -1,0 +1,115 @@
+"""The framing-shift steering job: the analysis rule on planted numbers, config errors, and an end-to-end tiny run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from activations.tiny import tiny_model
+from common.errors import ConfigError
+from common.rundir import RunDir
+from experiments.jobs.steer import (
+    SteerConfig, assistant_text, check_against_model, load_prefills, run_steer_experiment,
+)
+from interventions.steering_analysis import (
+    auto_layers, candidate_layers, compare_to_random, effects, select_setting, side_effect_table,
+)
+
+
+def _records(planted: dict[tuple[int, str, float], float]):
+    """Sweep records with a baseline of 1.0 on two prompts and the planted effect added to each."""
+    rows = [{"prompt": p, "layer": None, "direction": None, "alpha": 0.0, "metric": 1.0} for p in ("a", "b")]
+    for (layer, d, a), v in planted.items():
+        rows += [{"prompt": p, "layer": layer, "direction": d, "alpha": a, "metric": 1.0 + v} for p in ("a", "b")]
+    return rows
+
+
+def test_rule_finds_the_planted_setting_and_respects_kl_and_last_layers():
+    planted = {}
+    for layer in (2, 5, 9):
+        for a in (0.5, 1.0):
+            planted[(layer, "ir", a)] = 0.1 * a
+            for k in range(5):
+                planted[(layer, f"random_{k}", a)] = 0.05 * (k - 2) * a
+    planted[(5, "ir", 0.5)] = 2.0   # the real effect
+    planted[(5, "ir", 1.0)] = 3.0   # larger, but its KL is over the threshold
+    planted[(9, "ir", 0.5)] = 5.0   # larger still, but in the last 20% of a 10-layer model
+    eff = effects(_records(planted))
+    assert eff[(5, "ir", 0.5)] == pytest.approx(2.0)
+    side = side_effect_table([{"layer": L, "direction": d, "alpha": a, "kl": 1.0 if (L, a) == (5, 1.0) else 0.01,
+                               "perplexity": 10.0} for (L, d, a) in planted])
+    sel = select_setting(eff, side, "ir", n_layers=10, kl_threshold=0.1)
+    assert (sel.layer, sel.alpha) == (5, 0.5)
+    comp = {(c.layer, c.alpha): c for c in compare_to_random(eff, "ir")}
+    assert comp[(5, 0.5)].outside and comp[(5, 0.5)].rank == 1
+    assert not comp[(2, 0.5)].outside  # 0.05 is inside the random spread -0.05..0.05
+    none = select_setting(eff, side, "ir", n_layers=10, kl_threshold=1e-6)
+    assert none.layer is None and "KL" in none.reason
+
+
+def test_layer_helpers():
+    assert candidate_layers(30) == list(range(24))
+    layers = auto_layers(30, 4)
+    assert len(layers) == 4 and max(layers) < 24 and min(layers) >= 3
+
+
+def test_config_errors_before_the_model(tmp_path):
+    with pytest.raises(ConfigError, match="unknown setting"):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("alpha: [1]\n")
+        SteerConfig.from_yaml(bad)
+    for kwargs, needle in [({"alphas": (float("nan"),)}, "finite"), ({"positions": "middle"}, "position rule"),
+                           ({"n_random": 3}, "at least 5"), ({"concepts": ("empathy",)}, "unknown concept"),
+                           ({"metric_prompts": ("nope",)}, "unknown metric prompt"),
+                           ({"directions": str(tmp_path / "none")}, "no such directory")]:
+        with pytest.raises(ConfigError, match=needle):
+            SteerConfig.from_yaml(None, **kwargs).validate()
+
+
+def test_prefills_resolve_and_join_with_a_document():
+    cfg = SteerConfig.from_yaml(None)
+    pre = load_prefills(cfg.path(cfg.prefills))
+    assert pre["metric_prompts"]["after_shift"].endswith("Final verdict:")
+    assert pre["generation_prefills"]["recognised"].startswith("Step 1:")
+    assert assistant_text("memo ...\n\nStep 1:", "Step 1: facts") == "memo ...\n\nStep 1: facts"
+    assert assistant_text("<|im_start|>assistant\n", "Step 1: facts") == "<|im_start|>assistant\nStep 1: facts"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model("llama", seed=0)
+
+
+def test_model_checks(model):
+    cfg = SteerConfig.from_yaml(None)  # " No" is three tokens in the tiny tokenizer
+    with pytest.raises(ConfigError, match="splits into"):
+        check_against_model(model, cfg)
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), layers=(0, 7))
+    with pytest.raises(ConfigError, match="out of range"):
+        check_against_model(model, cfg)
+
+
+def test_end_to_end_on_a_tiny_model(model, tmp_path):
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5, 2.0), n_random=5,
+                                max_pairs=3, n_samples=2, max_new_tokens=6, kl_threshold=10.0,
+                                metric_prompts=("plain", "after_shift"))
+    run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)
+    run_steer_experiment(model, cfg, run)
+    sweep = json.loads((run.path / "results" / "sweep.json").read_text())
+    layers = json.loads((run.path / "results" / "inputs.json").read_text())["layers"]
+    n_dirs = 2 * 2 + 5  # two concepts, their negations, five random
+    assert len(sweep) == 2 + 2 * len(layers) * n_dirs * 2
+    analysis = json.loads((run.path / "results" / "analysis.json").read_text())
+    assert set(analysis["selections"]) == {"interest_recognition", "perspective_taking"}
+    assert analysis["comparisons"]["-interest_recognition"]
+    conf = json.loads((run.path / "results" / "confirmation.json").read_text())
+    assert conf["cells"] and all(c["n"] + c["n_unlabelled"] == 2 for c in conf["cells"])
+    gens = (run.path / "results" / "generations.jsonl").read_text().splitlines()
+    assert len(gens) == 2 * len(conf["settings"]) * 2
+    report = (run.path / "report.md").read_text()
+    assert "random directions" in report and "small model" in report
+    for fig in ("dose_response", "side_effects", "convergence"):
+        assert (run.path / "figures" / f"{fig}.png").exists()
+    norms = json.loads((run.path / "results" / "norms.json").read_text())
+    assert len(norms["norms"]) == model.n_layers and all(x > 0 for x in norms["norms"])
