@@ -20,9 +20,13 @@ import torch
 
 from activations.models import LoadedModel
 from common.errors import ConfigError
-from interventions.steering import STEER_HOOKS, _pad_left, hook_name, pad_id
+from interventions.steering import STEER_HOOKS, _attention, _pad_left, hook_name, pad_id
 from probes.concepts import CONCEPTS, load_concept
 from probes.directions import load_directions
+
+
+class _Done(Exception):
+    """Raised by the last capture hook to end a forward pass early."""
 
 
 def normalise_concept(name: str) -> str:
@@ -82,7 +86,7 @@ def directions_from_run(run_dir: str | os.PathLike, model: LoadedModel, *, conce
 
 def mean_difference_directions(model: LoadedModel, positive: Sequence[str], negative: Sequence[str],
                                layers: Sequence[int], *, hook: str = "resid_post",
-                               batch_size: int = 8) -> dict[int, np.ndarray]:
+                               batch_size: int = 8, progress: bool = False) -> dict[int, np.ndarray]:
     """``mean(positive) - mean(negative)`` of the residual at ``hook`` at each text's last token, per layer."""
     if hook not in STEER_HOOKS:
         raise ConfigError(f"unknown hook {hook!r}; use one of {', '.join(STEER_HOOKS)}")
@@ -94,7 +98,12 @@ def mean_difference_directions(model: LoadedModel, positive: Sequence[str], nega
     sums = {side: {int(layer): torch.zeros(model.d_model, dtype=torch.float64) for layer in layers}
             for side in (0, 1)}
     texts = [(t, 1) for t in positive] + [(t, 0) for t in negative]
-    for start in range(0, len(texts), batch_size):
+    starts = range(0, len(texts), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="difference of means", unit="batch")
+    for start in starts:
         chunk = texts[start:start + batch_size]
         tokens, mask = _pad_left([model.encode(t) for t, _ in chunk], pad_id(model))
         side = torch.tensor([s for _, s in chunk])
@@ -103,11 +112,17 @@ def mean_difference_directions(model: LoadedModel, positive: Sequence[str], nega
         def grab(layer: int):
             def hook_fn(x: torch.Tensor, hook: Any) -> torch.Tensor:
                 seen[layer] = x[:, -1, :].double().cpu()  # left padding: the last token is at -1
+                if len(seen) == len(sums[1]):
+                    raise _Done  # nothing above the last requested layer is needed
                 return x
             return hook_fn
 
-        with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(hook_name(L, hook), grab(int(L))) for L in layers]):
-            model.bridge(tokens.to(model.device), attention_mask=mask.to(model.device), return_type="logits")
+        try:
+            with torch.no_grad(), _attention(model, "sdpa"), \
+                    model.bridge.hooks(fwd_hooks=[(hook_name(L, hook), grab(int(L))) for L in layers]):
+                model.bridge(tokens.to(model.device), attention_mask=mask.to(model.device), return_type="logits")
+        except _Done:
+            pass
         for layer, acts in seen.items():
             for s in (0, 1):
                 sums[s][layer] += acts[side == s].sum(0)
@@ -117,7 +132,7 @@ def mean_difference_directions(model: LoadedModel, positive: Sequence[str], nega
 
 def concept_mean_differences(model: LoadedModel, concepts: Sequence[str], layers: Sequence[int], *,
                              hook: str = "resid_post", max_pairs: int | None = 64, seed: int = 0,
-                             batch_size: int = 8) -> SteeringDirections:
+                             batch_size: int = 8, progress: bool = False) -> SteeringDirections:
     """Difference-of-means directions for concept datasets, over up to ``max_pairs`` contrastive pairs each."""
     vectors: dict[str, dict[int, np.ndarray]] = {}
     used: dict[str, int] = {}
@@ -131,7 +146,8 @@ def concept_mean_differences(model: LoadedModel, concepts: Sequence[str], layers
         keep = set(pairs)
         pos = [t for t, y, p in zip(ds.texts, ds.labels, ds.pair_ids) if p in keep and y == 1]
         neg = [t for t, y, p in zip(ds.texts, ds.labels, ds.pair_ids) if p in keep and y == 0]
-        vectors[concept] = mean_difference_directions(model, pos, neg, layers, hook=hook, batch_size=batch_size)
+        vectors[concept] = mean_difference_directions(model, pos, neg, layers, hook=hook, batch_size=batch_size,
+                                                      progress=progress)
         used[concept] = len(pos) + len(neg)
     return SteeringDirections(hook, vectors, {"kind": "mean_difference", "texts": used, "max_pairs": max_pairs,
                                               "seed": seed, "position": "last"})

@@ -32,6 +32,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from activations.fused_attention import hf_attention
 from activations.generation import Generation, generate_detailed, row_seed
 from activations.models import LoadedModel
 from common.errors import ConfigError
@@ -307,11 +308,14 @@ Reducer = Callable[[torch.Tensor, torch.Tensor, list[int]], Any]
 
 
 def steered_forward(model: LoadedModel, token_rows: Sequence[Sequence[int]], plan: SteeringPlan,
-                    reduce: Reducer, *, batch_size: int = 8, progress: bool = False) -> list[Any]:
+                    reduce: Reducer, *, batch_size: int = 8, progress: bool = False,
+                    attention: str = "sdpa") -> list[Any]:
     """Forward ``token_rows`` (row ``i`` with the interventions of plan row ``i``), ``batch_size`` at a time.
 
     ``reduce(logits (b, W, vocab), mask (b, W), row_indices)`` turns each batch's logits into per-row results (so the
     full logits of a large sweep are never held at once); the results are concatenated in row order.
+    ``attention="sdpa"`` runs attention on HF's fused kernel (:mod:`activations.fused_attention`; the steering hooks
+    are block-level, so they fire the same), ``"bridge"`` keeps the bridge's own attention.
     """
     if len(token_rows) != plan.n_rows:
         raise ConfigError(f"steering plan has {plan.n_rows} rows but {len(token_rows)} token rows were given")
@@ -326,10 +330,19 @@ def steered_forward(model: LoadedModel, token_rows: Sequence[Sequence[int]], pla
         rows = [list(token_rows[i]) for i in index]
         tokens, mask = _pad_left(rows, pad_id(model))
         tokens, mask = tokens.to(model.device), mask.to(model.device)
-        with torch.no_grad(), steering_hooks(model, plan.subset(index), [len(r) for r in rows]):
+        with torch.no_grad(), _attention(model, attention), steering_hooks(model, plan.subset(index),
+                                                                           [len(r) for r in rows]):
             logits = model.bridge(tokens, attention_mask=mask, return_type="logits")
         out.extend(reduce(logits, mask, index))
     return out
+
+
+def _attention(model: LoadedModel, attention: str) -> Any:
+    from contextlib import nullcontext
+
+    if attention not in ("sdpa", "bridge"):
+        raise ConfigError(f"attention must be 'sdpa' or 'bridge', got {attention!r}")
+    return nullcontext() if attention == "bridge" else hf_attention(model.bridge, attention)
 
 
 def last_logits(logits: torch.Tensor, mask: torch.Tensor, index: list[int]) -> list[torch.Tensor]:
@@ -338,7 +351,7 @@ def last_logits(logits: torch.Tensor, mask: torch.Tensor, index: list[int]) -> l
 
 
 def generate_steered(model: LoadedModel, prompts: Sequence[str], plan: SteeringPlan, *, batch_size: int = 8,
-                     seed: int | None = None, seeds: Sequence[int] | None = None,
+                     seed: int | None = None, seeds: Sequence[int] | None = None, progress: bool = False,
                      **kwargs: Any) -> list[Generation]:
     """Generate with row ``i`` of ``plan`` applied to prompt ``i`` at every token (bridge loop, KV cache on).
 
@@ -355,7 +368,12 @@ def generate_steered(model: LoadedModel, prompts: Sequence[str], plan: SteeringP
     if seeds is None and seed is not None and temperature > 0:
         seeds = [row_seed(seed, i) for i in range(len(prompts))]
     results: list[Generation] = []
-    for start in range(0, len(prompts), batch_size):
+    starts = range(0, len(prompts), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="steered generation", unit="batch")
+    for start in starts:
         index = list(range(start, min(start + batch_size, len(prompts))))
         chunk = [prompts[i] for i in index]
         lengths = [len(model.encode(p)) for p in chunk]
@@ -370,7 +388,7 @@ def generate_steered(model: LoadedModel, prompts: Sequence[str], plan: SteeringP
 
 
 def measure_residual_norms(model: LoadedModel, texts: Sequence[str], *, hook: str = "resid_post",
-                           batch_size: int = 8, reference: str = "") -> ResidualNorms:
+                           batch_size: int = 8, reference: str = "", attention: str = "sdpa") -> ResidualNorms:
     """Mean L2 norm of the residual stream at ``hook`` of every layer over the real tokens of ``texts``.
 
     The first token is left out: the BOS position's residual is often an outlier many times larger (an attention
@@ -397,7 +415,7 @@ def measure_residual_norms(model: LoadedModel, texts: Sequence[str], *, hook: st
             return x
 
         names = [hook_name(layer, hook) for layer in range(model.n_layers)]
-        with torch.no_grad(), model.bridge.hooks(fwd_hooks=[(n, grab) for n in names]):
+        with torch.no_grad(), _attention(model, attention), model.bridge.hooks(fwd_hooks=[(n, grab) for n in names]):
             model.bridge(tokens.to(model.device), attention_mask=mask.to(model.device), return_type="logits")
         for layer, total in seen.items():
             sums[layer] += total

@@ -215,7 +215,7 @@ def build_directions(model: LoadedModel, cfg: SteerConfig, layers: list[int]) ->
         log.info("directions: difference of means over up to %d concept pairs at %d layers", cfg.max_pairs,
                  len(layers))
         source = concept_mean_differences(model, cfg.concepts, layers, hook=cfg.hook, max_pairs=cfg.max_pairs,
-                                          seed=cfg.seed, batch_size=cfg.batch_size)
+                                          seed=cfg.seed, batch_size=cfg.batch_size, progress=True)
     unit = {c: {L: v / np.linalg.norm(v) for L, v in source.vectors[c].items() if L in layers} for c in cfg.concepts}
     named: dict[str, dict[int, np.ndarray]] = {}
     for c in cfg.concepts:
@@ -333,7 +333,7 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
     start = time.perf_counter()
     gens = generate_steered(model, prompts, plan_for(model, rows, norms), batch_size=cfg.batch_size,
                             seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                            top_p=cfg.top_p)
+                            top_p=cfg.top_p, progress=True)
     log.info("confirmation: %d samples in %.0f s", len(gens), time.perf_counter() - start)
     records = []
     for m, g in zip(meta, gens):
