@@ -76,7 +76,7 @@ class SteerConfig:
     layers: tuple[int, ...] | None = None
     n_auto_layers: int = 4
     skip_last_fraction: float = 0.2
-    alphas: tuple[float, ...] = (0.25, 0.5, 1.0)
+    alphas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     n_random: int = 6
     metric_prompts: tuple[str, ...] = ("plain", "after_recognition", "after_shift")
     against: tuple[str, ...] = (" No",)

@@ -20,6 +20,8 @@ def _series(analysis: dict[str, Any], layer: int, direction: str, key: str) -> t
                  if e["layer"] == layer and e["direction"] == direction and key in e)
     if key == "effect":
         pts = [(0.0, 0.0)] + pts
+    elif analysis.get("unsteered_side_effects") and key in analysis["unsteered_side_effects"]:
+        pts = [(0.0, analysis["unsteered_side_effects"][key])] + pts
     return [a for a, _ in pts], [v for _, v in pts]
 
 
@@ -67,7 +69,7 @@ def steer_figures(run: RunDir, cfg: Any, analysis: dict[str, Any], layers: list[
     axes[1].set_ylabel("perplexity on neutral text")
     for ax in axes:
         ax.set_xlabel("alpha")
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1e-3) if ax is axes[0] else ax.set_yscale("log")
     axes[1].legend(fontsize=6)
     fig.suptitle("Side effects against alpha")
     run.save_figure(fig, "side_effects")
@@ -181,8 +183,8 @@ def steer_report(model: LoadedModel, cfg: Any, layers: list[int], tokens: Verdic
               "intervals separate should be read."]
     if small:
         lines.append(f"- **{model.identity.name} is a small model** ({n} layers): its continuations of this scenario "
-                     "are largely degenerate, the judge often finds no clear verdict, and it never reproduced the 8B "
-                     "framing shift to begin with. This run shows that the pipeline works end to end and what the "
+                     "are largely degenerate and the judge often finds no clear verdict; the framing shift was seen in "
+                     "an 8B model, and whether a model this small shows it at all is unknown. This run shows that the pipeline works end to end and what the "
                      "controls look like; it cannot show whether steering reverses the framing shift. That needs "
                      "the same command on llama-3.1-8b (README).")
     return "\n".join(lines)
