@@ -95,6 +95,19 @@ def test_steer_adds_alpha_v_like_a_raw_hf_hook(model, hf, hook, rule):
         assert torch.allclose(ours[i][real[i]], ref[i][real[i]], atol=1e-4), f"row {i}"
 
 
+@pytest.mark.parametrize("arch", ["qwen3", "gemma3"])
+def test_steer_matches_raw_hf_hook_on_other_architectures(arch):
+    model, hf = tiny_model(arch, seed=0), tiny_hf_model(arch, seed=0)
+    rows, tokens, mask = _pad(model, PROMPTS)
+    dirs = _dirs(model.d_model, 3)
+    plan = plan_for(model, [[Steer(dirs[i], 3.0, (1,), hook="resid_pre", absolute=True)] for i in range(3)])
+    ours = torch.stack(steered_forward(model, rows, plan, lambda lg, m, idx: list(lg.float()), batch_size=3))
+    ref = _hf_logits(hf, tokens, mask, 1, "resid_pre", 3.0 * dirs, mask.bool())
+    for i in range(3):
+        real = mask[i].bool()
+        assert torch.allclose(ours[i][real], ref[i][real], atol=1e-4), f"row {i}"
+
+
 def test_padding_is_never_steered(model):
     rows, tokens, mask = _pad(model, PROMPTS)
     v = _dirs(model.d_model, 1)[0]
@@ -136,12 +149,14 @@ def _recompute_greedy(model, prompts, plan, n_new):
     return [s[width:] for s in seqs]
 
 
+@pytest.mark.parametrize("attention", ["bridge", "sdpa"])
 @pytest.mark.parametrize("rule", ["all", "prompt", "generated"])
-def test_cached_steered_generation_equals_full_recompute(model, rule):
+def test_cached_steered_generation_equals_full_recompute(model, rule, attention):
     dirs = _dirs(model.d_model, 3, seed=7)
     plan = plan_for(model, [[Steer(dirs[i], 4.0, (0, 2), positions=rule, absolute=True)] for i in range(3)])
     n_new = 6
-    got = generate_steered(model, PROMPTS, plan, max_new_tokens=n_new, stop_at_eos=False, batch_size=3)
+    got = generate_steered(model, PROMPTS, plan, max_new_tokens=n_new, stop_at_eos=False, batch_size=3,
+                           attention=attention)
     ref = _recompute_greedy(model, PROMPTS, plan, n_new)
     assert [g.token_ids for g in got] == ref
     plain = generate_detailed(model, PROMPTS, max_new_tokens=n_new, stop_at_eos=False)

@@ -333,7 +333,7 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
     start = time.perf_counter()
     gens = generate_steered(model, prompts, plan_for(model, rows, norms), batch_size=cfg.batch_size,
                             seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                            top_p=cfg.top_p, progress=True)
+                            top_p=cfg.top_p, progress=True, attention="sdpa")
     log.info("confirmation: %d samples in %.0f s", len(gens), time.perf_counter() - start)
     records = []
     for m, g in zip(meta, gens):
