@@ -12,6 +12,7 @@ from common.rundir import RunDir
 from experiments.jobs.steer import (
     SteerConfig, assistant_text, check_against_model, load_prefills, run_steer_experiment,
 )
+from interventions.gguf_export import read_control_vector
 from interventions.steering_analysis import (
     auto_layers, candidate_layers, compare_to_random, effects, select_setting, side_effect_table,
 )
@@ -111,5 +112,9 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
     assert "random directions" in report and "small model" in report
     for fig in ("dose_response", "side_effects", "convergence"):
         assert (run.path / "figures" / f"{fig}.png").exists()
+    for concept, sel in analysis["selections"].items():  # kl_threshold 10: a setting is selected and exported
+        assert sel["layer"] == 1
+        meta, vectors = read_control_vector(run.path / analysis["control_vectors"][concept])
+        assert meta["controlvector.veth.concept"] == concept and list(vectors) == [1]
     norms = json.loads((run.path / "results" / "norms.json").read_text())
     assert len(norms["norms"]) == model.n_layers and all(x > 0 for x in norms["norms"])

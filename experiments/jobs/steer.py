@@ -45,6 +45,7 @@ from common.rundir import RunDir
 from interventions.directions_source import (
     SteeringDirections, concept_mean_differences, directions_from_run, normalise_concept,
 )
+from interventions.gguf_export import export_control_vector, llama_cpp_layer, steering_vector
 from interventions.steering import (
     POSITION_RULES, STEER_HOOKS, ResidualNorms, Steer, generate_steered, measure_residual_norms, pad_id, plan_for,
     steered_forward,
@@ -352,6 +353,29 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
     return {"settings": [s[0] for s in settings], "cells": cells, "judge": judge.name}
 
 
+def export_selected(model: LoadedModel, cfg: SteerConfig, named: dict[str, dict[int, Any]], selections: dict[str, Any],
+                    norms: ResidualNorms, run: RunDir) -> dict[str, str]:
+    """Each selected concept setting as a llama.cpp control vector (``control_vectors/<concept>.gguf``)."""
+    out = {}
+    hint = getattr(getattr(model.bridge.original_model, "config", None), "model_type", None) or model.spec.name
+    for concept, sel in selections.items():
+        if sel.layer is None:
+            continue
+        try:
+            llama_cpp_layer(sel.layer, cfg.hook)
+        except ConfigError as exc:
+            log.info("not exported as a control vector: %s", exc)
+            continue
+        vec = steering_vector(named[concept][sel.layer], sel.alpha, norms.norms[sel.layer])
+        path = export_control_vector(run.subdir("control_vectors") / f"{concept}.gguf", {sel.layer: vec},
+                                     hook=cfg.hook, model_hint=str(hint), n_layers=model.n_layers,
+                                     d_model=model.d_model,
+                                     metadata={"concept": concept, "alpha": f"{sel.alpha:g}", "layer": str(sel.layer),
+                                               "hook": cfg.hook, "model_key": model.identity.key})
+        out[concept] = str(path.relative_to(run.path))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -412,6 +436,11 @@ def run_steer_experiment(model: LoadedModel, cfg: SteerConfig, run: RunDir) -> d
         "unsteered_side_effects": side_tab.get((layers[0], next(iter(named)), 0.0)),
     }
     run.write_json("analysis.json", analysis)
+
+    exported = export_selected(model, cfg, named, selections, norms, run)
+    if exported:
+        analysis["control_vectors"] = exported
+        run.write_json("analysis.json", analysis)
 
     confirmation = run_confirmation(model, cfg, scenario_text, prefills["generation_prefills"], named, selections,
                                     norms, run) if cfg.n_samples > 0 else {"settings": [], "cells": []}
