@@ -168,6 +168,13 @@ def _check_rule(rule: str, what: str) -> None:
         raise ConfigError(f"{what}: unknown position rule {rule!r}; choose one of {', '.join(POSITION_RULES)}")
 
 
+def _finite(x: Any) -> bool:
+    try:
+        return not isinstance(x, (bool, str)) and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
 def compile_plan(n_layers: int, d_model: int, rows: Sequence[Sequence[Intervention]],
                  norms: ResidualNorms | None = None) -> SteeringPlan:
     """Validate ``rows`` (one list of interventions per batch row) and group them by hook point."""
@@ -189,7 +196,7 @@ def compile_plan(n_layers: int, d_model: int, rows: Sequence[Sequence[Interventi
             if isinstance(item, Steer):
                 if item.hook not in STEER_HOOKS:
                     raise ConfigError(f"{what}: unknown hook {item.hook!r}; steer at one of {', '.join(STEER_HOOKS)}")
-                if not isinstance(item.alpha, (int, float)) or not math.isfinite(float(item.alpha)):
+                if not _finite(item.alpha):
                     raise ConfigError(f"{what}: alpha must be a finite number, got {item.alpha!r}")
                 layers = _check_layers(item.layers, n_layers, what)
                 v = _check_direction(item.direction, d_model, what)

@@ -261,6 +261,7 @@ def test_residual_norms_match_hf_hidden_states(model, hf):
     ([[Steer(torch.ones(64), 1.0, (3,), absolute=True)]], "out of range"),
     ([[Steer(torch.ones(64), float("nan"), (0,), absolute=True)]], "finite"),
     ([[Steer(torch.ones(64), float("inf"), (0,), absolute=True)]], "finite"),
+    ([[Steer(torch.ones(64), "1", (0,), absolute=True)]], "finite"),
     ([[Steer(torch.ones(64), 1.0, (0,), positions="middle", absolute=True)]], "unknown position rule"),
     ([[Ablate(torch.ones(64), positions="last")]], "unknown position rule"),
     ([[Steer(torch.ones(64), 1.0, (0,), hook="attn_out", absolute=True)]], "unknown hook"),
