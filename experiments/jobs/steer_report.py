@@ -152,6 +152,11 @@ def steer_report(model: LoadedModel, cfg: Any, layers: list[int], tokens: Verdic
                             f"({toward}) lies above all {comp['n_random']} random directions "
                             f"(max {comp['random_max']:+.3f}). The setting was selected for its large effect, so "
                             "this comparison is optimistic; the negated and other-concept rows above are the check.")
+        elif comp["outside"]:
+            verdicts.append(f"- **{c}** at layer {s['layer']}, alpha {s['alpha']:g}: effect {comp['effect']:+.3f} "
+                            f"({toward}) lies below all {comp['n_random']} random directions "
+                            f"(min {comp['random_min']:+.3f}): the concept pushes towards proceeding, the opposite "
+                            "of the hypothesis.")
         else:
             verdicts.append(f"- **{c}** at layer {s['layer']}, alpha {s['alpha']:g}: effect {comp['effect']:+.3f} "
                             f"({toward}) is within the random directions' spread "
