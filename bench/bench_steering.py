@@ -29,7 +29,7 @@ from activations.generation import generate_detailed  # noqa: E402
 from activations.prompts import render_prompt  # noqa: E402
 from behaviour.scenario import load_scenario  # noqa: E402
 from interventions.steering import (  # noqa: E402
-    ResidualNorms, Steer, generate_steered, last_logits, measure_residual_norms, plan_for, steered_forward,
+    Steer, generate_steered, last_logits, measure_residual_norms, plan_for, steered_forward,
 )
 
 

@@ -102,8 +102,9 @@ class ResolvedSteering:
                 "layer_norm": self.norms.norms[self.spec.layer]}
 
 
-def resolve_steering(model: LoadedModel, spec: SteeringSpec, *, reference: Sequence[str] | None = None) -> ResolvedSteering:
-    """The spec's unit direction at its layer and the residual norms its alpha is relative to (checked for ``model``)."""
+def resolve_steering(model: LoadedModel, spec: SteeringSpec, *,
+                     reference: Sequence[str] | None = None) -> ResolvedSteering:
+    """The spec's unit direction at its layer and the residual norms its alpha is relative to (checked for model)."""
     spec.validate()
     if spec.layer >= model.n_layers:
         raise ConfigError(f"steering spec: layer {spec.layer} out of range; this model has layers "

@@ -92,7 +92,8 @@ def test_model_checks(model):
 
 
 def test_end_to_end_on_a_tiny_model(model, tmp_path):
-    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5, 2.0), n_random=5, layers=(1,),
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5, 2.0), n_random=5,
+                                layers=(1,),
                                 max_pairs=3, n_samples=2, max_new_tokens=6, kl_threshold=10.0,
                                 metric_prompts=("plain", "after_shift"))
     run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)

@@ -25,7 +25,7 @@ import hashlib
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from interventions.directions_source import (
 )
 from interventions.gguf_export import export_control_vector, llama_cpp_layer, steering_vector
 from interventions.steering import (
-    POSITION_RULES, STEER_HOOKS, ResidualNorms, Steer, generate_steered, measure_residual_norms, pad_id, plan_for,
+    POSITION_RULES, STEER_HOOKS, ResidualNorms, Steer, generate_steered, measure_residual_norms, plan_for,
     steered_forward,
 )
 from interventions.steering_analysis import (

@@ -189,7 +189,7 @@ def steer_report(model: LoadedModel, cfg: Any, layers: list[int], tokens: Verdic
     if small:
         lines.append(f"- **{model.identity.name} is a small model** ({n} layers): its continuations of this scenario "
                      "are largely degenerate and the judge often finds no clear verdict; the framing shift was seen in "
-                     "an 8B model, and whether a model this small shows it at all is unknown. This run shows that the pipeline works end to end and what the "
-                     "controls look like; it cannot show whether steering reverses the framing shift. That needs "
-                     "the same command on llama-3.1-8b (README).")
+                     "an 8B model, and whether a model this small shows it at all is unknown. This run shows that "
+                     "the pipeline works end to end and what the controls look like; it cannot show whether "
+                     "steering reverses the framing shift. That needs the same command on llama-3.1-8b (README).")
     return "\n".join(lines)
