@@ -17,7 +17,10 @@ from collections.abc import Sequence
 
 from common.rundir import RunDir
 from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
-from experiments.jobs.steer import DEFAULT_CONFIG, SteerConfig, check_against_model, run_steer_experiment
+from common.errors import ConfigError
+from experiments.jobs.steer import (
+    DEFAULT_CONFIG, SteerConfig, check_against_model, check_resumable, run_steer_experiment,
+)
 
 log = logging.getLogger("experiments.steer")
 
@@ -58,6 +61,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--batch-size", type=int, default=None)
     g.add_argument("--runs", default=None, help="root of run directories (default: runs/ or $VETH_RUNS)")
+    g.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted steering run with its stored config (same model required)")
     return parser.parse_args(argv)
 
 
@@ -71,12 +76,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list_models:
         print(format_model_list())
         return 0
-    cfg = SteerConfig.from_yaml(args.config, **{k: getattr(args, k) for k in OVERRIDES})
+    if args.resume:
+        given = [k for k in OVERRIDES if getattr(args, k) is not None]
+        if given:
+            flags = ", ".join("--" + g.replace("_", "-") for g in given)
+            raise ConfigError(f"--resume uses the run's stored config; drop {flags}")
+        run = RunDir.open(args.resume)
+        cfg = SteerConfig.from_run(run)
+    else:
+        cfg = SteerConfig.from_yaml(args.config, **{k: getattr(args, k) for k in OVERRIDES})
     cfg.validate()
     start = time.perf_counter()
     model = load_from_args(args)
     log.info("loaded %s (%d layers) in %.0f s", model.identity.name, model.n_layers, time.perf_counter() - start)
     check_against_model(model, cfg)  # verdict tokens, layers, saved directions: before the run directory exists
+    if args.resume:
+        check_resumable(model, run)
+        log.info("resuming %s", run.path)
+        run_steer_experiment(model, cfg, run)
+        log.info("done in %.0f s: %s", time.perf_counter() - start, run.path / "report.md")
+        return 0
     run = RunDir.create("steer", args.model, {"model_args": {k: getattr(args, k) for k in
                                                             ("weights", "revision", "dtype", "device")},
                                              **cfg.to_dict()},

@@ -119,3 +119,35 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
         assert meta["controlvector.veth.concept"] == concept and list(vectors) == [1]
     norms = json.loads((run.path / "results" / "norms.json").read_text())
     assert len(norms["norms"]) == model.n_layers and all(x > 0 for x in norms["norms"])
+
+
+def test_interrupted_run_resumes_without_loss_or_duplication(model, tmp_path, monkeypatch):
+    import experiments.jobs.steer as job
+
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
+                                layers=(1,), max_pairs=2, n_samples=3, max_new_tokens=4, kl_threshold=10.0,
+                                metric_prompts=("plain",), generation_conditions=("recognised",), batch_size=4)
+    full = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path / "a")
+    run_steer_experiment(model, cfg, full)
+    expected = (full.path / "results" / "generations.jsonl").read_text().splitlines()
+
+    run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path / "b")
+    calls = {"n": 0}
+    real = job.generate_steered
+
+    def dies_on_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job, "generate_steered", dies_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_steer_experiment(model, cfg, run)
+    partial = (run.path / "results" / "generations.jsonl").read_text().splitlines()
+    assert len(partial) == 4  # the first batch was kept
+    sweep_before = (run.path / "results" / "sweep.json").read_text()
+    monkeypatch.setattr(job, "generate_steered", real)
+    run_steer_experiment(model, SteerConfig.from_run(run), run)
+    assert (run.path / "results" / "sweep.json").read_text() == sweep_before  # not recomputed
+    assert (run.path / "results" / "generations.jsonl").read_text().splitlines() == expected  # same samples, once

@@ -22,6 +22,7 @@ Steps (each writes its results before the next starts):
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -33,14 +34,15 @@ import numpy as np
 import torch
 import yaml
 
+from activations.generation import row_seed
 from activations.models import LoadedModel
 from activations.prompts import render_prompt
 from behaviour.judge import get_judge
 from behaviour.scenario import load_scenario
 from common import REPO_ROOT
 from common.errors import ConfigError
-from common.fileio import atomic_write_text
-from common.jsonl import dumps_jsonl
+from common.fileio import atomic_write_bytes, atomic_write_text
+from common.jsonl import append_jsonl, dumps_jsonl, read_jsonl_lenient
 from common.rundir import RunDir
 from interventions.directions_source import (
     SteeringDirections, concept_mean_differences, directions_from_run, normalise_concept,
@@ -112,6 +114,18 @@ class SteerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_run(cls, run: RunDir) -> SteerConfig:
+        """The configuration a run directory was started with (to resume it)."""
+        stored = run.config
+        if stored.get("experiment") != "steer":
+            raise ConfigError(f"{run.path} is a {stored.get('experiment')!r} run, not a steering run")
+        values = {f.name: stored[f.name] for f in fields(cls) if f.name in stored}
+        for key in ("concepts", "alphas", "metric_prompts", "against", "proceed", "generation_conditions", "layers"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
 
     def path(self, value: str) -> Path:
         p = Path(value)
@@ -331,19 +345,30 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
                              "sample": k, "prefill": prefill})
     if not prompts:
         return {"settings": [], "cells": []}
+    # One seed per sample, fixed by its position in the plan, so a resumed run draws the same samples.
+    seeds = [row_seed(cfg.seed, i) for i in range(len(prompts))]
+    path = run.path / "results" / "generations.jsonl"
+    records = _resume_generations(path, meta)
+    if records:
+        log.info("confirmation: resuming, %d of %d samples already stored", len(records), len(prompts))
+    plan = plan_for(model, rows, norms)
     start = time.perf_counter()
-    gens = generate_steered(model, prompts, plan_for(model, rows, norms), batch_size=cfg.batch_size,
-                            seed=cfg.seed, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                            top_p=cfg.top_p, progress=True, attention="sdpa")
-    log.info("confirmation: %d samples in %.0f s", len(gens), time.perf_counter() - start)
-    records = []
-    for m, g in zip(meta, gens):
-        response = m["prefill"] + g.text
-        j = judge.judge(response) if response.strip() else None
-        records.append({**m, "response": response, "continuation": g.text, "seed": g.seed, "finished": g.finished,
-                        "label": None if j is None else j.label,
-                        "final_verdict": None if j is None else j.final_verdict})
-    atomic_write_text(run.path / "results" / "generations.jsonl", dumps_jsonl(records))
+    for first in range(len(records), len(prompts), cfg.batch_size):
+        index = list(range(first, min(first + cfg.batch_size, len(prompts))))
+        gens = generate_steered(model, [prompts[i] for i in index], plan.subset(index), batch_size=len(index),
+                                seeds=[seeds[i] for i in index], max_new_tokens=cfg.max_new_tokens,
+                                temperature=cfg.temperature, top_p=cfg.top_p, attention="sdpa")
+        batch = []
+        for i, g in zip(index, gens):
+            m = meta[i]
+            response = m["prefill"] + g.text
+            j = judge.judge(response) if response.strip() else None
+            batch.append({**m, "response": response, "continuation": g.text, "seed": g.seed,
+                          "finished": g.finished, "label": None if j is None else j.label,
+                          "final_verdict": None if j is None else j.final_verdict})
+        append_jsonl(path, batch)  # fsynced per batch: an interruption loses at most the batch in flight
+        records += batch
+        log.info("confirmation: %d/%d samples (%.0f s)", len(records), len(prompts), time.perf_counter() - start)
     cells = []
     for condition in cfg.generation_conditions:
         for name, d, L, a in settings:
@@ -351,6 +376,26 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
             cells.append({"condition": condition, "setting": name, "direction": d, "layer": L, "alpha": a,
                           **wilson_rows(labels)})
     return {"settings": [s[0] for s in settings], "cells": cells, "judge": judge.name}
+
+
+_META_KEYS = ("condition", "setting", "sample")
+
+
+def _resume_generations(path: Path, meta: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Samples already stored for this plan (a torn last line is dropped); another plan's samples are an error."""
+    if not path.exists():
+        return []
+    rows, bad = read_jsonl_lenient(path)
+    if bad:  # only a torn tail can be bad in a file we append to; rewrite without it
+        atomic_write_text(path, dumps_jsonl(rows))
+    if len(rows) > len(meta):
+        raise ConfigError(f"{path} holds {len(rows)} samples but this run plans {len(meta)}: it is another run's")
+    for row, m in zip(rows, meta):
+        if any(row.get(k) != m[k] for k in _META_KEYS):
+            raise ConfigError(f"{path} holds {row.get('condition')}/{row.get('setting')} #{row.get('sample')} where "
+                              f"this run plans {m['condition']}/{m['setting']} #{m['sample']}: resume with the "
+                              "original settings or start a new run")
+    return rows
 
 
 def export_selected(model: LoadedModel, cfg: SteerConfig, named: dict[str, dict[int, Any]], selections: dict[str, Any],
@@ -379,6 +424,35 @@ def export_selected(model: LoadedModel, cfg: SteerConfig, named: dict[str, dict[
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _stage(run: RunDir, name: str, compute: Any) -> Any:
+    """A stage's stored result when a resumed run already has it, else computed now and written."""
+    path = run.path / "results" / name
+    if path.exists():
+        log.info("resuming: %s already computed", name)
+        return json.loads(path.read_text())
+    value = compute()
+    run.write_json(name, value)
+    return value
+
+
+def _save_named(path: Path, named: dict[str, dict[int, np.ndarray]]) -> None:
+    from safetensors.numpy import save
+
+    tensors = {f"{name}@{layer}": np.asarray(v, dtype=np.float32) for name, by in named.items()
+               for layer, v in by.items()}
+    atomic_write_bytes(path, save(tensors))
+
+
+def _load_named(path: Path) -> dict[str, dict[int, np.ndarray]]:
+    from safetensors.numpy import load
+
+    named: dict[str, dict[int, np.ndarray]] = {}
+    for key, v in load(path.read_bytes()).items():
+        name, layer = key.rsplit("@", 1)
+        named.setdefault(name, {})[int(layer)] = v
+    return named
+
+
 def check_against_model(model: LoadedModel, cfg: SteerConfig) -> tuple[VerdictTokens, list[int]]:
     """Checks that need the tokenizer or the model's size, before any forward pass: verdict tokens and layers."""
     tokens = resolve_verdict_tokens(model.tokenizer, cfg.against, cfg.proceed)
@@ -392,8 +466,21 @@ def check_against_model(model: LoadedModel, cfg: SteerConfig) -> tuple[VerdictTo
     return tokens, layers
 
 
+def check_resumable(model: LoadedModel, run: RunDir) -> None:
+    """A run is resumed only with the weights it started with."""
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    key = (manifest.get("model") or {}).get("key")
+    if key != model.identity.key:
+        raise ConfigError(f"{run.path} was run on model key {key}, but the loaded model is {model.identity.key} "
+                          f"({model.identity.name}); resume with the original --model/--weights/--dtype")
+
+
 def run_steer_experiment(model: LoadedModel, cfg: SteerConfig, run: RunDir) -> dict[str, Any]:
-    """Run every step and write the run directory; returns the analysis summary."""
+    """Run every step and write the run directory; returns the analysis summary.
+
+    Resumable: a stage whose result is already in ``run`` (directions, norms, sweep, side effects) is read back, and
+    confirmation samples already stored are kept, so rerunning on the same directory continues where it stopped.
+    """
     cfg.validate()
     tokens, layers = check_against_model(model, cfg)
     n = model.n_layers
@@ -407,17 +494,28 @@ def run_steer_experiment(model: LoadedModel, cfg: SteerConfig, run: RunDir) -> d
                                    "neutral_sha256": neutral["sha256"], "scenario_text_hash":
                                        scenario.text_hash(cfg.condition)})
 
-    source, named = build_directions(model, cfg, layers)
-    norms = measure_residual_norms(model, [*neutral["reference"], *neutral["prompts"], scenario_text], hook=cfg.hook,
-                                   batch_size=cfg.batch_size, reference=f"{cfg.neutral} reference + prompts + scenario")
-    run.write_json("norms.json", norms.to_dict())
-    run.write_json("directions.json", {"source": source.source, "hook": source.hook, "names": list(named),
-                                       "random_seed": cfg.seed})
+    results = run.path / "results"
+    if (results / "directions.safetensors").exists() and (results / "directions.json").exists():
+        log.info("resuming: directions from %s", results / "directions.safetensors")
+        info = json.loads((results / "directions.json").read_text())
+        source = SteeringDirections(info["hook"], {}, info["source"])
+        named = _load_named(results / "directions.safetensors")
+    else:
+        source, named = build_directions(model, cfg, layers)
+        _save_named(results / "directions.safetensors", named)
+        run.write_json("directions.json", {"source": source.source, "hook": source.hook, "names": list(named),
+                                           "random_seed": cfg.seed})
+    if (results / "norms.json").exists():
+        norms = ResidualNorms.from_dict(json.loads((results / "norms.json").read_text()))
+    else:
+        norms = measure_residual_norms(model, [*neutral["reference"], *neutral["prompts"], scenario_text],
+                                       hook=cfg.hook, batch_size=cfg.batch_size,
+                                       reference=f"{cfg.neutral} reference + prompts + scenario")
+        run.write_json("norms.json", norms.to_dict())
 
-    sweep = run_metric_sweep(model, cfg, metric_prompts, named, layers, norms, tokens)
-    run.write_json("sweep.json", sweep)
-    side = run_side_effects(model, cfg, neutral, named, layers, norms)
-    run.write_json("side_effects.json", side)
+    sweep = _stage(run, "sweep.json", lambda: run_metric_sweep(model, cfg, metric_prompts, named, layers, norms,
+                                                               tokens))
+    side = _stage(run, "side_effects.json", lambda: run_side_effects(model, cfg, neutral, named, layers, norms))
 
     eff = effects(sweep)
     side_tab = side_effect_table(side)
