@@ -6,7 +6,8 @@ concept data), a layer, a relative alpha, a hook and a position rule. :class:`St
 ``identity`` is the model's identity plus the resolved steering (including the vector's sha256 and the residual norm
 used), with a ``key`` that hashes both. ``behaviour.trials`` derives trial ids and seeds from that key, so steered
 and unsteered trials (or two different steerings) never share an id: a resume never mixes them, and every record's
-``model_identity`` says how it was steered.
+``model_identity`` says how it was steered; the model name carries the setting too, so a convergence table (grouped by
+model and condition) gives steered trials their own row.
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ class SteeredBackend(LocalBackend):
     def __init__(self, model: LoadedModel, steering: ResolvedSteering, *, batch_size: int = 8):
         super().__init__(model, batch_size=batch_size)
         self.steering = steering
+        spec = steering.spec
+        # Tables group trials by model name: a steered model gets its own row.
+        self.model_name = (f"{model.spec.name}+steer({normalise_concept(spec.concept)}@L{spec.layer},"
+                           f"a{float(spec.alpha):g},{spec.positions})")
 
     @property
     def identity(self) -> dict[str, Any]:

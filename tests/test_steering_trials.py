@@ -32,6 +32,10 @@ def test_steered_trials_get_their_own_ids_and_record_the_steering(model, tmp_pat
     rec = [r for r in rows if "steering" in r["model_identity"]]
     assert len(rec) == 2 and rec[0]["model_identity"]["steering"]["alpha"] == 0.5
     assert rec[0]["model_identity"]["model_key"] == model.identity.key
+    from behaviour.table import convergence_table
+
+    scored = [{**r, "label": "ambiguous"} for r in rows]
+    assert len(convergence_table(scored).cells) == 2  # steered and unsteered in separate rows
     # the same steering again resumes (nothing new); another alpha is another identity
     again = run_trials(steered_backend, scenario, ["baseline"], 2, **kw)
     assert [r.id for r in again] == [r.id for r in steered] and len(read_jsonl(out)) == 4
