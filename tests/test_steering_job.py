@@ -95,6 +95,7 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
     cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5, 2.0), n_random=5,
                                 layers=(1,),
                                 max_pairs=3, n_samples=2, max_new_tokens=6, kl_threshold=10.0,
+                                confirm_alpha_range=True,
                                 metric_prompts=("plain", "after_shift"))
     run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)
     run_steer_experiment(model, cfg, run)
@@ -107,6 +108,10 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
     assert analysis["comparisons"]["-interest_recognition"]
     conf = json.loads((run.path / "results" / "confirmation.json").read_text())
     assert conf["cells"] and all(c["n"] + c["n_unlabelled"] == 2 for c in conf["cells"])
+    for concept, sel in analysis["selections"].items():  # confirm_alpha_range: every swept alpha up to the selected
+        mine = [s for s in conf["settings"] if s.startswith(concept)]
+        assert len(mine) == len([a for a in cfg.alphas if a <= sel["alpha"]])
+
     gens = (run.path / "results" / "generations.jsonl").read_text().splitlines()
     assert len(gens) == 2 * len(conf["settings"]) * 2
     report = (run.path / "report.md").read_text()

@@ -87,6 +87,7 @@ class SteerConfig:
     kl_threshold: float = 0.1
     generation_conditions: tuple[str, ...] = ("recognised", "plain")
     n_samples: int = 8
+    confirm_alpha_range: bool = False
     max_new_tokens: int = 200
     temperature: float = 0.7
     top_p: float = 0.95
@@ -329,8 +330,11 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
     for concept, sel in selections.items():
         if sel.layer is None:
             continue
-        settings.append((f"{concept}@L{sel.layer},a{sel.alpha:g}", concept, sel.layer, sel.alpha))
-        settings.append((f"{control}@L{sel.layer},a{sel.alpha:g}", control, sel.layer, sel.alpha))
+        # The selected alpha, or every swept alpha up to it (a dose-response in the judged text).
+        alphas = [a for a in cfg.alphas if 0 < a <= sel.alpha] if cfg.confirm_alpha_range else [sel.alpha]
+        for a in alphas:
+            settings.append((f"{concept}@L{sel.layer},a{a:g}", concept, sel.layer, float(a)))
+            settings.append((f"{control}@L{sel.layer},a{a:g}", control, sel.layer, float(a)))
     settings = list(dict.fromkeys(settings))
     judge = get_judge(cfg.judge)
     prompts, rows, meta = [], [], []

@@ -76,20 +76,32 @@ def steer_figures(run: RunDir, cfg: Any, analysis: dict[str, Any], layers: list[
 
     cells = confirmation.get("cells") or []
     if cells:
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(confirmation["settings"]) * len(cfg.generation_conditions),
-                                        3.6))
-        labels, xs = [], 0
-        for cell in cells:
-            rate = cell["rate"]
-            lo, hi = cell["ci95"]
-            if not math.isnan(rate):
-                ax.errorbar([xs], [rate], yerr=[[max(0.0, rate - lo)], [max(0.0, hi - rate)]], fmt="o", capsize=3)
-            labels.append(f"{cell['condition']}\n{cell['setting']}\nn={cell['n']}")
-            xs += 1
-        ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=30, ha="right")
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_ylabel("convergence rate (Wilson 95%)")
-        ax.set_title("Confirmation generation, judged")
+        # Convergence rate against alpha, one panel per condition: each direction's cells at their alphas, the
+        # unsteered cell at alpha 0 on every line, Wilson 95% intervals as error bars.
+        conditions = list(dict.fromkeys(c["condition"] for c in cells))
+        fig, axes = plt.subplots(1, len(conditions), figsize=(4.5 * len(conditions), 3.6), squeeze=False,
+                                 sharey=True)
+        for ax, condition in zip(axes[0], conditions):
+            mine = [c for c in cells if c["condition"] == condition]
+            base = next((c for c in mine if c["layer"] is None), None)
+            lines = sorted({(c["direction"], c["layer"]) for c in mine if c["layer"] is not None})
+            for k, (direction, layer) in enumerate(lines):
+                pts = ([base] if base else []) + sorted(
+                    (c for c in mine if c["direction"] == direction and c["layer"] == layer), key=lambda c: c["alpha"])
+                xs = [(c["alpha"] if c["layer"] is not None else 0.0) + 0.004 * k for c in pts]
+                ys = [c["rate"] for c in pts]
+                err = [[max(0.0, y - c["ci95"][0]) if not math.isnan(y) else 0 for y, c in zip(ys, pts)],
+                       [max(0.0, c["ci95"][1] - y) if not math.isnan(y) else 0 for y, c in zip(ys, pts)]]
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, ls="--" if direction.startswith(RANDOM_PREFIX)
+                            else "-", label=f"{direction} L{layer}")
+            if not lines and base:
+                ax.errorbar([0], [base["rate"]], fmt="o", capsize=3, label="unsteered")
+            ax.set_title(f"{condition} (n per point: {mine[0]['n'] + mine[0]['n_unlabelled']})")
+            ax.set_xlabel("alpha")
+            ax.set_ylim(-0.05, 1.05)
+            ax.legend(fontsize=6)
+        axes[0][0].set_ylabel("convergence rate (Wilson 95%)")
+        fig.suptitle("Confirmation generation, judged")
         run.save_figure(fig, "convergence")
 
 
