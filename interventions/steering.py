@@ -141,8 +141,8 @@ class SteeringPlan:
         return SteeringPlan(len(idx), hooks, [self.rows[i] for i in index])
 
 
-def _check_layers(layers: Sequence[int], n_layers: int, what: str) -> tuple[int, ...]:
-    layers = tuple(int(x) for x in layers)
+def _check_layers(layers: Sequence[int] | int, n_layers: int, what: str) -> tuple[int, ...]:
+    layers = (int(layers),) if isinstance(layers, int) else tuple(int(x) for x in layers)
     if not layers:
         raise ConfigError(f"{what}: give at least one layer")
     bad = [x for x in layers if not 0 <= x < n_layers]
@@ -191,6 +191,8 @@ def compile_plan(n_layers: int, d_model: int, rows: Sequence[Sequence[Interventi
     for i, row in enumerate(rows):
         described.append([])
         for item in row:
+            if not isinstance(item, (Steer, Ablate)):
+                raise ConfigError(f"row {i}: expected Steer or Ablate, got {type(item).__name__}")
             what = f"row {i} {type(item).__name__.lower()} {getattr(item, 'name', '') or ''}".rstrip()
             _check_rule(item.positions, what)
             if isinstance(item, Steer):
@@ -224,8 +226,6 @@ def compile_plan(n_layers: int, d_model: int, rows: Sequence[Sequence[Interventi
                             slot = torch.zeros(n, d_model)
                             plan.ablate.append((item.positions, slot))
                         slot[i] = u
-            else:
-                raise ConfigError(f"row {i}: expected Steer or Ablate, got {type(item).__name__}")
             described[-1].append(item.describe())
     return SteeringPlan(n, hooks, described)
 

@@ -268,6 +268,7 @@ def test_residual_norms_match_hf_hidden_states(model, hf):
     ([[Steer(torch.ones(64), 1.0, (0,))]], "relative"),
     ([[Ablate(torch.ones(64), layers=(-1,))]], "out of range"),
     ([[Steer(torch.zeros(64), 1.0, (0,), absolute=True)]], "zero vector"),
+    ([["steer"]], "expected Steer or Ablate"),
 ])
 def test_bad_input_is_a_clear_error_before_model_work(model, rows, needle):
     with pytest.raises(ConfigError, match=needle):
