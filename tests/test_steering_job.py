@@ -156,3 +156,31 @@ def test_interrupted_run_resumes_without_loss_or_duplication(model, tmp_path, mo
     run_steer_experiment(model, SteerConfig.from_run(run), run)
     assert (run.path / "results" / "sweep.json").read_text() == sweep_before  # not recomputed
     assert (run.path / "results" / "generations.jsonl").read_text().splitlines() == expected  # same samples, once
+
+
+def test_job_steers_with_a_probe_runs_directions(model, tmp_path):
+    import numpy as np
+
+    from probes.directions import Direction, save_directions
+
+    rng = np.random.default_rng(0)
+    saved = [Direction(rng.standard_normal(model.d_model), c, layer, "resid_post", "mean_diff",
+                       model.identity.to_dict()) for c in ("interest_recognition", "perspective_taking")
+             for layer in range(model.n_layers)]
+    save_directions(saved, tmp_path / "probe-run" / "directions")
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
+                                layers=(1,), n_samples=0, metric_prompts=("plain",),
+                                directions=str(tmp_path / "probe-run"))
+    run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path / "runs")
+    run_steer_experiment(model, cfg, run)
+    info = json.loads((run.path / "results" / "directions.json").read_text())
+    assert info["source"]["kind"] == "probe_run"
+    from safetensors.numpy import load
+
+    used = load((run.path / "results" / "directions.safetensors").read_bytes())
+    v = saved[1].vector  # interest_recognition at layer 1
+    np.testing.assert_allclose(used["interest_recognition@1"], v / np.linalg.norm(v), rtol=1e-6)
+    np.testing.assert_allclose(used["-interest_recognition@1"], -v / np.linalg.norm(v), rtol=1e-6)
+    other = tiny_model("llama", seed=1)
+    with pytest.raises(Exception, match="trained for model"):
+        check_against_model(other, cfg)
