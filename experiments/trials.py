@@ -22,6 +22,7 @@ from activations.models import LoadedModel
 from behaviour.scenario import load_scenario
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
+from interventions.steered_trials import SteeringSpec
 from experiments.jobs.trials import STORE, format_conditions, resume_settings, run_trials_job
 
 
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     trials.add_argument("--list-conditions", action="store_true", help="list the scenario's conditions and exit")
     trials.add_argument("--judge", default="rules",
                         help="rules (default, offline), local:<model name> or openai:<base_url>#<model>")
+    trials.add_argument("--steering", default=None, metavar="SPEC.yaml",
+                        help="steer every trial with this spec (concept, layer, alpha, hook, positions, directions; "
+                             "see configs/steering/trial_spec.yaml); the steering is part of each trial's identity")
     trials.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default: 0.7)")
@@ -82,6 +86,8 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed, "batch_size": args.batch_size, "thinking": args.thinking, "backend": args.backend,
         "base_url": args.base_url, "served_model": args.served_model, "prompt_format": args.prompt_format,
         "judge": args.judge,
+        # Parsed now, so a malformed spec fails before a model loads; stored resolved for resumes and the manifest.
+        "steering": SteeringSpec.from_file(args.steering).to_dict() if args.steering else None,
     }
 
 

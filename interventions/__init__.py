@@ -4,8 +4,15 @@ Sits above :mod:`activations`, :mod:`behaviour` and :mod:`probes` (it may use sa
 and the judge) and below the jobs in :mod:`experiments`.
 
 - :mod:`interventions.verdict`     the verdict metric: log-odds of "against" over "proceed" continuations;
+- :mod:`interventions.steering`    adding ``alpha * v`` to the residual stream (per row, per position rule) and
+  directional ablation, in forward passes and generation;
+- :mod:`interventions.directions_source`  steering directions from a probe run or a difference of means;
+- :mod:`interventions.steering_analysis`  effects against random directions, the layer-choice rule;
+- :mod:`interventions.steered_trials`     steered behavioural trials (the steering is part of each trial's identity);
+- :mod:`interventions.gguf_export` a direction as a llama.cpp control vector;
 - :mod:`interventions.model_diff`  two checkpoints compared: direction cosine, probe transfer, cross-model
   patching, per-token KL divergence.
 """
 
-__all__ = ["model_diff", "verdict"]
+__all__ = ["directions_source", "gguf_export", "model_diff", "steered_trials", "steering", "steering_analysis",
+           "verdict"]

@@ -13,6 +13,8 @@ layer:
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,8 +27,11 @@ from behaviour.judge import get_judge as get_behaviour_judge
 from behaviour.llm_judge import RUBRIC_VERSION, LLMJudge, backend_complete
 from common.errors import ConfigError
 from common.prompts import PromptSource
+from interventions.directions_source import normalise_concept
+from interventions.steered_trials import ResolvedSteering
+from interventions.steering import generate_steered, plan_for
 
-__all__ = ["LocalBackend", "get_judge", "local_judge"]
+__all__ = ["LocalBackend", "SteeredBackend", "get_judge", "local_judge"]
 
 
 class LocalBackend:
@@ -76,3 +81,33 @@ def get_judge(spec: str = "rules") -> Judge:
             raise ConfigError(f"bad judge spec {spec!r}; use local:<model name>, e.g. local:smollm2-135m-instruct")
         return local_judge(name)
     return get_behaviour_judge(spec)
+
+
+class SteeredBackend(LocalBackend):
+    """A local backend that generates with one steering setting; its identity (and key) includes the steering."""
+
+    name = "local-steered"
+
+    def __init__(self, model: LoadedModel, steering: ResolvedSteering, *, batch_size: int = 8):
+        super().__init__(model, batch_size=batch_size)
+        self.steering = steering
+        spec = steering.spec
+        # Tables group trials by model name: a steered model gets its own row.
+        self.model_name = (f"{model.spec.name}+steer({normalise_concept(spec.concept)}@L{spec.layer},"
+                           f"a{float(spec.alpha):g},{spec.positions})")
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        base = self.model.identity.to_dict()
+        steering = self.steering.identity()
+        key = hashlib.sha256(json.dumps({"model": base["key"], "steering": steering}, sort_keys=True)
+                             .encode()).hexdigest()[:16]
+        return {**base, "model_key": base["key"], "steering": steering, "key": key}
+
+    def complete(self, sources: Sequence[PromptSource], *, max_new_tokens: int, temperature: float, top_p: float,
+                 seeds: Sequence[int], enable_thinking: bool | None = None) -> list[Completion]:
+        prompts = [self.render(s, enable_thinking=enable_thinking) for s in sources]
+        plan = plan_for(self.model, [[self.steering.steer] for _ in prompts], self.steering.norms)
+        generations = generate_steered(self.model, prompts, plan, max_new_tokens=max_new_tokens,
+                                       temperature=temperature, top_p=top_p, seeds=seeds, batch_size=self.batch_size)
+        return [Completion(g.text, None, g.finished, len(g.token_ids)) for g in generations]

@@ -32,7 +32,8 @@ from behaviour.trials import TrialRecord, expand_conditions, run_trials
 from common import REPO_ROOT
 from common.errors import ConfigError
 from common.rundir import RunDir
-from experiments.jobs.backends import LocalBackend, get_judge
+from experiments.jobs.backends import LocalBackend, SteeredBackend, get_judge
+from interventions.steered_trials import SteeringSpec, resolve_steering
 
 __all__ = ["ENFORCED", "STORE", "TrialsOutcome", "build_backend", "format_conditions", "prompt_summary",
            "report_markdown", "resume_settings", "run_trials_job", "write_outputs"]
@@ -43,7 +44,8 @@ STORE = "transcripts.jsonl"
 #: Settings a resumed run must share with the original (they decide which trials exist and what they contain).
 #: Batch size, device and server URL only change how fast the same trials are produced.
 ENFORCED = ("model", "weights", "revision", "dtype", "scenario", "conditions", "paraphrases", "n", "temperature",
-            "top_p", "max_new_tokens", "seed", "backend", "served_model", "prompt_format", "judge", "thinking")
+            "top_p", "max_new_tokens", "seed", "backend", "served_model", "prompt_format", "judge", "thinking",
+            "steering")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ def build_backend(settings: dict[str, Any], *, api_key: str | None,
                   load_local: Callable[[], LoadedModel]) -> Backend:
     """The backend ``settings`` ask for; ``load_local`` loads the model for the local backend (only called then)."""
     if settings["backend"] == "openai":
+        if settings.get("steering"):
+            raise ConfigError("--steering needs the local backend: a server cannot be steered through its API")
         if not settings["base_url"]:
             raise ConfigError("--backend openai needs --base-url (e.g. http://localhost:8000)")
         spec = load_registry().get(settings["model"])
@@ -85,7 +89,11 @@ def build_backend(settings: dict[str, Any], *, api_key: str | None,
     if settings["base_url"] or settings["served_model"] or settings["prompt_format"]:
         raise ConfigError("--base-url, --served-model and --prompt-format are for --backend openai")
     log.info("loading %s ...", settings["model"])
-    return LocalBackend(load_local(), batch_size=settings["batch_size"])
+    model = load_local()
+    if settings.get("steering"):
+        steering = resolve_steering(model, SteeringSpec.from_dict(settings["steering"]))
+        return SteeredBackend(model, steering, batch_size=settings["batch_size"])
+    return LocalBackend(model, batch_size=settings["batch_size"])
 
 
 def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str | None,
