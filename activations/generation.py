@@ -157,7 +157,8 @@ def _validate(prompts: Sequence[str], max_new_tokens: int, temperature: float, t
         raise ConfigError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one seed per prompt")
 
 
-def _pad_left(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_left(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token rows into ``(tokens, attention_mask)`` so every row's last token sits in the last column."""
     width = max(len(r) for r in rows)
     tokens = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], dtype=torch.long)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
@@ -169,7 +170,7 @@ def _generate_batch(model: LoadedModel, prompt_ids: list[list[int]], seeds: list
                     stop_at_eos: bool) -> list[Generation]:
     tokenizer = model.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (stop_ids or [0])[0]
-    tokens, mask = _pad_left(prompt_ids, pad_id)
+    tokens, mask = pad_left(prompt_ids, pad_id)
     tokens, mask = tokens.to(model.device), mask.to(model.device)
     hooks = []
     if temperature > 0:

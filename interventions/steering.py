@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from activations.fused_attention import hf_attention
-from activations.generation import Generation, generate_detailed, row_seed
+from activations.generation import Generation, generate_detailed, pad_left, row_seed
 from activations.models import LoadedModel
 from common.errors import ConfigError
 
@@ -297,13 +297,6 @@ def steering_hooks(model: LoadedModel, plan: SteeringPlan, prompt_lengths: Seque
 # Forward passes and generation
 
 
-def _pad_left(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    tokens = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], dtype=torch.long)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
-    return tokens, mask
-
-
 def pad_id(model: LoadedModel) -> int:
     tok = model.tokenizer
     if tok.pad_token_id is not None:
@@ -335,7 +328,7 @@ def steered_forward(model: LoadedModel, token_rows: Sequence[Sequence[int]], pla
     for start in starts:
         index = list(range(start, min(start + batch_size, len(token_rows))))
         rows = [list(token_rows[i]) for i in index]
-        tokens, mask = _pad_left(rows, pad_id(model))
+        tokens, mask = pad_left(rows, pad_id(model))
         tokens, mask = tokens.to(model.device), mask.to(model.device)
         with torch.no_grad(), _attention(model, attention), steering_hooks(model, plan.subset(index),
                                                                            [len(r) for r in rows]):
@@ -413,7 +406,7 @@ def measure_residual_norms(model: LoadedModel, texts: Sequence[str], *, hook: st
     rows = [model.encode(t) for t in texts]
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
-        tokens, mask = _pad_left(chunk, pad_id(model))
+        tokens, mask = pad_left(chunk, pad_id(model))
         keep = mask.clone()
         keep[torch.arange(len(chunk)), tokens.shape[1] - torch.tensor([len(r) for r in chunk])] = 0  # first token
         keep = keep.to(model.device).bool()
