@@ -37,8 +37,8 @@ from interventions.verdict import VerdictTokens, verdict_log_odds
 #: (``z``: each head's output before the output projection, patched one head at a time).
 COMPONENTS: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out", "z")
 BLOCK_COMPONENTS: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out")
-#: Below this |clean - corrupted| gap in log-odds the normalisation divides by noise.
-MIN_GAP = 1e-3
+#: Below this |clean - corrupted| gap in log-odds there is nothing to normalise by (the report shows the gap).
+MIN_GAP = 1e-6
 
 Hook = tuple[str, Callable[..., Any]]
 
@@ -85,7 +85,7 @@ class GaussianNoise:
 
     def hook(self, bridge: Any) -> Hook:
         """A ``hook_embed`` hook adding the same fixed draws on every forward (so patched runs share the noise)."""
-        std = float(bridge.W_E.float().std())
+        std = float(bridge.W_E.detach().float().std())
         gen = torch.Generator().manual_seed(self.seed)
         noise = torch.randn(self.samples, len(self.positions), bridge.cfg.d_model, generator=gen) * self.scale * std
         positions = list(self.positions)
