@@ -248,10 +248,11 @@ def _planted_model(seed: int = 0):
     u = u / u.norm()
     with torch.no_grad():
         emb = hf.model.embed_tokens.weight
+        emb -= torch.outer(emb @ w, w)  # only the MLP writes w, so the head reads the planted signal alone
         emb[a_id], emb[b_id] = 0.5 * (e + f), 0.5 * (-e + f)
         mlp = hf.model.layers[0].mlp
         mlp.gate_proj.weight[0], mlp.up_proj.weight[0] = f, e  # output = silu(f.x) (e.x) w: odd in e
-        mlp.down_proj.weight[:, 0] = 0.01 * w
+        mlp.down_proj.weight[:, 0] = 0.05 * w
         attn = hf.model.layers[1].self_attn
         hd = attn.head_dim
         attn.q_proj.weight[hd:2 * hd] = 0.0  # head 1: uniform attention
