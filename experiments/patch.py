@@ -100,6 +100,11 @@ def check_sources(args: argparse.Namespace) -> None:
                           "--replace OLD=NEW or --noise SEGMENT")
     if args.corrupted_trial is not None and args.trials is None:
         raise ConfigError("--corrupted-trial needs --trials RUN_DIR")
+    from interventions.pairs import load_trial_text
+
+    for trial in (args.trial, args.corrupted_trial):  # cheap: a missing trial fails before the model loads
+        if trial is not None:
+            load_trial_text(args.trials, trial)
 
 
 def build_pair(args: argparse.Namespace, model) -> PatchPair:  # noqa: ANN001 - LoadedModel
