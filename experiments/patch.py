@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from common.errors import ConfigError
 from common.rundir import RunDir
 from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
-from experiments.jobs.patch import PatchConfig, run_patch, validate
-from interventions.patching import COMPONENTS, PatchPair
+from experiments.jobs.patch import PairSource, PatchConfig, build_pair, run_patch, validate
+from interventions.patching import COMPONENTS
 from interventions.segments import DIRECTIONS
 
 log = logging.getLogger("experiments.patch")
@@ -107,36 +107,6 @@ def check_sources(args: argparse.Namespace) -> None:
             load_trial_text(args.trials, trial)
 
 
-def build_pair(args: argparse.Namespace, model) -> PatchPair:  # noqa: ANN001 - LoadedModel
-    from interventions.pairs import load_trial_text, noise_pair, parse_replacements, symmetric_replace, text_pair
-
-    tok = model.tokenizer
-
-    def render(condition: str) -> str:
-        from activations.prompts import render_prompt
-        from behaviour.scenario import load_scenario
-
-        return render_prompt(load_scenario(args.scenario).prompt(condition), tok, model.spec) + args.response
-
-    if args.trial is not None:
-        clean = load_trial_text(args.trials, args.trial)
-    elif args.clean is not None:
-        clean = args.clean
-    else:
-        clean = render(args.clean_condition)
-    if args.replace:
-        return symmetric_replace(tok, clean, parse_replacements(args.replace))
-    if args.noise:
-        return noise_pair(tok, clean, args.noise, scale=args.noise_scale, samples=args.noise_samples, seed=args.seed)
-    if args.corrupted_trial is not None:
-        return text_pair(tok, clean, load_trial_text(args.trials, args.corrupted_trial),
-                         f"trial {args.corrupted_trial} (clean: trial {args.trial})")
-    if args.corrupted is not None:
-        return text_pair(tok, clean, args.corrupted)
-    return text_pair(tok, clean, render(args.corrupted_condition),
-                     f"condition {args.corrupted_condition} (clean: {args.clean_condition or 'given text'})")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list_models:
@@ -147,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     model = load_from_args(args)
     validate(cfg, model)
-    pair = build_pair(args, model)
+    pair = build_pair(model, PairSource(**{k: getattr(args, k) for k in PairSource.__dataclass_fields__}))
     run = RunDir.create("patch", args.model, {"pair_args": {k: getattr(args, k) for k in (
         "trials", "trial", "corrupted_trial", "clean", "corrupted", "clean_condition", "corrupted_condition",
         "response", "replace", "noise", "noise_scale", "noise_samples", "seed")}, **cfg.to_dict()},

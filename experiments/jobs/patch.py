@@ -18,15 +18,71 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from activations.models import LoadedModel
+from activations.prompts import render_prompt
+from behaviour.scenario import load_scenario
 from common.errors import ConfigError
 from common.rundir import RunDir
 from interventions.attribution import Agreement, attribution_grid, compare, gradients
 from interventions.patching import (COMPONENTS, PatchGrid, PatchPair, VerdictMetric,
                                     check_layers_heads, hook_name, patch_grid, prepare_runs, target_and_source)
+from interventions.pairs import (load_trial_text, noise_pair, parse_replacements, symmetric_replace,
+                                 text_pair)
 from interventions.segments import Cell, check_direction
 from interventions.verdict import DEFAULT_AGAINST, DEFAULT_PROCEED, resolve_verdict_tokens
 
 log = logging.getLogger("experiments.jobs.patch")
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """Where the clean text comes from (a trial, a text or a scenario condition) and how it is corrupted (another
+    trial, text or condition, symmetric replacements, or Gaussian noise on named segments)."""
+
+    trials: str | None = None
+    trial: str | None = None
+    corrupted_trial: str | None = None
+    clean: str | None = None
+    corrupted: str | None = None
+    clean_condition: str | None = None
+    corrupted_condition: str | None = None
+    response: str = "Final verdict:"
+    scenario: str | None = None
+    replace: tuple[str, ...] | list[str] = ()
+    noise: tuple[str, ...] | list[str] = ()
+    noise_scale: float = 3.0
+    noise_samples: int = 8
+    seed: int = 0
+
+
+def build_pair(model: LoadedModel, src: PairSource) -> PatchPair:
+    """The :class:`PatchPair` described by ``src`` in this model's tokenizer (and chat format, for conditions)."""
+    tok = model.tokenizer
+
+    def render(condition: str) -> str:
+        return render_prompt(load_scenario(src.scenario).prompt(condition), tok, model.spec) + src.response
+
+    if src.trial is not None:
+        clean = load_trial_text(src.trials or "", src.trial)
+    elif src.clean is not None:
+        clean = src.clean
+    elif src.clean_condition is not None:
+        clean = render(src.clean_condition)
+    else:
+        raise ConfigError("give a clean source: a trial, a text or a scenario condition")
+    if src.replace:
+        return symmetric_replace(tok, clean, parse_replacements(src.replace))
+    if src.noise:
+        return noise_pair(tok, clean, list(src.noise), scale=src.noise_scale, samples=src.noise_samples,
+                          seed=src.seed)
+    if src.corrupted_trial is not None:
+        return text_pair(tok, clean, load_trial_text(src.trials or "", src.corrupted_trial),
+                         f"trial {src.corrupted_trial} (clean: trial {src.trial})")
+    if src.corrupted is not None:
+        return text_pair(tok, clean, src.corrupted)
+    if src.corrupted_condition is not None:
+        return text_pair(tok, clean, render(src.corrupted_condition),
+                         f"condition {src.corrupted_condition} (clean: {src.clean_condition or 'given text'})")
+    raise ConfigError("give a corruption: a trial, a text, a condition, replacements or noise segments")
 
 
 @dataclass(frozen=True)
