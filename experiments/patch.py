@@ -41,6 +41,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--corrupted-condition", default=None, help="scenario condition rendered as the corrupted prompt")
     g.add_argument("--response", default="Final verdict:",
                    help="response prefix appended to rendered conditions (default: 'Final verdict:')")
+    g.add_argument("--corrupted-response", default=None,
+                   help="with --clean-condition: the same prompt with this response prefix as the corrupted text")
     g.add_argument("--scenario", default=None, help="scenario YAML (default: configs/scenario/veth.yaml)")
     g.add_argument("--replace", action="append", default=[], metavar="OLD=NEW",
                    help="symmetric token replacement on the clean text (repeatable)")
@@ -93,13 +95,15 @@ def check_sources(args: argparse.Namespace) -> None:
         raise ConfigError("give exactly one clean source: --trials/--trial, --clean or --clean-condition")
     if args.trial is not None and args.trials is None:
         raise ConfigError("--trial needs --trials RUN_DIR")
-    corruptions = [args.corrupted_trial is not None, args.corrupted is not None,
+    corruptions = [args.corrupted_trial is not None, args.corrupted is not None, args.corrupted_response is not None,
                    args.corrupted_condition is not None, bool(args.replace), bool(args.noise)]
     if sum(corruptions) != 1:
-        raise ConfigError("give exactly one corruption: --corrupted-trial, --corrupted, --corrupted-condition, "
+        raise ConfigError("give exactly one corruption: --corrupted-trial, --corrupted, --corrupted-condition, --corrupted-response, "
                           "--replace OLD=NEW or --noise SEGMENT")
     if args.corrupted_trial is not None and args.trials is None:
         raise ConfigError("--corrupted-trial needs --trials RUN_DIR")
+    if args.corrupted_response is not None and args.clean_condition is None:
+        raise ConfigError("--corrupted-response needs --clean-condition (the prompt both responses follow)")
     from interventions.pairs import load_trial_text
 
     for trial in (args.trial, args.corrupted_trial):  # cheap: a missing trial fails before the model loads
@@ -120,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pair = build_pair(model, PairSource(**{k: getattr(args, k) for k in PairSource.__dataclass_fields__}))
     run = RunDir.create("patch", args.model, {"pair_args": {k: getattr(args, k) for k in (
         "trials", "trial", "corrupted_trial", "clean", "corrupted", "clean_condition", "corrupted_condition",
-        "response", "replace", "noise", "noise_scale", "noise_samples", "seed")}, **cfg.to_dict()},
+        "response", "corrupted_response", "replace", "noise", "noise_scale", "noise_samples", "seed")}, **cfg.to_dict()},
         root=args.runs, model_identity=model.identity.to_dict())
     log.info("run directory: %s", run.path)
     try:

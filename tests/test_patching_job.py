@@ -85,3 +85,17 @@ def test_unalignable_pair_says_why(save_tiny, tmp_path):
                  "--corrupted", "The Veth show distress when separated. Verdict:")
     with pytest.raises(ConfigError, match="cannot align the pair: lengths differ"):
         cli.main(argv)
+
+
+def test_scenario_prompt_with_two_response_prefixes(save_tiny, tmp_path):
+    runs = tmp_path / "runs"
+    argv = _argv(save_tiny("llama"), runs, "--clean-condition", "baseline", "--response",
+                 "Step 1: list the facts. Final verdict:", "--corrupted-response",
+                 "Step 1: weigh the facts. Final verdict:", "--components", "resid_pre", "--layers", "0")
+    assert cli.main(argv) == 0
+    (run,) = runs.iterdir()
+    pair = json.loads((run / "results" / "pair.json").read_text())
+    labels = [s["label"] for s in pair["alignment"]["segments"]]
+    assert {"system", "Background", "Question", "Step 1", "Final verdict"} <= set(labels)
+    differs = {s["label"] for s in pair["alignment"]["segments"] if s["differs"]}
+    assert differs == {"Step 1"}  # only the response prefix differs; the prompt sections are identical

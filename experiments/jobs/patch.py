@@ -46,6 +46,7 @@ class PairSource:
     clean_condition: str | None = None
     corrupted_condition: str | None = None
     response: str = "Final verdict:"
+    corrupted_response: str | None = None
     scenario: str | None = None
     replace: tuple[str, ...] | list[str] = ()
     noise: tuple[str, ...] | list[str] = ()
@@ -79,6 +80,9 @@ def build_pair(model: LoadedModel, src: PairSource) -> PatchPair:
                          f"trial {src.corrupted_trial} (clean: trial {src.trial})")
     if src.corrupted is not None:
         return text_pair(tok, clean, src.corrupted)
+    if src.corrupted_response is not None and src.clean_condition is not None:
+        return text_pair(tok, clean, render(src.clean_condition).removesuffix(src.response) + src.corrupted_response,
+                         "another response prefix on the same prompt")
     if src.corrupted_condition is not None:
         return text_pair(tok, clean, render(src.corrupted_condition),
                          f"condition {src.corrupted_condition} (clean: {src.clean_condition or 'given text'})")
