@@ -76,17 +76,21 @@ def attribution_scores(target_cache: dict[str, torch.Tensor], source_cache: dict
 
 def attribution_grid(bridge: Any, clean: Run, corrupted: Run, metric: VerdictMetric, component: str,
                      direction: Direction, cells: Sequence[Cell], column_kind: str, layers: Sequence[int],
-                     grads: dict[str, torch.Tensor] | None = None) -> PatchGrid:
-    """The attribution estimate of the grid :func:`interventions.patching.patch_grid` computes exactly."""
+                     grads: dict[str, torch.Tensor] | None = None, heads: Sequence[int] | None = None) -> PatchGrid:
+    """The attribution estimate of the grid :func:`interventions.patching.patch_grid` computes exactly (``heads``:
+    the heads of a ``z`` grid, all by default)."""
     target, source = target_and_source(clean, corrupted, direction)
     layers = list(layers)
     names = [hook_name(component, layer) for layer in layers]
     if grads is None or any(n not in grads for n in names):
         grads = gradients(bridge, target, names, metric)
     scores = attribution_scores(target.cache, source.cache, grads, component, cells, layers)
+    if component == "z":
+        heads = list(range(scores.shape[1])) if heads is None else list(heads)
+        scores = scores[:, heads]
     estimate = target.metric + scores
     if component == "z":
-        columns, kind = [f"H{h}" for h in range(scores.shape[1])], "head"
+        columns, kind = [f"H{h}" for h in heads], "head"  # type: ignore[union-attr]
     else:
         columns, kind = [c.label for c in cells], column_kind
     return summarise(estimate, target, clean, corrupted, component=component, direction=direction,

@@ -55,10 +55,15 @@ def test_job_writes_heatmaps_effects_agreement_and_report(save_tiny, tmp_path):
 def test_noise_pair_by_segment_has_intervals(save_tiny, tmp_path):
     runs = tmp_path / "runs"
     argv = _argv(save_tiny("llama"), runs, "--clean", CLEAN, "--noise", "Step 2", "--noise-samples", "4",
-                 "--positions", "segments", "--components", "resid_pre", "--layers", "0,2")
+                 "--positions", "segments", "--components", "resid_pre,z", "--layers", "0,2", "--heads", "1,3")
     assert cli.main(argv) == 0
     (run,) = runs.iterdir()
-    grid = json.loads((run / "results" / "effects.json").read_text())["grids"][0]
+    grids = json.loads((run / "results" / "effects.json").read_text())["grids"]
+    assert [(g["component"], g["method"]) for g in grids] == [("resid_pre", "exact"), ("resid_pre", "attribution"),
+                                                             ("z", "exact"), ("z", "attribution")]
+    assert grids[2]["columns"] == grids[3]["columns"] == ["H1", "H3"]
+    assert len(grids[3]["ci95_low"][0]) == 2  # intervals cover the chosen heads only
+    grid = grids[0]
     assert grid["samples"] == 4 and "ci95_low" in grid and grid["layers"] == [0, 2]
     assert grid["columns"] == ["Step 1", "Step 2 *", "Step 3", "Final verdict"]
     assert "TransformerLens percentile bootstrap 95% CIs" in (run / "report.md").read_text()

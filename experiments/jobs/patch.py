@@ -135,9 +135,8 @@ def choose_cells(pair: PatchPair, cfg: PatchConfig, direction: str, tokenizer: A
         cells = pair.alignment.cells(direction, "token", cfg.window)  # type: ignore[arg-type]
         ids = pair.clean[0].tolist()
         differing = set(pair.alignment.differing_positions)
-        labels = [f"{c.source[0] if direction == 'noising' else c.target[0]}"
-                  f" {tokenizer.convert_ids_to_tokens(ids[int(c.label)])}{' *' if int(c.label) in differing else ''}"
-                  for c in cells]
+        labels = [f"{c.label} {tokenizer.convert_ids_to_tokens(ids[int(c.label)])}"
+                  f"{' *' if int(c.label) in differing else ''}" for c in cells]
         return [Cell(lab, c.target, c.source) for lab, c in zip(labels, cells)], "token"
     cells = pair.alignment.cells(direction, "segment")  # type: ignore[arg-type]
     marks = [p.differs for p in pair.alignment.pairs]
@@ -180,10 +179,7 @@ def run_patch(model: LoadedModel, pair: PatchPair, cfg: PatchConfig, run: RunDir
             if cfg.attribution:
                 t0 = time.perf_counter()
                 approx = attribution_grid(bridge, clean, corrupted, metric, component, direction,  # type: ignore
-                                          grid_cells, kind, layers, grads)
-                if component == "z" and heads != list(range(int(bridge.cfg.n_heads))):
-                    approx.values, approx.raw = approx.values[:, heads], approx.raw[:, heads]
-                    approx.columns = exact.columns
+                                          grid_cells, kind, layers, grads, heads)
                 timings["attribution_s"] += time.perf_counter() - t0
                 grids.append(approx)
                 agreements.append(compare(exact, approx, k=cfg.top_k))
