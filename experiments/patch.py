@@ -98,7 +98,8 @@ def check_sources(args: argparse.Namespace) -> None:
     corruptions = [args.corrupted_trial is not None, args.corrupted is not None, args.corrupted_response is not None,
                    args.corrupted_condition is not None, bool(args.replace), bool(args.noise)]
     if sum(corruptions) != 1:
-        raise ConfigError("give exactly one corruption: --corrupted-trial, --corrupted, --corrupted-condition, --corrupted-response, "
+        raise ConfigError("give exactly one corruption: --corrupted-trial, --corrupted, --corrupted-condition, "
+                          "--corrupted-response, "
                           "--replace OLD=NEW or --noise SEGMENT")
     if args.corrupted_trial is not None and args.trials is None:
         raise ConfigError("--corrupted-trial needs --trials RUN_DIR")
@@ -124,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pair = build_pair(model, PairSource(**{k: getattr(args, k) for k in PairSource.__dataclass_fields__}))
     run = RunDir.create("patch", args.model, {"pair_args": {k: getattr(args, k) for k in (
         "trials", "trial", "corrupted_trial", "clean", "corrupted", "clean_condition", "corrupted_condition",
-        "response", "corrupted_response", "replace", "noise", "noise_scale", "noise_samples", "seed")}, **cfg.to_dict()},
+        "response", "corrupted_response", "replace", "noise", "noise_scale", "noise_samples", "seed")},
+        **cfg.to_dict()},
         root=args.runs, model_identity=model.identity.to_dict())
     log.info("run directory: %s", run.path)
     try:

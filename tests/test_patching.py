@@ -125,7 +125,8 @@ def test_attribution_equals_transformer_lens_node_scores(model, metric):
 
 def _hf_module(hf, component, layer):
     block = hf.model.layers[layer]
-    return {"resid_pre": block, "attn_out": block.self_attn, "mlp_out": block.mlp, "z": block.self_attn.o_proj}[component]
+    modules = {"resid_pre": block, "attn_out": block.self_attn, "mlp_out": block.mlp, "z": block.self_attn.o_proj}
+    return modules[component]
 
 
 def _hf_activation(hf, component, layer, ids):

@@ -151,7 +151,8 @@ def run_patch(model: LoadedModel, pair: PatchPair, cfg: PatchConfig, run: RunDir
     names = [hook_name(c, layer) for c in cfg.components for layer in layers]
     run.write_json("pair.json", {"clean_text": pair.clean_text, "corrupted_text": pair.corrupted_text,
                                  "corruption": pair.corruption, "alignment": pair.alignment.to_dict(),
-                                 "clean_tokens": pair.clean[0].tolist(), "corrupted_tokens": pair.corrupted[0].tolist()})
+                                 "clean_tokens": pair.clean[0].tolist(),
+                                 "corrupted_tokens": pair.corrupted[0].tolist()})
     start = time.perf_counter()
     clean, corrupted = prepare_runs(bridge, pair, names, metric)
     cache_s = time.perf_counter() - start
@@ -238,7 +239,8 @@ def report(model: LoadedModel, pair: PatchPair, cfg: PatchConfig, metric: Verdic
         f"# Activation patching: {model.identity.name}", "",
         f"- **Metric**: {metric.describe()}; normalised per sample so that clean = 1 and corrupted = 0.",
         f"- **Clean** log-odds {first.clean_metric:.3f}, **corrupted** {first.corrupted_metric:.3f} "
-        f"(gap {gap:.3f}{'; mean over noise samples' if pair.noise else ''}). A small gap makes normalised values noisy.",
+        f"(gap {gap:.3f}{'; mean over noise samples' if pair.noise else ''}). "
+        "A small gap makes normalised values noisy.",
         f"- **Corruption**: {pair.corruption}.",
         "- **Directions**: " + "; ".join(
             {"denoising": "denoising = run the corrupted input, patch in clean activations (sufficiency; effect = "
