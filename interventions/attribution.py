@@ -99,11 +99,17 @@ def attribution_grid(bridge: Any, clean: Run, corrupted: Run, metric: VerdictMet
 
 @dataclass
 class Agreement:
-    """How well attribution ranks the cells exact patching ranks (on |effect|), with the cells they disagree on."""
+    """How well attribution ranks the cells exact patching ranks, with the cells they disagree on.
+
+    Cells that are exactly zero in both grids (e.g. segments before the first differing token, whose activations are
+    the same in both runs) are left out of the rank correlation and the top-k sets: agreeing on them is trivial and
+    would inflate the figures. ``n_cells`` counts the cells compared, ``n_trivial`` those left out.
+    """
 
     component: str
     direction: str
     n_cells: int
+    n_trivial: int
     spearman: float
     top_k: int
     top_k_overlap: float
@@ -115,10 +121,12 @@ class Agreement:
 
 def compare(exact: PatchGrid, attribution: PatchGrid, k: int = 5, n_disagreements: int = 5) -> Agreement:
     """Spearman correlation of the two grids' effects, overlap of their top-``k`` cells by |effect|, and the cells
-    with the largest absolute difference."""
+    with the largest absolute difference (cells zero in both are left out)."""
     if exact.values.shape != attribution.values.shape or exact.columns != attribution.columns:
         raise ConfigError("exact and attribution grids cover different cells; compute both on the same grid")
-    e, a = exact.effect.flatten(), attribution.effect.flatten()
+    e_all, a_all = exact.effect.flatten(), attribution.effect.flatten()
+    keep = torch.nonzero((e_all.abs() > 1e-9) | (a_all.abs() > 1e-9)).flatten()
+    e, a = e_all[keep], a_all[keep]
     n = e.numel()
     rho = float(spearmanr(e.numpy(), a.numpy()).statistic) if n > 2 else float("nan")
     k = min(k, n)
@@ -128,8 +136,8 @@ def compare(exact: PatchGrid, attribution: PatchGrid, k: int = 5, n_disagreement
     worst = torch.argsort((e - a).abs(), descending=True)[:n_disagreements].tolist()
     disagreements = []
     for i in worst:
-        row, col = divmod(i, n_cols)
+        row, col = divmod(int(keep[i]), n_cols)
         disagreements.append({"layer": exact.layers[row], "column": exact.columns[col],
                               "exact": float(e[i]), "attribution": float(a[i])})
-    return Agreement(exact.component, exact.direction, n, rho, k, len(top_e & top_a) / k if k else float("nan"),
-                     disagreements)
+    return Agreement(exact.component, exact.direction, n, e_all.numel() - n, rho, k,
+                     len(top_e & top_a) / k if k else float("nan"), disagreements)

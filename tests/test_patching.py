@@ -303,3 +303,20 @@ def test_bad_input_is_one_clear_error(model):
         noise_pair(model.tokenizer, CLEAN, ["Step 9"])
     with pytest.raises(ConfigError, match="unknown component"):
         hook_name("resid_post_typo", 0)
+
+
+def test_agreement_leaves_out_cells_zero_in_both():
+    from interventions.patching import PatchGrid
+
+    def grid(values, method):
+        v = torch.tensor(values)
+        return PatchGrid("resid_pre", "denoising", method, [0, 1], ["a", "b", "c"], "segment", v, v, 1.0, 0.0, 1)
+
+    exact = grid([[0.0, 0.0, 0.9], [0.0, 0.5, 0.1]], "exact")
+    approx = grid([[0.0, 0.0, 0.2], [0.0, 0.6, 0.3]], "attribution")
+    agreement = compare(exact, approx, k=1)
+    assert (agreement.n_cells, agreement.n_trivial) == (3, 3)
+    assert agreement.spearman == pytest.approx(-0.5)  # ranks (3, 2, 1) vs (1, 3, 2): the zeros would have hidden it
+    assert agreement.top_k_overlap == 0.0
+    assert agreement.disagreements[0] == {"layer": 0, "column": "c", "exact": pytest.approx(0.9),
+                                          "attribution": pytest.approx(0.2)}

@@ -271,7 +271,8 @@ def report(model: LoadedModel, pair: PatchPair, cfg: PatchConfig, metric: Verdic
                   "|---|---|---|---|---|"]
         for a in agreements:
             d = a.disagreements[0]
-            lines.append(f"| {a.component} {a.direction} | {a.n_cells} | {a.spearman:.2f} | "
+            lines.append(f"| {a.component} {a.direction} | {a.n_cells} (+{a.n_trivial} zero in both) | "
+                         f"{a.spearman:.2f} | "
                          f"{a.top_k_overlap:.2f} (k={a.top_k}) | layer {d['layer']} {d['column']}: "
                          f"{d['exact']:.2f} vs {d['attribution']:.2f} |")
     lines += ["", f"Cost: caching {timings['cache_s']:.1f} s, exact sweeps {timings['exact_s']:.1f} s, attribution "
