@@ -20,7 +20,8 @@ import torch
 
 from activations.models import LoadedModel
 from common.errors import ConfigError
-from interventions.steering import STEER_HOOKS, _attention, _pad_left, hook_name, pad_id
+from activations.generation import pad_left
+from interventions.steering import STEER_HOOKS, _attention, hook_name, pad_id
 from probes.concepts import CONCEPTS, load_concept
 from probes.directions import load_directions
 
@@ -105,7 +106,7 @@ def mean_difference_directions(model: LoadedModel, positive: Sequence[str], nega
         starts = tqdm(starts, desc="difference of means", unit="batch")
     for start in starts:
         chunk = texts[start:start + batch_size]
-        tokens, mask = _pad_left([model.encode(t) for t, _ in chunk], pad_id(model))
+        tokens, mask = pad_left([model.encode(t) for t, _ in chunk], pad_id(model))
         side = torch.tensor([s for _, s in chunk])
         seen: dict[int, torch.Tensor] = {}
 

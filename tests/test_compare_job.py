@@ -13,6 +13,7 @@ from common.errors import ConfigError
 from common.jsonl import append_jsonl
 from common.rundir import RunDir
 from common.stats import fisher_exact
+from interventions.verdict import DEFAULT_AGAINST
 from experiments import compare as cli
 from experiments.jobs.compare import CompareConfig, plan, run_compare
 
@@ -180,7 +181,7 @@ def test_cli_same_width_analyses_on_different_widths_fail_before_any_run(save_ti
 
 def test_cli_config_round_trip():
     args = cli.parse_args(["--base", "a", "--instruct", "b"])
-    assert args.against == " Reject" and json.dumps(vars(args))
+    assert args.against == ",".join(DEFAULT_AGAINST) and json.dumps(vars(args))
 
 
 def test_an_instruct_model_given_as_base_is_a_warning_not_an_error():
