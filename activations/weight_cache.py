@@ -79,11 +79,18 @@ def check_entry(path: Path, source_sha256: str) -> CacheCheck:
         return CacheCheck(False, f"unreadable manifest ({type(exc).__name__})")
     if manifest.get("format") != FORMAT or manifest.get("source_sha256") != source_sha256:
         return CacheCheck(False, "manifest is for another format or source file")
-    present = {p.name for p in path.iterdir() if p.is_file() and p.name != MANIFEST}
+    try:
+        present = {p.name for p in path.iterdir() if p.is_file() and p.name != MANIFEST}
+    except OSError as exc:
+        return CacheCheck(False, f"unreadable directory ({exc})")
     if present != set(files):
         return CacheCheck(False, f"files differ from the manifest ({sorted(present ^ set(files))})")
     for name, digest in files.items():
-        if _sha256(path / name) != digest:
+        try:
+            actual = _sha256(path / name)
+        except OSError as exc:  # removed meanwhile by a process rebuilding the entry
+            return CacheCheck(False, f"{name} unreadable ({exc})")
+        if actual != digest:
             return CacheCheck(False, f"{name} does not match its sha256")
     return CacheCheck(True)
 
@@ -105,7 +112,8 @@ def save_entry(path: Path, model: Any, tokenizer: Any, *, source_sha256: str, me
             model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        manifest = {"format": FORMAT, "source_sha256": source_sha256, "files": files, **meta}
+        origin = {"tokenizer": tokenizer.name_or_path, "model": model.config.name_or_path}
+        manifest = {"format": FORMAT, "source_sha256": source_sha256, "files": files, "name_or_path": origin, **meta}
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
         _replace_dir(tmp, path)
         fsync_dir(path.parent)
@@ -141,19 +149,12 @@ def _dequantised_view(model: Any) -> Iterator[None]:
 
 
 def _replace_dir(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` to ``path``; an existing (damaged or concurrently written) ``path`` is moved aside first."""
-    if path.exists():
-        trash = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-        try:
-            os.rename(path, trash)
-        except FileNotFoundError:
-            pass  # another process removed it meanwhile
-        shutil.rmtree(trash, ignore_errors=True)
+    """Rename ``tmp`` to ``path``, unless another process renamed its own complete entry into place meanwhile (the
+    caller removed any damaged entry before converting): then keep theirs, which the next load verifies as usual."""
     try:
         os.rename(tmp, path)
     except OSError:
-        # Another process renamed its complete entry into place between our two renames: keep theirs.
-        if not (path / MANIFEST).exists():
+        if not path.exists():
             raise
 
 
@@ -168,10 +169,23 @@ def remove_entry(path: Path) -> None:
 
 
 def load_entry(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+    """Load an entry, pointing the objects' ``name_or_path`` back at the source, as a direct load leaves them.
+
+    TransformerLens re-reads a tokenizer from its ``name_or_path`` to get a BOS-adding variant: from a GGUF's
+    directory that fails and it keeps the tokenizer it was given, while from the cache directory it would succeed
+    and change every tokenisation. Restoring the source's paths keeps the bridge's behaviour identical.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    origin = json.loads((path / MANIFEST).read_text()).get("name_or_path", {})
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if "tokenizer" in origin:
+        tokenizer.name_or_path = origin["tokenizer"]
+        tokenizer.init_kwargs["name_or_path"] = origin["tokenizer"]
+    if "model" in origin:
+        model.config.name_or_path = origin["model"]
+        model.name_or_path = origin["model"]
     return model, tokenizer
 
 

@@ -56,6 +56,9 @@ def test_first_load_converts_and_caches_later_loads_read_the_cache(tmp_path):
     assert convert.calls == 1
     assert_same_model(model1, model2)
     assert [tok1.encode(t) for t in TEXTS] == [tok2.encode(t) for t in TEXTS]
+    # Loaded objects name their source, not the cache (TransformerLens re-reads a tokenizer from that path).
+    assert tok2.name_or_path == tok2.init_kwargs["name_or_path"] == tok1.name_or_path == "tiny-bpe"
+    assert model2.config.name_or_path == model1.config.name_or_path
     messages = [{"role": "user", "content": "Is it right?"}]
     assert tok1.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == \
         tok2.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -184,3 +187,15 @@ def test_quantised_weights_are_not_cached(tmp_path):
     entry = weight_cache.entry_dir(tmp_path, SHA, "float32")
     assert not weight_cache.save_entry(entry, Quantised(), tiny_tokenizer(True), source_sha256=SHA, meta={})
     assert not entry.exists()
+
+
+def test_an_entry_written_meanwhile_by_another_process_is_kept(tmp_path):
+    convert = Converter()
+    entry = weight_cache.entry_dir(tmp_path, SHA, "float32")
+    model, tok = convert()
+    assert weight_cache.save_entry(entry, model, tok, source_sha256=SHA, meta={"writer": "first"})
+    other, _ = Converter(seed=1)()
+    assert weight_cache.save_entry(entry, other, tok, source_sha256=SHA, meta={"writer": "second"})
+    assert json.loads((entry / weight_cache.MANIFEST).read_text())["writer"] == "first"
+    assert weight_cache.check_entry(entry, SHA).usable
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]
