@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from common.errors import ConfigError, ModelLoadError, UnknownModelError
+from common.fileio import sha256_file  # noqa: F401  (re-exported: callers import it from here)
 from activations import weight_cache
 from activations.registry import DEFAULT_MODEL, ModelSpec, get_spec, load_registry
 
@@ -83,14 +84,6 @@ class LoadedModel:
         bos = self.tokenizer.bos_token
         has_bos = bool(bos) and text.startswith(bos)
         return self.tokenizer(text, add_special_tokens=not has_bos)["input_ids"]
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")

@@ -13,7 +13,6 @@ rebuilt rather than silently loaded. ``VETH_NO_WEIGHT_CACHE=1`` turns the cache 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from common.fileio import atomic_write_text, fsync_dir
+from common.fileio import atomic_write_text, fsync_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +44,6 @@ def entry_dir(root: Path, source_sha256: str, dtype: str) -> Path:
     import transformers
 
     return root / "converted" / f"{source_sha256}-transformers{transformers.__version__}-{dtype}"
-
-
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -87,7 +78,7 @@ def check_entry(path: Path, source_sha256: str) -> CacheCheck:
         return CacheCheck(False, f"files differ from the manifest ({sorted(present ^ set(files))})")
     for name, digest in files.items():
         try:
-            actual = _sha256(path / name)
+            actual = sha256_file(path / name)
         except OSError as exc:  # removed meanwhile by a process rebuilding the entry
             return CacheCheck(False, f"{name} unreadable ({exc})")
         if actual != digest:
@@ -111,7 +102,7 @@ def save_entry(path: Path, model: Any, tokenizer: Any, *, source_sha256: str, me
         with _dequantised_view(model):
             model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         origin = {"tokenizer": tokenizer.name_or_path, "model": model.config.name_or_path}
         manifest = {"format": FORMAT, "source_sha256": source_sha256, "files": files, "name_or_path": origin, **meta}
         atomic_write_text(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
