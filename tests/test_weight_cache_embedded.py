@@ -1,7 +1,8 @@
 """The converted-weights cache on the real embedded SmolLM2 GGUF: a cached load is the direct GGUF load, exactly.
 
 Slow: loads SmolLM2 four times (direct with the cache off, first load building the cache, cached load, and a load
-after the cache is garbled), all with the cache in a temporary directory and the hub switched off.
+after the cache is garbled), all with the cache in a temporary directory and the hub switched off; then Gemma 3
+three times (direct, building, cached).
 """
 
 from __future__ import annotations
@@ -132,3 +133,25 @@ def test_garbled_cache_file_is_detected_and_rebuilt(loads, monkeypatch, caplog):
     assert weight_cache.check_entry(path, get_spec(NAME).sha256).usable
     assert_same_weights(loads["direct"], rebuilt)
     assert rebuilt.identity == loads["direct"].identity
+
+
+def test_gemma_cached_load_equals_direct_load(tmp_path, monkeypatch):
+    """Gemma 3 (a second architecture and tokenizer): weights, tokens, logits and identity, direct vs cached."""
+    real = weight_cache.load_or_convert
+    # The Gemma GGUF is assembled into CACHE_DIR, so redirect only the converted-weights cache to tmp_path.
+    monkeypatch.setattr(weight_cache, "load_or_convert", lambda root, *args, **kw: real(tmp_path, *args, **kw))
+    monkeypatch.setenv(weight_cache.OPT_OUT_ENV, "1")
+    direct = load_model("gemma-3-270m")
+    monkeypatch.delenv(weight_cache.OPT_OUT_ENV)
+    load_model("gemma-3-270m")  # builds the entry
+    cached = load_model("gemma-3-270m")
+    assert weight_cache.check_entry(weight_cache.entry_dir(tmp_path, get_spec("gemma-3-270m").sha256, "float32"),
+                                    get_spec("gemma-3-270m").sha256).usable
+    assert_same_weights(direct, cached)
+    assert direct.identity == cached.identity
+    for text in TEXTS:
+        assert direct.encode(text) == cached.encode(text)
+        assert direct.bridge.to_tokens(text).tolist() == cached.bridge.to_tokens(text).tolist()
+    tokens = direct.bridge.to_tokens(TEXTS[0])
+    with torch.no_grad():
+        assert torch.equal(direct.bridge(tokens), cached.bridge(tokens))
