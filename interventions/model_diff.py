@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from activations.models import LoadedModel
-from activations.selection import hook_point_name
 from common.errors import ConfigError
-from interventions.verdict import VerdictTokens, verdict_log_odds
+from interventions.patching import VerdictMetric, exact_patch, hook_name, run_and_cache
+from interventions.segments import Cell
+from interventions.verdict import VerdictTokens
 from probes.directions import Direction
 from probes.estimators import LogisticProbe, MeanDiffProbe
 from probes.metrics import Metric, accuracy, auroc
@@ -216,37 +217,11 @@ def shared_ids(a: LoadedModel, b: LoadedModel, text: str) -> list[int]:
     return ids_a
 
 
-def _forward(model: LoadedModel, ids: Sequence[int], hooks: Sequence[tuple[str, Callable]] = (), *,
-             last_only: bool = False) -> torch.Tensor:
-    """Logits ``(tokens, vocab)`` of one sequence (``(vocab,)`` at the last token with ``last_only``), float32 on
-    the CPU, with ``hooks`` active."""
-    input_ids = torch.tensor([list(ids)], device=model.device)
-    with torch.inference_mode(), model.bridge.hooks(fwd_hooks=list(hooks)):
-        logits = model.bridge(input_ids, use_cache=False)
-    return (logits[0, -1] if last_only else logits[0]).float().cpu()
-
-
-def _cache(model: LoadedModel, ids: Sequence[int], hook: str, layers: Sequence[int]) -> tuple[torch.Tensor, dict]:
-    """Last-token logits and the activation at ``hook`` for each layer, in one forward pass."""
-    cache: dict[int, torch.Tensor] = {}
-
-    def saver(layer: int) -> Callable:
-        def fn(tensor: Any, *, hook: Any) -> Any:
-            x = tensor[0] if isinstance(tensor, tuple) else tensor
-            cache[layer] = x.detach().clone()
-            return tensor
-        return fn
-
-    logits = _forward(model, ids, [(hook_point_name(hook, layer), saver(layer)) for layer in layers], last_only=True)
-    return logits, cache
-
-
-def _replacer(value: torch.Tensor) -> Callable:
-    def fn(tensor: Any, *, hook: Any) -> Any:
-        if isinstance(tensor, tuple):
-            return (value.to(tensor[0].device, tensor[0].dtype), *tensor[1:])
-        return value.to(tensor.device, tensor.dtype)
-    return fn
+def _logits(model: LoadedModel, ids: Sequence[int]) -> torch.Tensor:
+    """Logits ``(tokens, vocab)`` of one sequence, float32 on the CPU."""
+    with torch.inference_mode():
+        logits = model.bridge(torch.tensor([list(ids)], device=model.device), use_cache=False)
+    return logits[0].float().cpu()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,7 +257,8 @@ def cross_patch(donor: LoadedModel, receiver: LoadedModel, text: str, tokens: Ve
                 hook: str = "resid_post", layers: Sequence[int] | None = None, min_gap: float = 1e-3) -> PatchCurve:
     """Patch ``donor``'s ``hook`` activation at each layer into ``receiver`` on ``text``; read the verdict log-odds.
 
-    The metric is read at the last position, so ``text`` should end where the verdict is stated.
+    The metric is read at the last position, so ``text`` should end where the verdict is stated. This is the exact
+    patching of :mod:`interventions.patching` with the donor's run as the source cache and one cell of every position.
     """
     if hook not in PATCH_HOOKS:
         raise ConfigError(f"cross-model patching hook must be one of {PATCH_HOOKS}, got {hook!r}")
@@ -292,16 +268,19 @@ def cross_patch(donor: LoadedModel, receiver: LoadedModel, text: str, tokens: Ve
     if bad:
         raise ConfigError(f"layer(s) {bad} out of range: the models have {donor.n_layers} layers")
     ids = shared_ids(donor, receiver, text)
-    donor_logits, cache = _cache(donor, ids, hook, layers)
-    donor_clean = float(verdict_log_odds(donor_logits, tokens))
-    receiver_clean = float(verdict_log_odds(_forward(receiver, ids, last_only=True), tokens))
+    metric = VerdictMetric(tokens)
+    names = [hook_name(hook, layer) for layer in layers]
+    donor_run = run_and_cache(donor.bridge, torch.tensor([ids], device=donor.device), names, metric)
+    receiver_ids = torch.tensor([ids], device=receiver.device)
+    receiver_clean = float(run_and_cache(receiver.bridge, receiver_ids, [], metric).metric[0])
+    donor_clean = float(donor_run.metric[0])
+    # The donor's cache is a source cache like any other: same hook names and shapes, one cell of every position.
+    source = {name: act.to(receiver.device) for name, act in donor_run.cache.items()}
+    every = tuple(range(len(ids)))
+    patched = exact_patch(receiver.bridge, receiver_ids, source, metric, hook, [Cell("all", every, every)],
+                          layers)[:, 0, 0].tolist() if layers else []
     gap = donor_clean - receiver_clean
-    patched, normalised = [], []
-    for layer in layers:
-        logits = _forward(receiver, ids, [(hook_point_name(hook, layer), _replacer(cache[layer]))], last_only=True)
-        value = float(verdict_log_odds(logits, tokens))
-        patched.append(value)
-        normalised.append((value - receiver_clean) / gap if abs(gap) >= min_gap else None)
+    normalised = [(value - receiver_clean) / gap if abs(gap) >= min_gap else None for value in patched]
     return PatchCurve(donor.identity.name, receiver.identity.name, hook, layers, donor_clean, receiver_clean,
                       patched, normalised, len(ids), tokens.to_dict())
 
@@ -359,7 +338,7 @@ def token_kl(a: LoadedModel, b: LoadedModel, text: str, *, response_start: int |
     """Per-token KL both ways over ``text``; ``response_start`` is the character where the response begins."""
     require_comparable(a, b, tokens=True)
     ids = shared_ids(a, b, text)
-    la, lb = _forward(a, ids), _forward(b, ids)
+    la, lb = _logits(a, ids), _logits(b, ids)
     if la.shape != lb.shape:
         raise ConfigError(f"next-token distributions of different sizes ({la.shape[-1]} vs {lb.shape[-1]})")
     start = None

@@ -37,6 +37,9 @@ from interventions.verdict import VerdictTokens, verdict_log_odds
 #: (``z``: each head's output before the output projection, patched one head at a time).
 COMPONENTS: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out", "z")
 BLOCK_COMPONENTS: tuple[str, ...] = ("resid_pre", "attn_out", "mlp_out")
+#: Also patchable, though not swept by default (within a model it repeats the next layer's ``resid_pre``): the
+#: residual stream leaving a block, which cross-model patching (:mod:`interventions.model_diff`) needs.
+PATCHABLE: tuple[str, ...] = (*COMPONENTS, "resid_post")
 #: Below this |clean - corrupted| gap in log-odds there is nothing to normalise by (the report shows the gap).
 MIN_GAP = 1e-6
 
@@ -45,8 +48,8 @@ Hook = tuple[str, Callable[..., Any]]
 
 def hook_name(component: str, layer: int) -> str:
     """The bridge hook point of ``component`` at ``layer`` (e.g. ``blocks.3.attn.hook_z``)."""
-    if component not in COMPONENTS:
-        raise ConfigError(f"unknown component {component!r}; choose from {', '.join(COMPONENTS)}")
+    if component not in PATCHABLE:
+        raise ConfigError(f"unknown component {component!r}; choose from {', '.join(PATCHABLE)}")
     return get_act_name(component, layer)
 
 
