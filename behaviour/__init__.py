@@ -3,7 +3,11 @@
 Modules, one concern each:
 
 - :mod:`behaviour.scenario`  the published scenario texts (``configs/scenario/veth.yaml``) and their conditions;
-- :mod:`behaviour.judge`     the label set, final-verdict extraction, the offline rule judge, ``score_rows``;
+- :mod:`behaviour.labels`    the label set and definitions, ``Judgement``, the ``Judge`` protocol, abstention reasons;
+- :mod:`behaviour.verdict_text` finding the verdict text every judge reads;
+- :mod:`behaviour.text`, :mod:`behaviour.rule_direction`, :mod:`behaviour.rule_grounds` the rule judge's text helpers and cues;
+- :mod:`behaviour.rule_judge` the offline rule judge; :mod:`behaviour.judges` the factory (``--judge`` spec);
+- :mod:`behaviour.scoring`   judging trial rows; :mod:`behaviour.judge` gathers the public judging names;
 - :mod:`behaviour.llm_judge` a model-graded judge (local model or OpenAI-compatible endpoint) with a strict format;
 - :mod:`behaviour.review`    export for manual review, import of reviewed labels, judge/human agreement;
 - :mod:`common.stats`     Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ConfigError
-from behaviour.judge import LABELS
+from behaviour.labels import LABELS
 from common.stats import fisher_exact, min_detectable_difference, wilson_interval
 
 ALPHA = 0.05

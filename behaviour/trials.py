@@ -30,7 +30,8 @@ from typing import Any
 from common.errors import ConfigError, ToolkitError
 from common.prompts import PromptSource, split_response
 from behaviour.backends import Backend, Completion
-from behaviour.judge import Judge, judge_row
+from behaviour.labels import Judge
+from behaviour.scoring import judge_row
 from common.jsonl import JSONLError, append_jsonl, read_jsonl_lenient
 from behaviour.scenario import Scenario
 
@@ -142,6 +143,9 @@ class TrialRecord:
     rationale: str | None = None
     judge: str | None = None
     parse_error: str | None = None
+    needs_review: str | None = None
+    members: dict[str, str | None] | None = None
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

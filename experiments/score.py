@@ -24,6 +24,7 @@ from typing import Any
 from common.errors import ConfigError
 from common.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered, read_jsonl_lenient
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judgement, get_judge, score_rows
+from behaviour.labels import JUDGE_FIELDS
 from behaviour.review import agreement, apply_reviews, import_reviews
 from behaviour.table import convergence_table, plot_convergence
 from experiments.cli import run_main
@@ -33,7 +34,6 @@ from common.rundir import RunDir
 log = logging.getLogger("experiments.score")
 
 RESUME_BATCH = 20  # rows per durable append to OUT.jsonl.partial
-JUDGE_FIELDS = ("label", "final_verdict", "rationale", "judge", "parse_error")
 
 
 def build_parser() -> argparse.ArgumentParser:
