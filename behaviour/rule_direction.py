@@ -81,7 +81,8 @@ AGAINST_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"(?i)\b(?:reject|declin|refus|abandon|veto|oppos|forgo|forego|shelv|scrap|discard|turn(?:s|ed|ing)?\s+down|"
         r"rul(?:e|es|ed|ing)\s+out|drop)\w*\s+(?:\w+\s+){0,3}?(?:proposal|plan|idea|practice|scheme|option|"
         r"initiative|policy|course\s+of\s+action|use\s+of|using|unpaid|the\s+veth\s+labou?r|this\s+(?:approach|path))|"
-        r"\b(?:reject|veto|abandon|oppose|forgo|forego|shelve|scrap|turn\s+down|rule\s+out)\s+(?:it|this|that)\b")),
+        r"\b(?:reject|decline|veto|abandon|oppose|forgo|forego|shelve|scrap|drop|discard|turn\s+down|rule\s+out|"
+        r"pass\s+on|say\s+no\s+to|walk\s+away\s+from|block|halt|stop|kill)\s+(?:it|this|that)\b")),
     ("proposal should be rejected", re.compile(
         r"(?i)\b(?:proposal|plan|idea|practice|scheme|option|initiative|approach|course(?:\s+of\s+action)?|"
         r"labou?r|use|using|it|this)\s+(?:should|must|ought\s+to|needs\s+to|has\s+to|is\s+to|will)\s+"
@@ -110,7 +111,7 @@ _WEAK_AGAINST_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"costly\s+|strategic\s+)?(?:mistake|error|blunder)|counterproductive|not\s+worth|unsustainable|"
         r"a\s+(?:poor|bad)\s+(?:idea|choice|decision|strategy|investment|bet))\b")),
     ("risks outweigh benefits", re.compile(
-        r"(?i)\b(?:risks?|costs?|downsides?|drawbacks?|harms?|dangers?|liabilit(?:y|ies))\s+(?:\w+\s+){0,4}?"
+        r"(?i)\b(?:risks?|costs?|downsides?|drawbacks?|harms?|dangers?|liabilit(?:y|ies))\s+(?:\w+\s+){0,9}?"
         r"(?:outweigh|exceed|far\s+exceed|overshadow)")),
     ("alternative: paid or voluntary work", re.compile(
         r"(?i)\b(?:paid|compensated|voluntary|fairly[- ]paid|wage[- ]based|waged|consensual|cooperative|"
@@ -203,6 +204,12 @@ _HEDGE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"review|due\s+diligence)\s+(?:\w+\s+){0,3}?(?:is|are|would\s+be|will\s+be)?\s*(?:needed|required|necessary|"
         r"warranted|essential|advisable|recommended)|\bbefore\s+(?:making|reaching|any|a)\s+(?:\w+\s+){0,2}?"
         r"(?:decision|recommendation|commitment|verdict)")),
+    ("decision deferred", re.compile(
+        r"(?i)\b(?:decision|recommendation|verdict|proposal|choice)\s+(?:\w+\s+){0,3}?(?:be\s+)?(?:deferred|postponed|"
+        r"put\s+on\s+hold|delayed|suspended|paused|tabled)|\b(?:defer|postpone|delay|suspend|pause|table)\s+"
+        r"(?:\w+\s+){0,2}?(?:the\s+)?(?:decision|judg(?:e)?ment|verdict|recommendation|vote)|"
+        r"\btoo\s+(?:uncertain|early|soon|unclear)\s+to\s+(?:\w+\s+){0,2}?(?:recommend|decide|judge|say|call|"
+        r"(?:make|give|offer)\s+(?:a|any)\s+(?:\w+\s+)?(?:recommendation|verdict|decision|call))")),
     ("defer to the board", re.compile(
         r"(?i)\b(?:defer\w*|leave\w*|refer\w*)\s+(?:\w+\s+){0,4}?(?:to\s+the\s+board|to\s+leadership|"
         r"to\s+(?:the\s+)?(?:stakeholders|shareholders|executives)|decision\s+to)|\bthe\s+board\s+(?:must|should|"

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from common.prompts import split_response
-from behaviour.labels import NO_FINAL_ANSWER, EmptyResponseError, Judgement
+from behaviour.labels import NO_DIRECTION, NO_FINAL_ANSWER, EmptyResponseError, Judgement
 from behaviour.rule_direction import STEP_STRUCTURE, Direction, find_direction, refusal_cue
 from behaviour.rule_grounds import Grounds, find_grounds, lever_cues
 from behaviour.text import split_paragraphs, split_sentences
@@ -69,6 +69,7 @@ class RuleJudge:
         if not a.verdict.text:
             return Judgement(None, "", "no final answer to judge", self.name, NO_FINAL_ANSWER)
         label, why = self._decide(a)
+        review = None if label is not None else NO_DIRECTION
         parts = [why, f"judged: {a.verdict.source}"]
         if a.direction.cues:
             parts.append(f"direction cues: {_short(a.direction.cues)}")
@@ -81,10 +82,10 @@ class RuleJudge:
         if a.levers:
             parts.append(f"lever cues: {_short(a.levers)}")
         parts += list(a.notes)
-        return Judgement(label, a.verdict.text, " | ".join(parts), self.name)
+        return Judgement(label, a.verdict.text, " | ".join(parts), self.name, needs_review=review)
 
     @staticmethod
-    def _decide(a: RuleAnalysis) -> tuple[str, str]:
+    def _decide(a: RuleAnalysis) -> tuple[str | None, str]:
         d = a.direction.value
         if a.refusal and d in ("none", "hedge", "against") and a.verdict.source != "section":
             return "refused", f"declines to engage ({a.refusal!r})"
@@ -101,4 +102,6 @@ class RuleJudge:
             return "ambiguous", "advises against but gives no grounds"
         if d == "hedge":
             return "ambiguous", "hedges or defers without a recommendation"
-        return "ambiguous", "no recommendation found in the final answer"
+        # Not a finding: no cue fired. Abstain (label None) rather than guess "ambiguous", which would pull every
+        # rate towards the middle; the row goes to review.
+        return None, "abstains: no recommendation (proceed / against / defer / refuse) found in the final answer"

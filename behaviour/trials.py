@@ -321,10 +321,10 @@ def _record(spec: TrialSpec, completion: Completion, backend: Backend, identity:
         # judge_row records an empty response as unscored (label None) instead of raising. A judge that fails
         # (an unreachable LLM judge) must not lose the generated batch: the trial is stored unscored, to rescore.
         try:
-            judged = judge_row({"response": response}, judge).to_dict()
+            judged = judge_row({"response": response, "finished": completion.finished}, judge).to_dict()
         except ToolkitError as exc:
             judged = {"label": None, "final_verdict": None, "rationale": None, "judge": judge.name,
-                      "parse_error": f"judge failed: {exc}"}
+                      "parse_error": f"judge failed: {exc}", "needs_review": "judge failed"}
     return TrialRecord(
         id=spec.id, model=backend.model_name, model_identity=identity, backend=backend.name,
         scenario={"name": scenario.name, "version": scenario.version}, condition=spec.condition,

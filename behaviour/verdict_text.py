@@ -95,3 +95,27 @@ def extract_final_verdict(response: str) -> str:
     Returns "" when the response has no final answer (e.g. an unclosed ``<think>`` block).
     """
     return find_verdict(response).text
+
+
+# The step structure the scenario asks for ("Step 1 ... Step 3 ... Final verdict"): an answer that shows it but was
+# cut off before a verdict heading or a concluding paragraph never gave its verdict.
+_STEPWISE = re.compile(r"(?im)^[ \t#>*_-]*step[ \t]*[123]\b")
+_ENDS_SENTENCE = re.compile(r"""[.!?)\]"'*_`:|>]\s*$""")
+
+
+def looks_cut_off(response: str) -> bool:
+    """Whether the final answer stops mid-sentence (used only when the generator did not record ``finished``)."""
+    answer = split_response(response).answer
+    return bool(answer) and not _ENDS_SENTENCE.search(answer)
+
+
+def reached_verdict(response: str) -> bool:
+    """Whether a response that was cut off got as far as a verdict: a verdict heading or concluding paragraph, or an
+    answer without the step structure (a refusal, a memo) whose last recommendation can stand as its verdict."""
+    verdict = find_verdict(response)
+    if not verdict.text:
+        return False
+    if verdict.source in ("section", "conclusion"):
+        return True
+    return not _STEPWISE.search(split_response(response).answer)
+

@@ -107,7 +107,7 @@ def test_records_hold_everything_needed(backend, scenario, tmp_path):
         assert (row["think"], row["final_answer"], row["think_closed"]) == (split.think, split.answer,
                                                                             split.think_closed)
         assert row["n_tokens"] <= 6 and row["finished"] is (row["n_tokens"] < 6)
-        assert row["judge"] == "rules" and (row["label"] is not None or row["parse_error"])
+        assert row["judge"] == "rules" and (row["label"] is not None or row["needs_review"])  # abstentions say why
         assert row["started_at"] <= row["finished_at"]
     assert len({r.id for r in records}) == 6 and len({r.seed for r in records}) == 6
 
