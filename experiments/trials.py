@@ -172,6 +172,7 @@ def report_markdown(records: list[TrialRecord], table_md: str, settings: dict[st
     empty = sum(r.empty_response for r in records)
     cut = sum(r.finished is False for r in records)
     unscored = sum(r.label is None for r in records)
+    truncated = sum(r.label is None and (r.needs_review or "").startswith("truncated") for r in records)
     tokens = [r.n_tokens for r in records if r.n_tokens is not None]
     mean_tokens = f"{sum(tokens) / len(tokens):.0f}" if tokens else "unknown"
     identity = backend.identity
@@ -206,8 +207,9 @@ Full texts: `{source}` (version {scenario.version}). The exact prompt each trial
 {table_md}
 ![convergence](figures/convergence.png)
 
-Responses: {empty} empty, {cut} cut off at the token limit (they may lack a final verdict), {unscored} without a
-label; mean length {mean_tokens} tokens.
+Responses: {empty} empty, {cut} of {n_total} cut off at the {settings['max_new_tokens']}-token limit ({truncated} of them
+before any verdict: abstained as `truncated`), {unscored} abstained in all (label null, first in `review.csv`); mean
+length {mean_tokens} tokens.
 
 ## Caveats
 
