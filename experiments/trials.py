@@ -33,7 +33,7 @@ from behaviour.judge import get_judge
 from behaviour.review import export_for_review
 from behaviour.scenario import Scenario, load_scenario
 from behaviour.table import convergence_table, plot_convergence
-from behaviour.trials import TrialRecord, expand_conditions, run_trials
+from behaviour.trials import TrialRecord, default_max_new_tokens, expand_conditions, run_trials
 from experiments.cli import add_model_args, format_model_list, load_from_args, run_main
 from common.rundir import RunDir
 
@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default: 0.7)")
     sampling.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: 0.95)")
-    sampling.add_argument("--max-new-tokens", type=int, default=384,
-                          help="response length limit in tokens (default: 384)")
+    sampling.add_argument("--max-new-tokens", type=int, default=None,
+                          help="response length limit in tokens (default: follows the model: 8192 for a registry "
+                               "'thinking' model, else 1024, within a local model's context)")
     sampling.add_argument("--seed", type=int, default=0, help="base seed; each trial's seed derives from it and "
                                                               "the trial id (default: 0)")
     sampling.add_argument("--batch-size", type=int, default=8, help="trials generated together (default: 8)")
@@ -139,6 +140,16 @@ def build_backend(settings: dict[str, Any], args: argparse.Namespace) -> Backend
         setattr(args, key, settings[key])
     log.info("loading %s ...", settings["model"])
     return LocalBackend(load_from_args(args), batch_size=settings["batch_size"])
+
+
+def registry_thinking(settings: dict[str, Any]) -> bool | None:
+    """Whether a served model thinks, from its registry entry (None for a local model: its loaded spec says)."""
+    if settings["backend"] != "openai":
+        return None
+    from activations.registry import load_registry
+
+    spec = load_registry().get(settings["model"])
+    return bool(spec and spec.thinking)
 
 
 def prompt_summary(scenario: Scenario, conditions: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -240,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Validate everything cheap before loading a model.
     conditions = expand_conditions(scenario, settings["conditions"], paraphrases=settings["paraphrases"])
     for key, low in (("n", 1), ("max_new_tokens", 1), ("batch_size", 1)):
-        if settings[key] < low:
+        if settings[key] is not None and settings[key] < low:
             raise ConfigError(f"--{key.replace('_', '-')} must be >= {low}, got {settings[key]}")
     judge = get_judge(settings["judge"])
     prompts = prompt_summary(scenario, conditions)
@@ -250,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     backend = build_backend(settings, args)
     identity = backend.identity
+    if settings["max_new_tokens"] is None:
+        settings = {**settings, "max_new_tokens": default_max_new_tokens(
+            backend, [scenario.prompt(c) for c in conditions], thinking_model=registry_thinking(settings),
+            enable_thinking=settings["thinking"])}
+        log.info("max_new_tokens %d (follows the model; set --max-new-tokens to change)", settings["max_new_tokens"])
     if run is None:
         run = RunDir.create("trials", backend.model_name,
                             {**settings, "expanded_conditions": conditions, "prompts": prompts,

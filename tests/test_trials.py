@@ -351,3 +351,23 @@ def test_cli_on_the_embedded_model(runs_root, capsys):
     assert all(r["prompt_text"].startswith("<|im_start|>system") for r in rows)
     assert sum(len(r["response"].split()) for r in rows) > 40  # real text, not empty strings
     assert (run / "figures" / "convergence.png").exists() and (run / "report.md").exists()
+
+
+def test_default_length_follows_the_model(backend, scenario):
+    from behaviour.trials import DEFAULT_MAX_NEW_TOKENS, THINKING_MAX_NEW_TOKENS, default_max_new_tokens
+
+    sources = [scenario.prompt("baseline")]
+    longest = len(backend.model.encode(backend.render(sources[0])))
+    room = backend.model.n_ctx - longest
+    assert default_max_new_tokens(backend, sources) == min(DEFAULT_MAX_NEW_TOKENS, room)
+    assert default_max_new_tokens(backend, sources, thinking_model=True) == min(THINKING_MAX_NEW_TOKENS, room)
+    assert THINKING_MAX_NEW_TOKENS >= 4 * DEFAULT_MAX_NEW_TOKENS
+
+    class Served:  # no local model: no context to fit, the registry's thinking flag decides
+        def render(self, source, enable_thinking=None):
+            return ""
+
+    assert default_max_new_tokens(Served(), sources, thinking_model=True) == THINKING_MAX_NEW_TOKENS
+    assert default_max_new_tokens(Served(), sources, thinking_model=True, enable_thinking=False) == \
+        DEFAULT_MAX_NEW_TOKENS
+    assert default_max_new_tokens(Served(), sources, thinking_model=False) == DEFAULT_MAX_NEW_TOKENS
