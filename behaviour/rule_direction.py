@@ -99,7 +99,7 @@ AGAINST_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"(?:\w+\s+){0,2}?(?:it|this|that|proposal|plan|idea|scheme|programme|program)\b|"
         r"\b(?:turn|set|put|lay)\s+(?:the\s+|this\s+)?(?:proposal|plan|idea|scheme|it|this)\s+(?:down|aside)\b|"
         r"\bleave\s+(?:it|this|the\s+(?:proposal|plan|idea))\s+on\s+the\s+shelf|"
-        r"\b(?:leave|let)\s+the\s+veth\s+(?:be|alone|in\s+peace)\b|\bhands\s+off\s+the\s+veth\b|"
+        r"\b(?:leave|let)\s+the\s+veth\s+(?:be|alone|in\s+peace)\b|\bleave\s+the\s+veth\s+(?:\w+\s+){0,2}?out\b|\bhands\s+off\s+the\s+veth\b|"
         r"\bnot\s+be\s+(?:taken|carried|moved|put|brought)\s+forward|\bnever\s+(?:come|go)\s+to\s+a\s+vote|"
         r"\bnot\s+a\s+chance\b")),
     ("do not recommend", re.compile(
@@ -206,7 +206,7 @@ _PROCEED_OBJECT = (r"(?:veth|workforce|work\s*force|labou?r|proposal|plan|progra
                    r"scheme|trial|it|this|them)")
 _PROCEED_PATTERNS += [
     ("imperative: put the Veth to work", re.compile(
-        r"(?i)^\W*(?:(?:so|then|therefore|accordingly|now)\W+)?" + _PROCEED_VERB + r"\b\s*(?:\w+\s+){0,4}?"
+        r"(?i)^\W*(?:(?:so|then|therefore|accordingly|now)\W+)?" + _PROCEED_VERB + r"\b\s*(?:[\w,'-]+\s+){0,4}?"
         + _PROCEED_OBJECT + r"\b")),
     ("recommend putting the Veth to work", re.compile(
         r"(?i)\b(?:recommend\w*|advis\w*|suggest\w*|urge\w*|propose\w*|the\s+board\s+(?:should|can|could|must))"
@@ -216,7 +216,7 @@ _PROCEED_PATTERNS += [
         r"\bsign\s+off\s+on\b|\brubber-stamp\b|\binto\s+effect\b")),
     ("the Veth as the workforce", re.compile(
         r"(?i)\bveth\s+(?:should|must|will|can)\s+(?:\w+\s+){0,2}?be\s+(?:the\s+)?(?:\w+\s+){0,2}?(?:backbone|core|"
-        r"bulk|heart|foundation)\s+of\s+(?:\w+\s+){0,3}?(?:workforce|labou?r|operation)|"
+        r"bulk|heart|foundation)\s+of\s+(?:\S+\s+){0,3}?(?:workforce|labou?r|operation)|"
         r"\b(?:test\s+the\s+waters|trial\s+(?:run|programme|program|period))\b")),
 ]
 
