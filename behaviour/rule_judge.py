@@ -54,10 +54,10 @@ class RuleJudge:
         grounds = find_grounds(sentences)
         grounds_source = f"verdict ({verdict.source})"
         if not grounds.interest and not grounds.operational and verdict.before:
-            # A bare "Not advisable." states no grounds; take them from the reasoning right before it (the last
-            # two paragraphs, i.e. typically Step 3), never from the whole answer, whose Step 1 merely restates
-            # the Veth's properties.
-            tail = "\n\n".join(split_paragraphs(verdict.before)[-2:])
+            # A bare "Not advisable." states no grounds; take them from the paragraph that gives its reason, right
+            # before it (typically Step 3), never from earlier steps: Step 1 restates the Veth's properties, and
+            # interest words there must not turn a verdict resting on stability or investment into "converged".
+            tail = "\n\n".join(split_paragraphs(verdict.before)[-1:])
             grounds = find_grounds(split_sentences(tail))
             grounds_source = "the reasoning just before the verdict (the verdict states no grounds)"
         levers = lever_cues(sentences)
