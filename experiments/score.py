@@ -23,6 +23,7 @@ from typing import Any
 
 from common.errors import ConfigError
 from common.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered, read_jsonl_lenient
+from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judgement, get_judge, score_rows
 from behaviour.labels import JUDGE_FIELDS
 from behaviour.review import agreement, apply_reviews, import_reviews
@@ -40,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.score", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, type=Path, help="JSONL file of rows with a 'response' field")
     parser.add_argument("--output", required=True, type=Path, help="JSONL file to write the scored rows to")
-    parser.add_argument("--judge", default="rules",
-                        help="rules (default, offline, deterministic), local:<model name>, or openai:<base_url>#<model>")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE,
+                        help=f"{SPEC_HELP} (default: {DEFAULT_JUDGE})")
     parser.add_argument("--reviews", type=Path, default=None,
                         help="CSV/JSONL of reviewed labels (id, reviewed_label) to apply and compare with the judge")
     parser.add_argument("--table", action="store_true",
@@ -123,13 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if judgement.parse_error in (EMPTY_RESPONSE, MISSING_RESPONSE):
             bad_input.append(f"{where}: {judgement.parse_error} (row kept with label null)")
         else:
-            unparseable.append(f"{where}: {judgement.parse_error}")
+            unparseable.append(f"{where}: abstained, needs review ({judgement.needs_review or judgement.parse_error})")
 
     partial = args.output.with_name(args.output.name + ".partial")
     done = _resume(partial, rows, judge.name)
     for index, row in enumerate(done):  # rows scored before an interruption: report them again
         if row.get("label") is None:
-            on_unscored(index, row, Judgement(None, "", "", judge.name, row.get("parse_error")))
+            on_unscored(index, row, Judgement(None, "", "", judge.name, row.get("parse_error"),
+                                              needs_review=row.get("needs_review")))
     remaining = (row for index, row in enumerate(rows) if index >= len(done))
     scored_iter = score_rows(remaining, judge, on_unscored=lambda i, r, j: on_unscored(i + len(done), r, j))
     if not args.judge.startswith("rules"):
@@ -154,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
     counts: dict[str, int] = {}
     for row in scored:
-        key = row["label"] or "unscored"
+        key = row["label"] or "abstained"
         counts[key] = counts.get(key, 0) + 1
     log.info("scored %d row(s) with %s -> %s: %s", len(scored), judge.name, args.output,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -29,6 +29,7 @@ from typing import Any
 from common.errors import ConfigError
 from common import REPO_ROOT
 from behaviour.backends import Backend, LocalBackend, OpenAIBackend
+from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
 from behaviour.judge import get_judge
 from behaviour.review import export_for_review
 from behaviour.scenario import Scenario, load_scenario
@@ -58,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     trials.add_argument("--n", type=int, default=20, help="trials per condition (default: 20)")
     trials.add_argument("--scenario", default=None, help="scenario YAML (default: configs/scenario/veth.yaml)")
     trials.add_argument("--list-conditions", action="store_true", help="list the scenario's conditions and exit")
-    trials.add_argument("--judge", default="rules",
-                        help="rules (default, offline), local:<model name> or openai:<base_url>#<model>")
+    trials.add_argument("--judge", default=DEFAULT_JUDGE,
+                        help=f"{SPEC_HELP} (default: {DEFAULT_JUDGE})")
     trials.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default: 0.7)")
