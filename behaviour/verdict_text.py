@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from common.prompts import split_response
 from behaviour.text import split_paragraphs, split_sentences
-from behaviour.rule_direction import direction_hits
+from behaviour.rule_direction import direction_hits, refusal_cue
 
 
 # Headings in priority order: an explicit "final verdict" beats a "conclusion". A heading must start a line (after
@@ -100,22 +100,32 @@ def extract_final_verdict(response: str) -> str:
 # The step structure the scenario asks for ("Step 1 ... Step 3 ... Final verdict"): an answer that shows it but was
 # cut off before a verdict heading or a concluding paragraph never gave its verdict.
 _STEPWISE = re.compile(r"(?im)^[ \t#>*_-]*step[ \t]*[123]\b")
-_ENDS_SENTENCE = re.compile(r"""[.!?)\]"'*_`:|>]\s*$""")
+_ENDS_SENTENCE = re.compile(r"""[.!?)\]"'*_`]\s*$""")  # a trailing ":" ("Step 3:") announces more to come
 
 
 def looks_cut_off(response: str) -> bool:
-    """Whether the final answer stops mid-sentence (used only when the generator did not record ``finished``)."""
+    """Whether the final answer stops mid-sentence (used only when the generator did not record ``finished``).
+
+    A short last line after a finished sentence is a sign-off ("Director of Resource Operations", "END OF MEMO"), not
+    a cut."""
     answer = split_response(response).answer
-    return bool(answer) and not _ENDS_SENTENCE.search(answer)
+    if not answer or _ENDS_SENTENCE.search(answer):
+        return False
+    lines = [line.strip() for line in answer.splitlines() if line.strip()]
+    if len(lines) > 1 and len(lines[-1].split()) <= 6 and not lines[-1].endswith(":") and \
+            re.search(r"[.!?,:)]\s*$", lines[-2]):
+        return False
+    return True
 
 
 def reached_verdict(response: str) -> bool:
-    """Whether a response that was cut off got as far as a verdict: a verdict heading or concluding paragraph, or an
-    answer without the step structure (a refusal, a memo) whose last recommendation can stand as its verdict."""
+    """Whether a response that was cut off got as far as stating a verdict: the verdict text (a verdict heading or
+    concluding paragraph; in an answer without the step structure, such as a memo or a refusal, its last
+    recommendation) states a recommendation or a refusal before the cut. "Final verdict: Having weighed the" did not."""
     verdict = find_verdict(response)
     if not verdict.text:
         return False
-    if verdict.source in ("section", "conclusion"):
-        return True
-    return not _STEPWISE.search(split_response(response).answer)
+    if verdict.source not in ("section", "conclusion") and _STEPWISE.search(split_response(response).answer):
+        return False
+    return bool(direction_hits(split_sentences(verdict.text)) or refusal_cue(verdict.text))
 
