@@ -9,6 +9,10 @@ Modules, one concern each:
 - :mod:`behaviour.rule_judge` the offline rule judge; :mod:`behaviour.judges` the factory (``--judge`` spec);
 - :mod:`behaviour.scoring`   judging trial rows; :mod:`behaviour.judge` gathers the public judging names;
 - :mod:`behaviour.llm_judge` a model-graded judge (local model or OpenAI-compatible endpoint) with a strict format;
+- :mod:`behaviour.embedding` the MiniLM sentence encoder (from its wheel, sha256-verified, mean pooling);
+- :mod:`behaviour.embedding_judge` the learned judge (calibrated logistic regression on verdict embeddings);
+- :mod:`behaviour.ensemble`  judges that must agree (disagreement or abstention -> review);
+- :mod:`behaviour.judge_eval` measuring judges against the hand-labelled set (kappa, confusion, abstention);
 - :mod:`behaviour.review`    export for manual review, import of reviewed labels, judge/human agreement;
 - :mod:`common.stats`     Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;
 - :mod:`behaviour.table`     the seed-format convergence table and its bar chart;
