@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--judges", default="rules,embedding,rules+embedding", help="comma-separated judge specs")
     ev.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     ev.add_argument("--show-misses", action="store_true", help="list the ids of rows the judges got wrong")
+    ev.add_argument("--limit", type=int, default=None,
+                    help="only the first N rows of the split (a quick look at a slow LLM judge; figures describe those)")
     return parser
 
 
@@ -55,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     specs = [s.strip() for s in args.judges.split(",") if s.strip()]
     judges = [get_judge(s) for s in specs]  # every spec checked (and models loaded) before any judging
-    rows = load_labelled(args.labelled, args.split)
+    rows = load_labelled(args.labelled, args.split)[:args.limit]
     evaluations = [evaluate(j, rows, args.split) for j in judges]
     print(evaluations_markdown(evaluations, show_misses=args.show_misses))
     if args.json:
