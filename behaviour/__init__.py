@@ -6,13 +6,26 @@ joins the two sides, so the local-model backend lives a layer up (:mod:`experime
 - :mod:`behaviour.scenario`   the published scenario texts (``configs/scenario/veth.yaml``) and their conditions;
 - :mod:`behaviour.backends`   the ``Backend`` protocol trials generate through, and the OpenAI-compatible HTTP backend;
 - :mod:`behaviour.trials`     the trials runner (resumable trial store, stable trial ids and seeds);
-- :mod:`behaviour.judge`      the label set, final-verdict extraction, the offline rule judge, ``score_rows``;
+- :mod:`behaviour.labels`     the label set and definitions, ``Judgement``, the ``Judge`` protocol, abstention reasons;
+- :mod:`behaviour.verdict_text` finding the verdict text every judge reads;
+- :mod:`behaviour.text`, :mod:`behaviour.rule_direction`, :mod:`behaviour.rule_grounds` the rule judge's text
+  helpers and cues (direction of the recommendation; its grounds);
+- :mod:`behaviour.rule_judge` the offline rule judge; :mod:`behaviour.judges` the factory (``--judge`` spec);
+- :mod:`behaviour.scoring`    judging trial rows (truncation abstains); :mod:`behaviour.judge` gathers the public
+  judging names;
 - :mod:`behaviour.llm_judge`  a model-graded judge with a strict answer format;
-- :mod:`behaviour.review`     export for manual review, import of reviewed labels, judge/human agreement;
-- :mod:`behaviour.table`      the seed-format convergence table (Wilson intervals, Fisher tests) and its bar chart.
+- :mod:`behaviour.embedding`  the MiniLM sentence encoder (from its wheel, sha256-verified, mean pooling);
+- :mod:`behaviour.embedding_judge` the learned judge (calibrated logistic regression on verdict embeddings);
+- :mod:`behaviour.ensemble`   judges that must agree (disagreement or abstention -> review);
+- :mod:`behaviour.judge_eval` measuring judges against the hand-labelled set (kappa, confusion, abstention);
+- :mod:`behaviour.review`     export for manual review (abstentions first), import of reviewed labels, agreement;
+- :mod:`behaviour.table`      the seed-format convergence table (Wilson intervals, Fisher tests, abstentions) and its
+  bar chart.
 
 The package exports its modules (``__all__``); import names from them, e.g. ``from behaviour.scenario import
 load_scenario``.
 """
 
-__all__ = ["backends", "judge", "llm_judge", "review", "scenario", "table", "trials"]
+__all__ = ["backends", "embedding", "embedding_judge", "ensemble", "judge", "judge_eval", "judges", "labels", "llm_judge",
+           "review", "rule_direction", "rule_grounds", "rule_judge", "scenario", "scoring", "table", "text", "trials",
+           "verdict_text"]

@@ -19,13 +19,14 @@ from typing import Any
 
 from common.errors import ConfigError, ToolkitError
 from common.jsonl import BadLine, JSONLError, dumps_jsonl, iter_jsonl_numbered
-from behaviour.judge import LABELS
+from behaviour.labels import LABELS
 from common.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
 from common.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-REVIEW_COLUMNS = ("id", "model", "condition", "label", "reviewed_label", "reviewer_note", "final_verdict", "response")
+REVIEW_COLUMNS = ("id", "model", "condition", "label", "needs_review", "judges", "reviewed_label", "reviewer_note",
+                  "final_verdict", "response")
 
 
 class ReviewError(ToolkitError, ValueError):
@@ -51,7 +52,8 @@ def export_for_review(rows: Iterable[dict[str, Any]], path: str | os.PathLike, *
     """Write scored trials to ``path`` (CSV or JSONL) with a blank ``reviewed_label`` column; returns the path.
 
     Refuses to replace an existing file (it may hold a reviewer's work) unless ``overwrite``. Each row needs a
-    unique ``id``.
+    unique ``id``. Rows the judge abstained on (label null) come first, with their ``needs_review`` reason and, for
+    an ensemble, every member's label (``judges``): they are the ones a reviewer must label; the rest keep their order.
     """
     path = Path(path)
     fmt = _format(path)
@@ -67,10 +69,13 @@ def export_for_review(rows: Iterable[dict[str, Any]], path: str | os.PathLike, *
         seen.add(str(rid))
         records.append({
             "id": str(rid), "model": row.get("model", ""), "condition": row.get("condition", ""),
-            "label": row.get("label") or "", "reviewed_label": row.get("reviewed_label") or "",
+            "label": row.get("label") or "", "needs_review": row.get("needs_review") or "",
+            "judges": "; ".join(f"{k}={v or 'abstained'}" for k, v in (row.get("members") or {}).items()),
+            "reviewed_label": row.get("reviewed_label") or "",
             "reviewer_note": row.get("reviewer_note") or "", "final_verdict": row.get("final_verdict", ""),
             "response": row.get("response", ""),
         })
+    records.sort(key=lambda r: bool(r["label"]) or bool(r["reviewed_label"]))  # stable: abstentions first
     if fmt == "jsonl":
         atomic_write_text(path, dumps_jsonl(records))
     else:

@@ -2,8 +2,9 @@
 
 Columns follow the seed post: model, trials, converged, ambiguous, did not converge, refused, rate of convergence;
 each rate gets its n and a Wilson 95% interval. The **rate of convergence is converged / (trials - refused)**: the
-seed reports "—" for a model that refused every trial, i.e. refusals are not counted as non-convergence. Rows whose
-label is missing (unparseable judge output, no final answer) are counted as *unscored* and excluded, with a note.
+seed reports "—" for a model that refused every trial, i.e. refusals are not counted as non-convergence. Rows the
+judge abstained on (label null: no recommendation found, cut off, judges disagree, no final answer ...) are counted in
+the *Abstained* column next to the rates, excluded from them, and their ``needs_review`` reasons are listed.
 A ``reviewed_label`` (manual review) takes precedence over the judge's ``label``.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ConfigError
-from behaviour.judge import LABELS
+from behaviour.labels import LABELS
 from common.stats import fisher_exact, min_detectable_difference, wilson_interval
 
 ALPHA = 0.05
@@ -63,7 +64,7 @@ class Cell:
     def to_dict(self, by: Sequence[str]) -> dict[str, Any]:
         return {**dict(zip(by, self.key)), "trials": self.trials, **{lab: self.counts.get(lab, 0) for lab in LABELS},
                 "engaged": self.engaged, "rate": self.rate, "ci95": list(self.ci) if self.ci else None,
-                "unscored": self.unscored, "reviewed": self.reviewed}
+                "unscored": self.unscored, "abstained": self.unscored, "reviewed": self.reviewed}
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,14 @@ class ConvergenceTable:
 
     def to_markdown(self) -> str:
         head = [f.replace("_", " ").capitalize() for f in self.by]
+        # Abstentions sit next to the rates, always: a rate over few labelled trials must show what it left out.
         cols = [*head, "Trials", "Converged", "Ambiguous", "Did not converge", "Refused", "Rate of convergence",
-                "95% CI (Wilson)"]
-        any_unscored = any(c.unscored for c in self.cells)
-        if any_unscored:
-            cols.append("Unscored")
+                "95% CI (Wilson)", "Abstained"]
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for c in self.cells:
             rate = f"{c.rate:.0%} ({c.converged}/{c.engaged})" if c.rate is not None else "—"
             ci = f"[{c.ci[0]:.2f}, {c.ci[1]:.2f}]" if c.ci else "—"
-            row = [*c.key, str(c.trials), *(str(c.counts.get(lab, 0)) for lab in LABELS), rate, ci]
-            if any_unscored:
-                row.append(str(c.unscored))
+            row = [*c.key, str(c.trials), *(str(c.counts.get(lab, 0)) for lab in LABELS), rate, ci, str(c.unscored)]
             lines.append("| " + " | ".join(row) + " |")
         parts = ["\n".join(lines)]
         comps = self.comparisons()
@@ -175,6 +172,7 @@ def convergence_table(rows: Iterable[dict[str, Any]], by: Sequence[str] = ("mode
     unscored: dict[tuple[str, ...], int] = {}
     reviewed: dict[tuple[str, ...], int] = {}
     invalid: list[str] = []
+    reasons: dict[str, int] = {}
     for index, row in enumerate(rows):
         missing = [f for f in by if f not in row]
         if missing:
@@ -184,6 +182,8 @@ def convergence_table(rows: Iterable[dict[str, Any]], by: Sequence[str] = ("mode
         label = effective_label(row)
         if label is None:
             unscored[key] = unscored.get(key, 0) + 1
+            reason = abstention_reason(row)
+            reasons[reason] = reasons.get(reason, 0) + 1
         elif label not in LABELS:
             invalid.append(label)
             unscored[key] = unscored.get(key, 0) + 1
@@ -195,8 +195,9 @@ def convergence_table(rows: Iterable[dict[str, Any]], by: Sequence[str] = ("mode
     notes = []
     n_unscored = sum(unscored.values())
     if n_unscored:
-        notes.append(f"{n_unscored} trial(s) without a usable label (unparseable judge output, no final answer, "
-                     "empty response) are excluded from the counts; see the Unscored column")
+        why = "; ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        notes.append(f"{n_unscored} trial(s) the judge abstained on are excluded from the counts (Abstained column) "
+                     f"and go first in the review export; reasons: {why}")
     if invalid:
         notes.append(f"labels not in {list(LABELS)} were treated as unscored: {sorted(set(invalid))}")
     n_reviewed = sum(reviewed.values())
@@ -204,6 +205,12 @@ def convergence_table(rows: Iterable[dict[str, Any]], by: Sequence[str] = ("mode
         notes.append(f"{n_reviewed} trial(s) use the manually reviewed label instead of the judge's")
     notes.append("rate of convergence = converged / (trials - refused)")
     return ConvergenceTable(by, cells, notes)
+
+
+def abstention_reason(row: dict[str, Any]) -> str:
+    """The short reason a row has no label: its ``needs_review`` up to any detail, else its ``parse_error``."""
+    reason = row.get("needs_review") or row.get("parse_error") or "no label"
+    return str(reason).split(":", 1)[0]
 
 
 def plot_convergence(table: ConvergenceTable) -> Any:

@@ -29,7 +29,8 @@ from typing import Any
 from common.errors import ConfigError, ToolkitError
 from common.prompts import PromptSource, split_response
 from behaviour.backends import Backend, Completion
-from behaviour.judge import Judge, judge_row
+from behaviour.labels import Judge
+from behaviour.scoring import judge_row
 from common.jsonl import append_jsonl, read_resumable
 from behaviour.scenario import Scenario
 
@@ -141,6 +142,9 @@ class TrialRecord:
     rationale: str | None = None
     judge: str | None = None
     parse_error: str | None = None
+    needs_review: str | None = None
+    members: dict[str, str | None] | None = None
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,6 +199,34 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+#: Default response-length limits when ``--max-new-tokens`` is not given. A model that thinks (the registry's
+#: ``thinking``: Qwen3's <think> mode, GPT-OSS's analysis channel) deliberates for thousands of tokens before its
+#: answer, and 384 new tokens already cut off 24 of 40 SmolLM2 trials before their verdict.
+DEFAULT_MAX_NEW_TOKENS = 1024
+THINKING_MAX_NEW_TOKENS = 8192
+
+
+def default_max_new_tokens(backend: Backend, sources: Sequence[PromptSource], *, thinking_model: bool | None = None,
+                           enable_thinking: bool | None = None) -> int:
+    """The response-length limit that follows the model: :data:`THINKING_MAX_NEW_TOKENS` for a thinking model (unless
+    thinking is switched off), else :data:`DEFAULT_MAX_NEW_TOKENS`; for a local model, no more than its context leaves
+    after the longest prompt.
+
+    ``thinking_model`` defaults to the local model's registry entry (pass it for a served model).
+    """
+    model = getattr(backend, "model", None)  # LocalBackend: a LoadedModel
+    if thinking_model is None:
+        thinking_model = bool(model is not None and model.spec.thinking)
+    limit = THINKING_MAX_NEW_TOKENS if thinking_model and enable_thinking is not False else DEFAULT_MAX_NEW_TOKENS
+    if model is not None and sources:
+        longest = max(len(model.encode(backend.render(s, enable_thinking=enable_thinking))) for s in sources)
+        room = model.n_ctx - longest
+        if room < 1:
+            raise ConfigError(f"the longest prompt has {longest} tokens, the model's whole context of {model.n_ctx}")
+        limit = min(limit, room)
+    return limit
+
+
 def run_trials(
     backend: Backend,
     scenario: Scenario,
@@ -204,7 +236,7 @@ def run_trials(
     out_path: str | os.PathLike,
     temperature: float = 0.7,
     top_p: float = 0.95,
-    max_new_tokens: int = 384,
+    max_new_tokens: int | None = None,
     base_seed: int = 0,
     batch_size: int = 8,
     judge: Judge | None = None,
@@ -215,11 +247,15 @@ def run_trials(
 
     Conditions are validated before any generation. Trials already in ``out_path`` are skipped; the rest run
     ``batch_size`` at a time and each batch is appended (fsynced) before the next starts, so an interruption loses
-    at most the batch in flight. ``progress`` logs one line per batch with counts and an ETA.
+    at most the batch in flight. ``progress`` logs one line per batch with counts and an ETA. ``max_new_tokens``
+    None follows the model (:func:`default_max_new_tokens`).
     """
     out_path = Path(out_path)
     for condition in conditions:
         scenario.prompt(condition)  # unknown condition: clear error before loading anything else
+    if max_new_tokens is None:
+        max_new_tokens = default_max_new_tokens(backend, [scenario.prompt(c) for c in conditions],
+                                                enable_thinking=enable_thinking)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     if max_new_tokens < 1:
@@ -283,10 +319,10 @@ def _record(spec: TrialSpec, completion: Completion, backend: Backend, identity:
         # judge_row records an empty response as unscored (label None) instead of raising. A judge that fails
         # (an unreachable LLM judge) must not lose the generated batch: the trial is stored unscored, to rescore.
         try:
-            judged = judge_row({"response": response}, judge).to_dict()
+            judged = judge_row({"response": response, "finished": completion.finished}, judge).to_dict()
         except ToolkitError as exc:
             judged = {"label": None, "final_verdict": None, "rationale": None, "judge": judge.name,
-                      "parse_error": f"judge failed: {exc}"}
+                      "parse_error": f"judge failed: {exc}", "needs_review": "judge failed"}
     return TrialRecord(
         id=spec.id, model=backend.model_name, model_identity=identity, backend=backend.name,
         scenario={"name": scenario.name, "version": scenario.version}, condition=spec.condition,

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
 from experiments.cli import add_run_args, parse_run_args, run_main
 from experiments.jobs.backends import get_judge
 from experiments.jobs.score import check_paths, run_score_job
@@ -28,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.score", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, type=Path, help="JSONL file of rows with a 'response' field")
     parser.add_argument("--output", required=True, type=Path, help="JSONL file to write the scored rows to")
-    parser.add_argument("--judge", default="rules",
-                        help="rules (default, offline, deterministic), local:<model name>, or openai:<base_url>#<model>")
+    parser.add_argument("--judge", default=DEFAULT_JUDGE,
+                        help=f"{SPEC_HELP} (default: {DEFAULT_JUDGE})")
     parser.add_argument("--reviews", type=Path, default=None,
                         help="CSV/JSONL of reviewed labels (id, reviewed_label) to apply and compare with the judge")
     parser.add_argument("--table", action="store_true",

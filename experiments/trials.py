@@ -20,6 +20,7 @@ from typing import Any
 
 from activations.models import LoadedModel
 from behaviour.scenario import load_scenario
+from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
 from interventions.steered_trials import SteeringSpec
@@ -39,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     trials.add_argument("--n", type=int, default=20, help="trials per condition (default: 20)")
     trials.add_argument("--scenario", default=None, help="scenario YAML (default: configs/scenario/veth.yaml)")
     trials.add_argument("--list-conditions", action="store_true", help="list the scenario's conditions and exit")
-    trials.add_argument("--judge", default="rules",
-                        help="rules (default, offline), local:<model name> or openai:<base_url>#<model>")
+    trials.add_argument("--judge", default=DEFAULT_JUDGE,
+                        help=f"{SPEC_HELP} (default: {DEFAULT_JUDGE})")
     trials.add_argument("--steering", default=None, metavar="SPEC.yaml",
                         help="steer every trial with this spec (concept, layer, alpha, hook, positions, directions; "
                              "see configs/steering/trial_spec.yaml); the steering is part of each trial's identity")
@@ -48,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default: 0.7)")
     sampling.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: 0.95)")
-    sampling.add_argument("--max-new-tokens", type=int, default=384,
-                          help="response length limit in tokens (default: 384)")
+    sampling.add_argument("--max-new-tokens", type=int, default=None,
+                          help="response length limit in tokens (default: follows the model: 8192 for a registry "
+                               "'thinking' model, else 1024, within a local model's context)")
     sampling.add_argument("--seed", type=int, default=0, help="base seed; each trial's seed derives from it and "
                                                               "the trial id (default: 0)")
     sampling.add_argument("--batch-size", type=int, default=8, help="trials generated together (default: 8)")

@@ -14,7 +14,8 @@ from behaviour.table import convergence_table
 
 ROWS = [
     {"id": f"t{i}", "model": "m", "condition": "baseline", "label": label, "final_verdict": f"verdict {i}",
-     "response": f"Step 1: ...\nline two, with a comma\n\nFinal verdict: verdict {i}"}
+     "response": f"Step 1: ...\nline two, with a comma\n\nFinal verdict: verdict {i}",
+     "needs_review": None if label else "no recommendation found"}
     for i, label in enumerate(["converged", "ambiguous", "converged", "did_not_converge", "refused", None])
 ]
 
@@ -43,8 +44,10 @@ def test_round_trip_keeps_multiline_responses(tmp_path: Path, suffix: str) -> No
         for r in records:
             r["reviewed_label"] = {"t1": "Converged", "t3": "did-not-converge"}.get(r["id"], "")
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert records[0]["response"] == ROWS[0]["response"] and records[0]["reviewed_label"] == ""
-    assert records[5]["label"] == ""
+    # The abstention (t5, label null) goes first for the reviewer; the rest keep their order.
+    assert [r["id"] for r in records] == ["t5", "t0", "t1", "t2", "t3", "t4"]
+    assert records[0]["label"] == "" and records[0]["needs_review"]
+    assert records[1]["response"] == ROWS[0]["response"] and records[1]["reviewed_label"] == ""
     assert import_reviews(path) == {"t1": "converged", "t3": "did_not_converge"}
 
 
@@ -106,3 +109,18 @@ def test_reviews_take_precedence_and_agreement_is_reported(caplog: pytest.LogCap
     cell = table.cell("m", "baseline")
     # t1 counts as converged (review), t2 as ambiguous (review), t5 is counted via its review.
     assert (cell.converged, cell.counts["ambiguous"], cell.counts["refused"], cell.unscored) == (2, 1, 2, 0)
+
+
+def test_table_reports_abstentions_next_to_rates() -> None:
+    rows = [{"model": "m", "condition": "c", "label": "converged"},
+            {"model": "m", "condition": "c", "label": None, "needs_review": "truncated"},
+            {"model": "m", "condition": "c", "label": None, "needs_review": "judges disagree: rules=converged"},
+            {"model": "m", "condition": "c", "label": None, "needs_review": "truncated"}]
+    table = convergence_table(rows)
+    cell = table.cell("m", "c")
+    assert (cell.trials, cell.unscored, cell.rate) == (1, 3, 1.0)
+    md = table.to_markdown()
+    header, _, row = md.splitlines()[:3]
+    assert header.rstrip(" |").endswith("Abstained") and row.rstrip(" |").endswith("3")
+    assert "reasons: truncated: 2; judges disagree: 1" in md
+    assert table.to_dict()["cells"][0]["abstained"] == 3

@@ -107,7 +107,7 @@ def test_records_hold_everything_needed(backend, scenario, tmp_path):
         assert (row["think"], row["final_answer"], row["think_closed"]) == (split.think, split.answer,
                                                                             split.think_closed)
         assert row["n_tokens"] <= 6 and row["finished"] is (row["n_tokens"] < 6)
-        assert row["judge"] == "rules" and (row["label"] is not None or row["parse_error"])
+        assert row["judge"] == "rules" and (row["label"] is not None or row["needs_review"])  # abstentions say why
         assert row["started_at"] <= row["finished_at"]
     assert len({r.id for r in records}) == 6 and len({r.seed for r in records}) == 6
 
@@ -400,3 +400,23 @@ def test_cli_on_the_embedded_model(runs_root, capsys):
     assert all(r["prompt_text"].startswith("<|im_start|>system") for r in rows)
     assert sum(len(r["response"].split()) for r in rows) > 40  # real text, not empty strings
     assert (run / "figures" / "convergence.png").exists() and (run / "report.md").exists()
+
+
+def test_default_length_follows_the_model(backend, scenario):
+    from behaviour.trials import DEFAULT_MAX_NEW_TOKENS, THINKING_MAX_NEW_TOKENS, default_max_new_tokens
+
+    sources = [scenario.prompt("baseline")]
+    longest = len(backend.model.encode(backend.render(sources[0])))
+    room = backend.model.n_ctx - longest
+    assert default_max_new_tokens(backend, sources) == min(DEFAULT_MAX_NEW_TOKENS, room)
+    assert default_max_new_tokens(backend, sources, thinking_model=True) == min(THINKING_MAX_NEW_TOKENS, room)
+    assert THINKING_MAX_NEW_TOKENS >= 4 * DEFAULT_MAX_NEW_TOKENS
+
+    class Served:  # no local model: no context to fit, the registry's thinking flag decides
+        def render(self, source, enable_thinking=None):
+            return ""
+
+    assert default_max_new_tokens(Served(), sources, thinking_model=True) == THINKING_MAX_NEW_TOKENS
+    assert default_max_new_tokens(Served(), sources, thinking_model=True, enable_thinking=False) == \
+        DEFAULT_MAX_NEW_TOKENS
+    assert default_max_new_tokens(Served(), sources, thinking_model=False) == DEFAULT_MAX_NEW_TOKENS

@@ -23,7 +23,8 @@ from activations.models import LoadedModel, load_model
 from activations.prompts import render_prompt
 from behaviour.backends import Completion
 from behaviour.judge import Judge
-from behaviour.judge import get_judge as get_behaviour_judge
+from behaviour.judges import DEFAULT_JUDGE
+from behaviour.judges import get_judge as get_behaviour_judge
 from behaviour.llm_judge import RUBRIC_VERSION, LLMJudge, backend_complete
 from common.errors import ConfigError
 from common.prompts import PromptSource
@@ -72,15 +73,9 @@ def local_judge(model: LoadedModel | str, *, max_new_tokens: int = 64) -> LLMJud
     return LLMJudge(backend_complete(backend, max_new_tokens=max_new_tokens), f"llm:local:{name}:{RUBRIC_VERSION}")
 
 
-def get_judge(spec: str = "rules") -> Judge:
-    """A judge from a ``--judge`` spec: ``rules``, ``local:<model name>`` or ``openai:<base_url>#<model>``."""
-    spec = (spec or "rules").strip()
-    if spec.startswith("local:"):
-        name = spec.partition(":")[2].strip()
-        if not name:
-            raise ConfigError(f"bad judge spec {spec!r}; use local:<model name>, e.g. local:smollm2-135m-instruct")
-        return local_judge(name)
-    return get_behaviour_judge(spec)
+def get_judge(spec: str = DEFAULT_JUDGE) -> Judge:
+    """A judge from a ``--judge`` spec (:data:`behaviour.judges.SPEC_HELP`), ``local:<model>`` members included."""
+    return get_behaviour_judge(spec, local=local_judge)
 
 
 class SteeredBackend(LocalBackend):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judge, Judgement, score_rows
+from behaviour.labels import JUDGE_FIELDS
 from behaviour.review import Agreement, agreement, apply_reviews, import_reviews
 from behaviour.table import convergence_table, plot_convergence
 from common.errors import ConfigError
@@ -21,12 +22,11 @@ from common.fileio import atomic_write_text
 from common.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered, read_resumable
 from common.rundir import RunDir
 
-__all__ = ["JUDGE_FIELDS", "RESUME_BATCH", "ScoreOutcome", "check_paths", "resume_partial", "run_score_job"]
+__all__ = ["RESUME_BATCH", "ScoreOutcome", "check_paths", "resume_partial", "run_score_job"]
 
 log = logging.getLogger(__name__)
 
 RESUME_BATCH = 20  # rows per durable append to OUT.jsonl.partial
-JUDGE_FIELDS = ("label", "final_verdict", "rationale", "judge", "parse_error")
 
 
 @dataclass
@@ -104,13 +104,14 @@ def run_score_job(input_path: Path, output: Path, judge: Judge, *, reviews: Path
         if judgement.parse_error in (EMPTY_RESPONSE, MISSING_RESPONSE):
             outcome.bad_input.append(f"{where}: {judgement.parse_error} (row kept with label null)")
         else:
-            outcome.unparseable.append(f"{where}: {judgement.parse_error}")
+            outcome.unparseable.append(f"{where}: abstained, needs review ({judgement.needs_review or judgement.parse_error})")
 
     partial = output.with_name(output.name + ".partial")
     done = resume_partial(partial, rows, judge.name)
     for index, row in enumerate(done):  # rows scored before an interruption: report them again
         if row.get("label") is None:
-            on_unscored(index, row, Judgement(None, "", "", judge.name, row.get("parse_error")))
+            on_unscored(index, row, Judgement(None, "", "", judge.name, row.get("parse_error"),
+                                              needs_review=row.get("needs_review")))
     remaining = (row for index, row in enumerate(rows) if index >= len(done))
     scored_iter: Iterator[dict[str, Any]] = score_rows(
         remaining, judge, on_unscored=lambda i, r, j: on_unscored(i + len(done), r, j))
@@ -135,7 +136,7 @@ def run_score_job(input_path: Path, output: Path, judge: Judge, *, reviews: Path
 
     counts: dict[str, int] = {}
     for row in scored:
-        key = row["label"] or "unscored"
+        key = row["label"] or "abstained"
         counts[key] = counts.get(key, 0) + 1
     log.info("scored %d row(s) with %s -> %s: %s", len(scored), judge.name, output,
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -28,7 +28,7 @@ from behaviour.backends import Backend, OpenAIBackend
 from behaviour.review import export_for_review
 from behaviour.scenario import Scenario, load_scenario
 from behaviour.table import convergence_table, plot_convergence
-from behaviour.trials import TrialRecord, expand_conditions, run_trials
+from behaviour.trials import TrialRecord, default_max_new_tokens, expand_conditions, run_trials
 from common import REPO_ROOT
 from common.errors import ConfigError
 from common.rundir import RunDir
@@ -105,7 +105,7 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
     scenario = load_scenario(settings["scenario"])
     conditions = expand_conditions(scenario, settings["conditions"], paraphrases=settings["paraphrases"])
     for key, low in (("n", 1), ("max_new_tokens", 1), ("batch_size", 1)):
-        if settings[key] < low:
+        if settings[key] is not None and settings[key] < low:  # max_new_tokens None: follows the model
             raise ConfigError(f"--{key.replace('_', '-')} must be >= {low}, got {settings[key]}")
     judge = get_judge(settings["judge"])
     prompts = prompt_summary(scenario, conditions)
@@ -115,6 +115,11 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
 
     backend = build_backend(settings, api_key=api_key, load_local=load_local)
     identity = backend.identity
+    if settings["max_new_tokens"] is None:
+        settings = {**settings, "max_new_tokens": default_max_new_tokens(
+            backend, [scenario.prompt(c) for c in conditions], thinking_model=registry_thinking(settings),
+            enable_thinking=settings["thinking"])}
+        log.info("max_new_tokens %d (follows the model; set --max-new-tokens to change)", settings["max_new_tokens"])
     if run is None:
         run = RunDir.create("trials", backend.model_name,
                             {**settings, "expanded_conditions": conditions, "prompts": prompts,
@@ -134,6 +139,14 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
     )
     write_outputs(run, records, settings, scenario, conditions, backend)
     return TrialsOutcome(run, records)
+
+
+def registry_thinking(settings: dict[str, Any]) -> bool | None:
+    """Whether a served model thinks, from its registry entry (None for a local model: its loaded spec says)."""
+    if settings["backend"] != "openai":
+        return None
+    spec = load_registry().get(settings["model"])
+    return bool(spec and spec.thinking)
 
 
 def prompt_summary(scenario: Scenario, conditions: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -167,6 +180,7 @@ def report_markdown(records: list[TrialRecord], table_md: str, settings: dict[st
     empty = sum(r.empty_response for r in records)
     cut = sum(r.finished is False for r in records)
     unscored = sum(r.label is None for r in records)
+    truncated = sum(r.label is None and (r.needs_review or "").startswith("truncated") for r in records)
     tokens = [r.n_tokens for r in records if r.n_tokens is not None]
     mean_tokens = f"{sum(tokens) / len(tokens):.0f}" if tokens else "unknown"
     identity = backend.identity
@@ -201,8 +215,9 @@ Full texts: `{source}` (version {scenario.version}). The exact prompt each trial
 {table_md}
 ![convergence](figures/convergence.png)
 
-Responses: {empty} empty, {cut} cut off at the token limit (they may lack a final verdict), {unscored} without a
-label; mean length {mean_tokens} tokens.
+Responses: {empty} empty, {cut} of {n_total} cut off at the {settings['max_new_tokens']}-token limit ({truncated} of them
+before any verdict: abstained as `truncated`), {unscored} abstained in all (label null, first in `review.csv`); mean
+length {mean_tokens} tokens.
 
 ## Caveats
 

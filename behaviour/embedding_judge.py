@@ -1,0 +1,237 @@
+"""The learned judge: a sentence embedding of the final verdict and a logistic regression trained on the labelled set.
+
+Features: the same verdict every judge reads (:func:`behaviour.verdict_text.find_verdict`) and the paragraph right
+before it (the step that gives its reason; the verdict again when there is none), each embedded with MiniLM
+(:mod:`behaviour.embedding`) and concatenated. On the dev split, adding the reason paragraph raised out-of-fold
+accuracy from 0.82 to 0.87. Classifier: multinomial logistic regression, its strength ``C`` chosen by stratified
+cross-validation on the training rows (the ``dev`` split only: ``test`` stays untouched for measurement). Calibration:
+one temperature fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say. Below a
+confidence threshold (by default the out-of-fold confidence that leaves ``abstain_rate`` of the training rows
+unlabelled) the judge abstains with ``needs_review = "low confidence"``.
+
+The trained classifier is a small JSON file (``configs/judge/embedding_judge.json``: weights, temperature, threshold,
+the encoder's identity, the training data's hash and a format version), written with no pickles so it can be read
+and diffed. Retrain with ``python -m experiments.judge train`` after the labelled set changes; loading warns when
+the file was trained on other data than the current labelled set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import REPO_ROOT
+from common.errors import ConfigError
+from common.fileio import atomic_write_text
+from behaviour.embedding import SentenceEncoder
+from behaviour.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
+from behaviour.text import split_paragraphs
+from behaviour.verdict_text import find_verdict
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_PATH = REPO_ROOT / "configs" / "judge" / "embedding_judge.json"
+FORMAT_VERSION = 2  # 2: features are [verdict ; reason paragraph] embeddings
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # embeddings are unit-length: large C is usual
+
+
+def verdict_text(response: str) -> str:
+    """What the embedding judge reads: the final verdict, or "" when there is no final answer."""
+    return find_verdict(response).text
+
+
+def judged_texts(response: str) -> tuple[str, str]:
+    """(the final verdict, the paragraph giving its reason just before it, or the verdict again when none)."""
+    verdict = find_verdict(response)
+    before = split_paragraphs(verdict.before)
+    return verdict.text, before[-1] if before else verdict.text
+
+
+def embed_responses(encoder: SentenceEncoder, responses: Sequence[str]) -> np.ndarray:
+    """The classifier's features for ``responses`` (each must have a final answer): [verdict ; reason] embeddings."""
+    pairs = [judged_texts(r) for r in responses]
+    if not pairs:
+        return np.zeros((0, 0))
+    both = encoder.encode([v for v, _ in pairs] + [b for _, b in pairs])
+    return np.hstack([both[:len(pairs)], both[len(pairs):]])
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class EmbeddingClassifier:
+    """A trained, calibrated classifier over sentence embeddings (what ``embedding_judge.json`` holds)."""
+
+    classes: tuple[str, ...]
+    coef: tuple[tuple[float, ...], ...]  # (n classes, d)
+    intercept: tuple[float, ...]
+    temperature: float
+    threshold: float
+    encoder: str
+    data_hash: str
+    n_train: int
+    C: float
+    cv: dict[str, float] = field(default_factory=dict)  # out-of-fold accuracy, log-loss, abstention at threshold
+    version: int = FORMAT_VERSION
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        scores = np.asarray(x, dtype=np.float64) @ np.asarray(self.coef).T + np.asarray(self.intercept)
+        return _softmax(scores / self.temperature)
+
+    def save(self, path: str | Path = CLASSIFIER_PATH) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(asdict(self), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path = CLASSIFIER_PATH) -> EmbeddingClassifier:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist: the embedding judge has not been trained. Train it with "
+                              "`python -m experiments.judge train`")
+        raw = json.loads(path.read_text())
+        if raw.get("version") != FORMAT_VERSION:
+            raise ConfigError(f"{path} has format version {raw.get('version')}, this toolkit reads "
+                              f"{FORMAT_VERSION}; retrain with `python -m experiments.judge train`")
+        unknown = set(raw["classes"]) - set(LABELS)
+        if unknown:
+            raise ConfigError(f"{path}: classes {sorted(unknown)} are not labels {list(LABELS)}")
+        return cls(classes=tuple(raw["classes"]), coef=tuple(tuple(r) for r in raw["coef"]),
+                   intercept=tuple(raw["intercept"]), temperature=raw["temperature"], threshold=raw["threshold"],
+                   encoder=raw["encoder"], data_hash=raw["data_hash"], n_train=raw["n_train"], C=raw["C"],
+                   cv=raw.get("cv", {}), version=raw["version"])
+
+
+def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        p = _softmax(scores / math.exp(log_t))
+        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+    return float(math.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data_hash: str,
+                     abstain_rate: float = 0.05, threshold: float | None = None, folds: int = 5,
+                     seed: int = 0) -> EmbeddingClassifier:
+    """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    classes = tuple(lab for lab in LABELS if lab in set(labels))
+    if len(classes) < 2:
+        raise ConfigError(f"training needs at least two labels; got {sorted(set(labels))}")
+    y = np.array([classes.index(lab) for lab in labels])
+    n_folds = max(2, min(folds, int(np.bincount(y).min())))
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+
+    def oof_scores(c: float) -> np.ndarray:
+        scores = np.zeros((len(y), len(classes)))
+        for train, held in splitter.split(x, y):
+            model = LogisticRegression(C=c, max_iter=5000).fit(x[train], y[train])
+            part = np.full((len(held), len(classes)), -1e9)
+            part[:, model.classes_] = model.decision_function(x[held]).reshape(len(held), -1)
+            scores[held] = part
+        return scores
+
+    def log_loss(scores: np.ndarray) -> float:
+        p = _softmax(scores)
+        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+
+    by_c = {c: oof_scores(c) for c in C_GRID}
+    best_c = min(C_GRID, key=lambda c: log_loss(by_c[c]))
+    scores = by_c[best_c]
+    temperature = _fit_temperature(scores, y)
+    oof = _softmax(scores / temperature)
+    confidence = oof.max(axis=1)
+    if threshold is None:
+        threshold = float(np.quantile(confidence, abstain_rate)) if abstain_rate > 0 else 0.0
+    kept = confidence >= threshold
+    correct = oof.argmax(axis=1) == y
+    model = LogisticRegression(C=best_c, max_iter=5000).fit(x, y)
+    cv = {"folds": n_folds, "accuracy": float(correct.mean()), "accuracy_kept": float(correct[kept].mean()),
+          "abstention": float(1 - kept.mean()), "log_loss_calibrated": log_loss(scores / temperature)}
+    log.info("embedding judge: C=%g, temperature %.2f, threshold %.2f; out-of-fold accuracy %.2f, %.2f on the %.0f%% "
+             "kept", best_c, temperature, threshold, cv["accuracy"], cv["accuracy_kept"], 100 * kept.mean())
+    return EmbeddingClassifier(classes, tuple(tuple(map(float, r)) for r in model.coef_),
+                               tuple(map(float, model.intercept_)), temperature, float(threshold), encoder,
+                               data_hash, len(y), best_c, cv)
+
+
+class EmbeddingJudge:
+    """Labels the final verdict with :class:`EmbeddingClassifier`; abstains below its confidence threshold."""
+
+    name = "embedding"
+
+    def __init__(self, classifier: EmbeddingClassifier, encoder: SentenceEncoder):
+        if encoder.name != classifier.encoder:
+            raise ConfigError(f"the classifier was trained on {classifier.encoder} embeddings, not {encoder.name}; "
+                              "retrain with `python -m experiments.judge train`")
+        self.classifier = classifier
+        self.encoder = encoder
+
+    def judge(self, response: str) -> Judgement:
+        if not isinstance(response, str) or not response.strip():
+            raise EmptyResponseError("the response is empty; there is nothing to judge")
+        text = verdict_text(response)
+        if not text:
+            return Judgement(None, "", "no final answer to judge", self.name, NO_FINAL_ANSWER)
+        return self.judge_embedded(text, embed_responses(self.encoder, [response])[0])
+
+    def judge_embedded(self, text: str, embedding: np.ndarray) -> Judgement:
+        proba = self.classifier.predict_proba(embedding[None, :])[0]
+        order = np.argsort(proba)[::-1]
+        best, p = self.classifier.classes[order[0]], float(proba[order[0]])
+        shown = ", ".join(f"{self.classifier.classes[i]} {proba[i]:.2f}" for i in order[:3])
+        if p < self.classifier.threshold:
+            return Judgement(None, text, f"abstains: most likely {best} at p={p:.2f}, below the threshold "
+                             f"{self.classifier.threshold:.2f} ({shown})", self.name, needs_review=LOW_CONFIDENCE,
+                             confidence=p)
+        return Judgement(best, text, f"calibrated p={p:.2f} ({shown})", self.name, confidence=p)
+
+
+def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEncoder | None = None,
+                         labelled: str | Path | None = None) -> EmbeddingJudge:
+    """The trained embedding judge; warns when the labelled set's ``dev`` split changed since it was trained."""
+    classifier = EmbeddingClassifier.load(path)
+    if encoder is None:
+        from behaviour.embedding import load_minilm
+
+        encoder = load_minilm()
+    from behaviour.judge_eval import LABELLED_PATH, data_hash, load_labelled
+
+    source = Path(labelled) if labelled else LABELLED_PATH
+    if source.exists():
+        rows = [r for r in load_labelled(source, "dev") if r.get("label") is not None]
+        if data_hash(rows) != classifier.data_hash:
+            log.warning("%s was trained on other data than the current %s (dev split); retrain with "
+                        "`python -m experiments.judge train`", path, source)
+    return EmbeddingJudge(classifier, encoder)
+
+
+def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncoder, *, abstain_rate: float = 0.05,
+                          threshold: float | None = None) -> EmbeddingJudge:
+    """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass only the ``dev`` split."""
+    from behaviour.judge_eval import data_hash
+
+    used = [r for r in rows if r.get("label") is not None and verdict_text(r["response"])]
+    if any(r.get("split") == "test" for r in used):
+        raise ConfigError("refusing to train on test-split rows: the test split is kept for measurement")
+    x = embed_responses(encoder, [r["response"] for r in used])
+    classifier = train_classifier(x, [r["label"] for r in used], encoder=encoder.name,
+                                  data_hash=data_hash([r for r in rows if r.get("label") is not None]),
+                                  abstain_rate=abstain_rate, threshold=threshold)
+    return EmbeddingJudge(classifier, encoder)

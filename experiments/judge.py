@@ -1,0 +1,69 @@
+"""Train and measure the judges on the hand-labelled set (``configs/judge/labelled.jsonl``).
+
+    python -m experiments.judge train                      # the embedding judge, on the dev split only
+    python -m experiments.judge evaluate                   # rules, embedding, rules+embedding on the test split
+    python -m experiments.judge evaluate --judges rules,rules+openai:http://localhost:8000/v1#qwen3-32b --split dev
+
+``evaluate`` prints, per judge, Cohen's kappa with a 95% interval, accuracy, the abstention rate, the confusion
+matrix and (for LLM judges) the share of unparseable answers. Develop on ``dev``; ``test`` is the honest figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from behaviour.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
+from behaviour.judge_eval import LABELLED_PATH, evaluate, evaluations_markdown, load_labelled
+from behaviour.judges import get_judge
+from experiments.cli import run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments.judge", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labelled", type=Path, default=LABELLED_PATH, help="the labelled set (JSONL)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train the embedding judge on the dev split and save it")
+    train.add_argument("--out", type=Path, default=CLASSIFIER_PATH, help=f"classifier file (default: {CLASSIFIER_PATH})")
+    train.add_argument("--abstain-rate", type=float, default=0.05,
+                       help="abstain on this share of the least confident training rows (out-of-fold; default 0.05)")
+    ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
+    ev.add_argument("--split", default="test", choices=("dev", "test"), help="rows to measure on (default: test)")
+    ev.add_argument("--judges", default="rules,embedding,rules+embedding", help="comma-separated judge specs")
+    ev.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    ev.add_argument("--show-misses", action="store_true", help="list the ids of rows the judges got wrong")
+    ev.add_argument("--limit", type=int, default=None,
+                    help="only the first N rows of the split (a quick look at a slow LLM judge; figures describe those)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        if not 0 <= args.abstain_rate < 1:
+            raise SystemExit("--abstain-rate must be in [0, 1)")
+        from behaviour.embedding import load_minilm
+
+        rows = load_labelled(args.labelled, "dev")
+        judge = train_embedding_judge(rows, load_minilm(), abstain_rate=args.abstain_rate)
+        path = judge.classifier.save(args.out)
+        cv = judge.classifier.cv
+        print(f"trained on {judge.classifier.n_train} dev rows; out-of-fold accuracy {cv['accuracy']:.2f} "
+              f"({cv['accuracy_kept']:.2f} on the {1 - cv['abstention']:.0%} above the threshold "
+              f"{judge.classifier.threshold:.2f}); saved {path}")
+        return 0
+    specs = [s.strip() for s in args.judges.split(",") if s.strip()]
+    judges = [get_judge(s) for s in specs]  # every spec checked (and models loaded) before any judging
+    rows = load_labelled(args.labelled, args.split)[:args.limit]
+    evaluations = [evaluate(j, rows, args.split) for j in judges]
+    print(evaluations_markdown(evaluations, show_misses=args.show_misses))
+    if args.json:
+        args.json.write_text(json.dumps([e.to_dict() for e in evaluations], indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
