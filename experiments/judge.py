@@ -17,8 +17,9 @@ from pathlib import Path
 
 from behaviour.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
 from behaviour.judge_eval import LABELLED_PATH, evaluate, evaluations_markdown, load_labelled
-from behaviour.judges import get_judge
+from common.errors import ConfigError
 from experiments.cli import run_main
+from experiments.jobs.backends import get_judge  # local:<model> members load through the model side
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         if not 0 <= args.abstain_rate < 1:
-            raise SystemExit("--abstain-rate must be in [0, 1)")
+            raise ConfigError(f"--abstain-rate must be in [0, 1), got {args.abstain_rate}")
         from behaviour.embedding import load_minilm
 
         rows = load_labelled(args.labelled, "dev")
