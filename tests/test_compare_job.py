@@ -161,6 +161,9 @@ def test_cli_bad_pairs_are_one_line_errors_before_loading(capsys, monkeypatch):
         (["--model", "smollm2-135m-instruct", "--with-base"], "has no registered base"),
         (["--model", "llama-3.1-8b"], "needs --with-base"),
         (["--base", "gemma-3-270m", "--instruct", "smollm2-135m-instruct", "--analyses", "vibes"], "unknown analysis"),
+        (["--base", "gemma-3-270m", "--instruct", "smollm2-135m-instruct", "--trials-n", "2", "--trials-conditions",
+          "baseline,vibes"], "vibes"),
+        (["--base", "gemma-3-270m", "--instruct", "smollm2-135m-instruct", "--trials-n", "-1"], "--trials-n must be"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exit_info:

@@ -93,8 +93,13 @@ def validate_config(cfg: CompareConfig) -> None:
                           f"choose from {', '.join(model_diff.TRANSFER_ESTIMATORS)}")
     if cfg.patch_hook not in model_diff.PATCH_HOOKS:
         raise ConfigError(f"--patch-hook must be one of {model_diff.PATCH_HOOKS}")
-    if cfg.trials_n < 0 or not cfg.trials_conditions:
-        raise ConfigError(f"--trials-n must be >= 0 (got {cfg.trials_n}) and --trials-conditions not empty")
+    if cfg.trials_n < 0:
+        raise ConfigError(f"--trials-n must be >= 0, got {cfg.trials_n}")
+    if cfg.trials_n:  # the trials job checks these too, but only after the probe work
+        from behaviour.scenario import load_scenario
+        from behaviour.trials import expand_conditions
+
+        expand_conditions(load_scenario(cfg.scenario), cfg.trials_conditions)
     bad = [c for c in cfg.concepts if c not in CONCEPTS]
     if bad or not cfg.concepts:
         raise ConfigError(f"unknown concept(s) {bad}; choose from {', '.join(CONCEPTS)}")
