@@ -4,7 +4,8 @@
     python -m experiments.compare --model llama-3.1-8b --with-base ...     # the base from the registry's pairing
 
 Reuses probe runs and trials runs of either model found under --runs (by model identity) and computes only the
-missing probe runs. See ``experiments.jobs.compare``.
+missing probe runs; with ``--trials-n N`` also the missing trials runs (N trials per ``--trials-conditions``
+condition). See ``experiments.jobs.compare``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     group.add_argument("--instruct-probe-run", default=None)
     group.add_argument("--base-trials", default=None, help="comma-separated trials run directories of the base")
     group.add_argument("--instruct-trials", default=None, help="the same for the instruct model")
+    group.add_argument("--trials-n", type=int, default=0, help="run N trials per condition for a model with no "
+                                                               "trials run (default 0: the report says how instead)")
+    group.add_argument("--trials-conditions", default="baseline", help="conditions for --trials-n (default: baseline)")
+    group.add_argument("--trials-max-new-tokens", type=int, default=None,
+                       help="response length for --trials-n (default: follows the model, as in experiments.trials)")
     group.add_argument("--scenario", default=None)
     group.add_argument("--batch-size", type=int, default=16)
     add_run_args(parser)  # --runs is also where probe and trials runs are looked for
@@ -108,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         trials_runs={r: list(_split(p)) for r, p in (("base", args.base_trials),
                                                     ("instruct", args.instruct_trials)) if p},
         scenario=args.scenario, condition=args.condition, patch_hook=args.patch_hook, against=_split(args.against),
-        proceed=_split(args.proceed), kl_response=args.kl_response, kl_new_tokens=args.kl_new_tokens)
+        proceed=_split(args.proceed), kl_response=args.kl_response, kl_new_tokens=args.kl_new_tokens,
+        trials_n=args.trials_n, trials_conditions=_split(args.trials_conditions),
+        trials_max_new_tokens=args.trials_max_new_tokens)
     validate_config(cfg)
     specs = resolve_spec(base_name, args.base_weights), resolve_spec(instruct_name, args.instruct_weights)
     warnings = check_roles(*specs, base_name, instruct_name)

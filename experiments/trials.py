@@ -20,11 +20,11 @@ from typing import Any
 
 from activations.models import LoadedModel
 from behaviour.scenario import load_scenario
-from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
+from behaviour.judges import SPEC_HELP
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
 from interventions.steered_trials import SteeringSpec
-from experiments.jobs.trials import STORE, format_conditions, resume_settings, run_trials_job
+from experiments.jobs.trials import DEFAULTS, STORE, format_conditions, resume_settings, run_trials_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,28 +33,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(parser)
     add_run_args(parser)
     trials = parser.add_argument_group("trials")
-    trials.add_argument("--conditions", default="baseline,threat",
+    trials.add_argument("--conditions", default=",".join(DEFAULTS["conditions"]),
                         help="comma-separated scenario conditions (see --list-conditions; default: baseline,threat)")
     trials.add_argument("--paraphrases", action="store_true",
                         help="also run each condition's paraphrases (<condition>_p1, _p2, ...)")
-    trials.add_argument("--n", type=int, default=20, help="trials per condition (default: 20)")
+    trials.add_argument("--n", type=int, default=DEFAULTS["n"], help="trials per condition (default: %(default)s)")
     trials.add_argument("--scenario", default=None, help="scenario YAML (default: configs/scenario/veth.yaml)")
     trials.add_argument("--list-conditions", action="store_true", help="list the scenario's conditions and exit")
-    trials.add_argument("--judge", default=DEFAULT_JUDGE,
-                        help=f"{SPEC_HELP} (default: {DEFAULT_JUDGE})")
+    trials.add_argument("--judge", default=DEFAULTS["judge"],
+                        help=f"{SPEC_HELP} (default: {DEFAULTS['judge']})")
     trials.add_argument("--steering", default=None, metavar="SPEC.yaml",
                         help="steer every trial with this spec (concept, layer, alpha, hook, positions, directions; "
                              "see configs/steering/trial_spec.yaml); the steering is part of each trial's identity")
     trials.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run in RUN_DIR")
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--temperature", type=float, default=0.7, help="0 = greedy (default: 0.7)")
-    sampling.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: 0.95)")
+    sampling.add_argument("--temperature", type=float, default=DEFAULTS["temperature"],
+                          help="0 = greedy (default: %(default)s)")
+    sampling.add_argument("--top-p", type=float, default=DEFAULTS["top_p"],
+                          help="nucleus sampling mass (default: %(default)s)")
     sampling.add_argument("--max-new-tokens", type=int, default=None,
                           help="response length limit in tokens (default: follows the model: 8192 for a registry "
                                "'thinking' model, else 1024, within a local model's context)")
-    sampling.add_argument("--seed", type=int, default=0, help="base seed; each trial's seed derives from it and "
-                                                              "the trial id (default: 0)")
-    sampling.add_argument("--batch-size", type=int, default=8, help="trials generated together (default: 8)")
+    sampling.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                          help="base seed; each trial's seed derives from it and the trial id (default: %(default)s)")
+    sampling.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                          help="trials generated together (default: %(default)s)")
     sampling.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                           help="switch a hybrid model's thinking mode on or off (default: the template's default)")
     backend = parser.add_argument_group("backend")

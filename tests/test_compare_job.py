@@ -10,7 +10,7 @@ import pytest
 
 from activations.tiny import tiny_model
 from common.errors import ConfigError
-from common.jsonl import append_jsonl
+from common.jsonl import append_jsonl, read_jsonl
 from common.rundir import RunDir
 from common.stats import fisher_exact
 from interventions.verdict import DEFAULT_AGAINST
@@ -101,6 +101,34 @@ def test_second_run_reuses_probe_runs_and_finds_trials_by_identity(first, pair):
     assert set(result.skipped) == {"cosine", "transfer", "patching", "kl"}
 
 
+def test_trials_n_runs_the_missing_trials_once_and_tables_both_models(pair, tmp_path):
+    from experiments.jobs.compare import find_trials_runs
+
+    base, instruct = pair
+    cfg = _cfg(tmp_path, analyses=("behaviour",), trials_n=2, trials_max_new_tokens=4)
+    run, result = _run(pair, cfg)
+    runs = Path(cfg.runs_root)
+    made = sorted(runs.glob("*-trials-*"))
+    assert len(made) == 2 and not list(runs.glob("*-probe-*"))  # behaviour alone needs no probe run
+    for model in pair:
+        found = find_trials_runs(model, cfg)  # by identity: one run per model, each with its own trials
+        assert len(found) == 1
+        rows = read_jsonl(found[0] / "transcripts.jsonl")
+        assert len(rows) == 2 and {r["condition"] for r in rows} == {"baseline"}
+        assert {r["model_identity"]["key"] for r in rows} == {model.identity.key}
+    behaviour = result.results["behaviour"]
+    assert behaviour["computed_now"] == ["base", "instruct"] and "behaviour" not in result.skipped
+    cells = behaviour["table"]["cells"]
+    assert {c["model"] for c in cells} == {f"base: {base.identity.name}", f"instruct: {instruct.identity.name}"}
+    assert all(c["trials"] + c["unscored"] == 2 for c in cells)  # 4-token answers: mostly abstained
+    assert "(computed now, --trials-n)" in (run.path / "report.md").read_text()
+
+    _, again = _run(pair, cfg, name="compare-again")
+    assert sorted(runs.glob("*-trials-*")) == made  # found by identity: nothing rerun
+    assert again.results["behaviour"]["computed_now"] == []
+    assert again.results["behaviour"]["runs"] == behaviour["runs"]
+
+
 def test_other_hook_does_not_reuse_a_probe_run(first, pair):
     from experiments.jobs.compare import find_probe_run, probe_run_matches
 
@@ -133,6 +161,9 @@ def test_cli_bad_pairs_are_one_line_errors_before_loading(capsys, monkeypatch):
         (["--model", "smollm2-135m-instruct", "--with-base"], "has no registered base"),
         (["--model", "llama-3.1-8b"], "needs --with-base"),
         (["--base", "gemma-3-270m", "--instruct", "smollm2-135m-instruct", "--analyses", "vibes"], "unknown analysis"),
+        (["--base", "gemma-3-270m", "--instruct", "smollm2-135m-instruct", "--trials-n", "2", "--trials-conditions",
+          "baseline,vibes"], "vibes"),
+        (["--base", "gemma-3-270m", "--instruct", "smollm2-135m-instruct", "--trials-n", "-1"], "--trials-n must be"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exit_info:

@@ -7,7 +7,8 @@
 2. when the two share depth and width (and, for 4-5, the tokenizer): direction cosines per layer (saved directions),
    cross-model probe transfer both ways (stored activations), cross-model activation patching both ways with the
    verdict log-odds, per-token KL over the scenario prompt and a response (:mod:`interventions.model_diff`);
-3. behaviour: each checkpoint's trials runs found by identity, in one table with Wilson intervals and Fisher tests;
+3. behaviour: each checkpoint's trials runs found by identity (with ``trials_n`` > 0, run now where missing), in
+   one table with Wilson intervals and Fisher tests;
 4. figures and ``report.md``, which lists every analysis skipped and why.
 
 The probe job is called from :func:`probe_job` only (one call site to re-point when the pipeline moves).
@@ -67,6 +68,9 @@ class CompareConfig:
     proceed: tuple[str, ...] = DEFAULT_PROCEED
     kl_response: str | None = None
     kl_new_tokens: int = 48
+    trials_n: int = 0  # > 0: run this many trials per condition for a model without a trials run (0: say how)
+    trials_conditions: tuple[str, ...] = ("baseline",)
+    trials_max_new_tokens: int | None = None  # None: follows the model, as in the trials CLI
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +93,13 @@ def validate_config(cfg: CompareConfig) -> None:
                           f"choose from {', '.join(model_diff.TRANSFER_ESTIMATORS)}")
     if cfg.patch_hook not in model_diff.PATCH_HOOKS:
         raise ConfigError(f"--patch-hook must be one of {model_diff.PATCH_HOOKS}")
+    if cfg.trials_n < 0:
+        raise ConfigError(f"--trials-n must be >= 0, got {cfg.trials_n}")
+    if cfg.trials_n:  # the trials job checks these too, but only after the probe work
+        from behaviour.scenario import load_scenario
+        from behaviour.trials import expand_conditions
+
+        expand_conditions(load_scenario(cfg.scenario), cfg.trials_conditions)
     bad = [c for c in cfg.concepts if c not in CONCEPTS]
     if bad or not cfg.concepts:
         raise ConfigError(f"unknown concept(s) {bad}; choose from {', '.join(CONCEPTS)}")
@@ -198,6 +209,22 @@ def probe_job(model: LoadedModel, cfg: CompareConfig) -> Path:
     log.info("probe run for %s: %s", model.identity.name, run.path)
     run_probe_job(model, probe_cfg, run)
     return run.path
+
+
+def trials_job(model: LoadedModel, cfg: CompareConfig) -> Path:
+    """Run ``cfg.trials_n`` trials per condition of the already loaded ``model`` into a new trials run under the runs
+    root (trials CLI defaults otherwise); found by identity on the next comparison."""
+    from experiments.jobs.trials import default_trials_settings, run_trials_job
+
+    settings = default_trials_settings(
+        model.spec.name, weights=model.spec.path if model.spec.source == "local" else None,
+        revision=model.identity.revision, dtype=model.identity.dtype, scenario=cfg.scenario,
+        conditions=list(cfg.trials_conditions), n=cfg.trials_n, seed=cfg.seed,
+        max_new_tokens=cfg.trials_max_new_tokens)
+    outcome = run_trials_job(settings, run=None, api_key=None, load_local=lambda: model,
+                             runs_root=Path(cfg.runs_root) if cfg.runs_root else None)
+    log.info("trials run for %s: %d trials in %s", model.identity.name, len(outcome.records), outcome.run.path)
+    return outcome.run.path
 
 
 def store_for(model: LoadedModel, cfg: CompareConfig, probe_run: Path) -> Path:
@@ -409,6 +436,9 @@ def run_compare(base: LoadedModel, instruct: LoadedModel, cfg: CompareConfig, ru
         result.results["patching"]["prompt_tail"] = text[-200:]
     trials = {role: [Path(p) for p in cfg.trials_runs[role]] if cfg.trials_runs.get(role)
               else find_trials_runs(model, cfg) for role, model in models.items()}
+    computed = [role for role, paths in trials.items() if not paths and cfg.trials_n and "behaviour" not in skipped]
+    for role in computed:
+        trials[role] = [trials_job(models[role], cfg)]
     if "kl" not in skipped:
         log.info("per-token KL over the %s document and a response", cfg.condition)
         text, start, origin = kl_text(models, cfg, trials)
@@ -419,12 +449,13 @@ def run_compare(base: LoadedModel, instruct: LoadedModel, cfg: CompareConfig, ru
         if missing:
             skipped["behaviour"] = "no trials run found for " + ", ".join(
                 f"{role} ({models[role].identity.name}, identity {models[role].identity.key})" for role in missing
-            ) + " under the runs root; run `python -m experiments.trials --model NAME --conditions baseline,threat " \
+            ) + " under the runs root; pass --trials-n N to run them now, or run `python -m experiments.trials --model NAME --conditions baseline,threat " \
                 "--n 20` for each (base models get the document framing) or pass --base-trials/--instruct-trials"
         else:
             table, table_dict = behaviour_table(models, trials)
             result.results["behaviour"] = {"table": table_dict, "markdown": table.to_markdown(),
-                                           "runs": {r: [str(p) for p in ps] for r, ps in trials.items()}}
+                                           "runs": {r: [str(p) for p in ps] for r, ps in trials.items()},
+                                           "computed_now": computed}
 
     for name, value in result.results.items():
         run.write_json(f"{name}.json", value)

@@ -229,6 +229,8 @@ def markdown(result: Any, cfg: Any) -> str:
             lines.append(f"| {row['position']} | {context} | {row['kl_ab']:.3f} | {row['kl_ba']:.3f} |")
     if "behaviour" in r:
         lines += ["", "## Behaviour", "", "Trials runs: " + "; ".join(
-            f"{role}: " + ", ".join(f"`{p}`" for p in paths) for role, paths in r["behaviour"]["runs"].items()),
+            f"{role}: " + ", ".join(f"`{p}`" for p in paths)
+            + (" (computed now, --trials-n)" if role in r["behaviour"].get("computed_now", ()) else "")
+            for role, paths in r["behaviour"]["runs"].items()),
             "", r["behaviour"]["markdown"]]
     return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ from typing import Any
 from activations.models import LoadedModel
 from activations.registry import load_registry
 from behaviour.backends import Backend, OpenAIBackend
+from behaviour.judges import DEFAULT_JUDGE
 from behaviour.review import export_for_review
 from behaviour.scenario import Scenario, load_scenario
 from behaviour.table import convergence_table, plot_convergence
@@ -35,8 +36,9 @@ from common.rundir import RunDir
 from experiments.jobs.backends import LocalBackend, SteeredBackend, get_judge
 from interventions.steered_trials import SteeringSpec, resolve_steering
 
-__all__ = ["ENFORCED", "STORE", "TrialsOutcome", "build_backend", "format_conditions", "prompt_summary",
-           "report_markdown", "resume_settings", "run_trials_job", "write_outputs"]
+__all__ = ["DEFAULTS", "ENFORCED", "STORE", "TrialsOutcome", "build_backend", "default_trials_settings",
+           "format_conditions", "prompt_summary", "report_markdown", "resume_settings", "run_trials_job",
+           "write_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,23 @@ STORE = "transcripts.jsonl"
 ENFORCED = ("model", "weights", "revision", "dtype", "scenario", "conditions", "paraphrases", "n", "temperature",
             "top_p", "max_new_tokens", "seed", "backend", "served_model", "prompt_format", "judge", "thinking",
             "steering")
+
+
+#: The settings of a trials run when nothing else is asked for (the trials CLI's defaults, used by compare too).
+DEFAULTS: dict[str, Any] = {
+    "weights": None, "revision": None, "dtype": "float32", "scenario": None, "conditions": ["baseline", "threat"],
+    "paraphrases": False, "n": 20, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": None, "seed": 0,
+    "batch_size": 8, "thinking": None, "backend": "local", "base_url": None, "served_model": None,
+    "prompt_format": None, "judge": DEFAULT_JUDGE, "steering": None,
+}
+
+
+def default_trials_settings(model_name: str, **overrides: Any) -> dict[str, Any]:
+    """The settings dict :func:`run_trials_job` takes: :data:`DEFAULTS` for ``model_name``, with ``overrides``."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown trials setting(s) {sorted(unknown)}; known: {', '.join(DEFAULTS)}")
+    return {"model": model_name, **DEFAULTS, **overrides}
 
 
 @dataclass(frozen=True)
