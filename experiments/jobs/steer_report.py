@@ -182,11 +182,15 @@ def steer_report(model: LoadedModel, cfg: Any, layers: list[int], tokens: Verdic
         lines += [f"n = {cfg.n_samples} samples per cell, temperature {cfg.temperature}, top-p {cfg.top_p}, "
                   f"{cfg.max_new_tokens} new tokens max, judge `{confirmation.get('judge')}`; convergence rate with "
                   "Wilson 95% interval over labelled responses. Transcripts: `results/generations.jsonl`.", "",
-                  "| condition | setting | n | converged | rate | 95% CI | labels |", "|---|---|---|---|---|---|---|"]
+                  "| condition | setting | n labelled | converged | rate | 95% CI | labels (None = judge abstained) |",
+                  "|---|---|---|---|---|---|---|"]
         for cell in cells:
             lo, hi = cell["ci95"]
-            lines.append(f"| {cell['condition']} | {cell['setting']} | {cell['n']} | {cell['k']} | "
-                         f"{_fmt(cell['rate'], 2)} | {_fmt(lo, 2)}..{_fmt(hi, 2)} | {cell['labels']} |")
+            # No labelled response (all abstained): there is no rate to give, not a rate of nan.
+            rate, ci = ("-", "-") if not cell["n"] else (_fmt(cell["rate"], 2), f"{_fmt(lo, 2)}..{_fmt(hi, 2)}")
+            labels = ", ".join(f"{k} {v}" for k, v in cell["labels"].items())
+            lines.append(f"| {cell['condition']} | {cell['setting']} | {cell['n']} | {cell['k']} | {rate} | {ci} | "
+                         f"{labels} |")
     else:
         lines.append("No confirmation generation (n_samples = 0 or no setting selected).")
     small = n < SMALL_MODEL_LAYERS and model.d_model < 2048
