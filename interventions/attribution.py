@@ -26,7 +26,7 @@ from scipy.stats import spearmanr
 from transformer_lens.tools.analysis.attribution_patching import cache_activation_and_gradient
 
 from common.errors import ConfigError
-from interventions.patching import PatchGrid, Run, VerdictMetric, _with_hooks, hook_name, summarise, \
+from interventions.patching import PatchGrid, Run, VerdictMetric, with_hooks, hook_name, summarise, \
     target_and_source
 from interventions.segments import Cell, Direction
 
@@ -40,7 +40,7 @@ def gradients(bridge: Any, target: Run, names: Sequence[str], metric: VerdictMet
     # fallback TransformerLens uses cannot reach it either: caching hook_embed too keeps every asked-for point
     # downstream of something.
     wanted = ["hook_embed", *[n for n in names if n != "hook_embed"]]
-    with torch.enable_grad(), _with_hooks(bridge, target.hooks):
+    with torch.enable_grad(), with_hooks(bridge, target.hooks):
         cache = cache_activation_and_gradient(bridge, target.tokens, scalar, names_filter=wanted)
     missing = [n for n in names if cache.gradients.get(n) is None]
     if missing:

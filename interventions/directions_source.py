@@ -21,7 +21,8 @@ import torch
 from activations.models import LoadedModel
 from common.errors import ConfigError
 from activations.generation import pad_left
-from interventions.steering import STEER_HOOKS, _attention, hook_name, pad_id
+from activations.selection import hook_point_name
+from interventions.steering import STEER_HOOKS, attention_context, pad_id
 from probes.concepts import CONCEPTS, load_concept
 from probes.directions import load_directions
 
@@ -119,8 +120,8 @@ def mean_difference_directions(model: LoadedModel, positive: Sequence[str], nega
             return hook_fn
 
         try:
-            with torch.no_grad(), _attention(model, "sdpa"), \
-                    model.bridge.hooks(fwd_hooks=[(hook_name(L, hook), grab(int(L))) for L in layers]):
+            with torch.no_grad(), attention_context(model, "sdpa"), \
+                    model.bridge.hooks(fwd_hooks=[(hook_point_name(hook, L), grab(int(L))) for L in layers]):
                 model.bridge(tokens.to(model.device), attention_mask=mask.to(model.device), return_type="logits")
         except _Done:
             pass

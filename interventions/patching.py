@@ -135,7 +135,7 @@ class Run:
 
 
 @contextmanager
-def _with_hooks(bridge: Any, hooks: Sequence[Hook]) -> Iterator[None]:
+def with_hooks(bridge: Any, hooks: Sequence[Hook]) -> Iterator[None]:
     if hooks:
         with bridge.hooks(fwd_hooks=list(hooks)):
             yield
@@ -146,7 +146,7 @@ def _with_hooks(bridge: Any, hooks: Sequence[Hook]) -> Iterator[None]:
 def run_and_cache(bridge: Any, tokens: torch.Tensor, names: Sequence[str], metric: VerdictMetric,
                   hooks: Sequence[Hook] = ()) -> Run:
     """Run ``tokens`` (with ``hooks``, e.g. noise) and keep the activations at ``names`` and the metric per row."""
-    with torch.no_grad(), _with_hooks(bridge, hooks):
+    with torch.no_grad(), with_hooks(bridge, hooks):
         logits, cache = bridge.run_with_cache(tokens, names_filter=list(names))
     return Run(tokens, list(hooks), {n: cache[n].detach() for n in names}, metric(logits).detach().float().cpu())
 
@@ -231,7 +231,7 @@ def exact_patch(bridge: Any, target_tokens: torch.Tensor, source_cache: dict[str
     missing = [hook_name(component, layer) for layer in layers if hook_name(component, layer) not in source_cache]
     if missing:
         raise ConfigError(f"the source cache lacks {missing[:3]}: cache these hook points before patching")
-    with torch.no_grad(), _with_hooks(bridge, target_hooks):
+    with torch.no_grad(), with_hooks(bridge, target_hooks):
         result = tl_patching.generic_activation_patch(
             bridge, target_tokens, source_cache, metric, setter, component, index_df=index_df, reduce="none")
     return result.values.reshape(*shape, -1).float().cpu()

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from activations.fused_attention import hf_attention
+from activations.selection import hook_point_name
 from activations.generation import Generation, generate_detailed, pad_left, row_seed
 from activations.models import LoadedModel
 from common.errors import ConfigError
@@ -40,10 +41,6 @@ from common.errors import ConfigError
 POSITION_RULES = ("all", "prompt", "generated")
 STEER_HOOKS = ("resid_pre", "resid_post")
 ABLATE_HOOKS = ("resid_pre", "attn_out", "mlp_out")
-
-
-def hook_name(layer: int, hook: str) -> str:
-    return f"blocks.{int(layer)}.hook_{hook}"
 
 
 def _vector(v: Any) -> torch.Tensor:
@@ -213,14 +210,14 @@ def compile_plan(n_layers: int, d_model: int, rows: Sequence[Sequence[Interventi
                             raise ConfigError(f"{what}: residual norms were measured at {norms.hook} over "
                                               f"{len(norms.norms)} layers, not at {item.hook} of this model")
                         vec = float(item.alpha) * norms.norms[layer] * v / v.norm()
-                    add_matrix(hook_name(layer, item.hook), item.positions)[i] += vec
+                    add_matrix(hook_point_name(item.hook, layer), item.positions)[i] += vec
             elif isinstance(item, Ablate):
                 layers = tuple(range(n_layers)) if item.layers is None else _check_layers(item.layers, n_layers, what)
                 u = _check_direction(item.direction, d_model, what)
                 u = u / u.norm()
                 for layer in layers:
                     for hook in ABLATE_HOOKS:
-                        plan = hooks.setdefault(hook_name(layer, hook), _HookPlan())
+                        plan = hooks.setdefault(hook_point_name(hook, layer), _HookPlan())
                         slot = next((m for r, m in plan.ablate if r == item.positions and not m[i].any()), None)
                         if slot is None:
                             slot = torch.zeros(n, d_model)
@@ -330,14 +327,14 @@ def steered_forward(model: LoadedModel, token_rows: Sequence[Sequence[int]], pla
         rows = [list(token_rows[i]) for i in index]
         tokens, mask = pad_left(rows, pad_id(model))
         tokens, mask = tokens.to(model.device), mask.to(model.device)
-        with torch.no_grad(), _attention(model, attention), steering_hooks(model, plan.subset(index),
+        with torch.no_grad(), attention_context(model, attention), steering_hooks(model, plan.subset(index),
                                                                            [len(r) for r in rows]):
             logits = model.bridge(tokens, attention_mask=mask, return_type="logits")
         out.extend(reduce(logits, mask, index))
     return out
 
 
-def _attention(model: LoadedModel, attention: str) -> Any:
+def attention_context(model: LoadedModel, attention: str) -> Any:
     from contextlib import nullcontext
 
     if attention not in ("sdpa", "bridge"):
@@ -380,7 +377,7 @@ def generate_steered(model: LoadedModel, prompts: Sequence[str], plan: SteeringP
         index = list(range(start, min(start + batch_size, len(prompts))))
         chunk = [prompts[i] for i in index]
         lengths = [len(model.encode(p)) for p in chunk]
-        with _attention(model, attention), steering_hooks(model, plan.subset(index), lengths):
+        with attention_context(model, attention), steering_hooks(model, plan.subset(index), lengths):
             results += generate_detailed(model, chunk, batch_size=len(chunk),
                                          seeds=None if seeds is None else [int(seeds[i]) for i in index], **kwargs)
     return results
@@ -417,8 +414,9 @@ def measure_residual_norms(model: LoadedModel, texts: Sequence[str], *, hook: st
             seen[layer] = x.float().norm(dim=-1)[keep].double().sum().cpu()
             return x
 
-        names = [hook_name(layer, hook) for layer in range(model.n_layers)]
-        with torch.no_grad(), _attention(model, attention), model.bridge.hooks(fwd_hooks=[(n, grab) for n in names]):
+        names = [hook_point_name(hook, layer) for layer in range(model.n_layers)]
+        with torch.no_grad(), attention_context(model, attention), \
+                model.bridge.hooks(fwd_hooks=[(n, grab) for n in names]):
             model.bridge(tokens.to(model.device), attention_mask=mask.to(model.device), return_type="logits")
         for layer, total in seen.items():
             sums[layer] += total

@@ -21,8 +21,8 @@ import torch
 from common.errors import ConfigError
 
 #: Defaults for a prompt that asks for a yes/no verdict and ends in "Final verdict:" (leading space: the next word
-#: after the colon). " No" and " Yes" are single tokens in the embedded models' tokenizers (SmolLM2, Gemma 3); words such as " Reject" split
-#: in SmolLM2's. Pass other strings where the prompt frames the verdict differently.
+#: after the colon). " No" and " Yes" are single tokens in the embedded models' tokenizers (SmolLM2, Gemma 3); words
+#: such as " Reject" split in SmolLM2's. Pass other strings where the prompt frames the verdict differently.
 DEFAULT_AGAINST = (" No",)
 DEFAULT_PROCEED = (" Yes",)
 

@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from activations.generation import generate_detailed
+from activations.selection import hook_point_name
 from activations.tiny import tiny_hf_model, tiny_model
 from common.errors import ConfigError
 from interventions.steering import (
-    Ablate, ResidualNorms, Steer, generate_steered, hook_name, last_logits, measure_residual_norms, plan_for,
+    Ablate, ResidualNorms, Steer, generate_steered, last_logits, measure_residual_norms, plan_for,
     steered_forward, steering_hooks,
 )
 
@@ -119,11 +120,11 @@ def test_padding_is_never_steered(model):
         return x
 
     with torch.no_grad():
-        with model.bridge.hooks(fwd_hooks=[(hook_name(0, "resid_pre"), grab)]):
+        with model.bridge.hooks(fwd_hooks=[(hook_point_name("resid_pre", 0), grab)]):
             model.bridge(tokens, attention_mask=mask)
         clean = seen["x"]
         with steering_hooks(model, plan, [len(r) for r in rows]):
-            with model.bridge.hooks(fwd_hooks=[(hook_name(0, "resid_pre"), grab)]):
+            with model.bridge.hooks(fwd_hooks=[(hook_point_name("resid_pre", 0), grab)]):
                 model.bridge(tokens, attention_mask=mask)
     diff = seen["x"] - clean
     pad = ~mask.bool()
@@ -205,7 +206,7 @@ def test_ablation_leaves_no_component_along_v(model):
     v = _dirs(model.d_model, 1, seed=5)[0]
     u = v / v.norm()
     rows, tokens, mask = _pad(model, PROMPTS)
-    last = hook_name(model.n_layers - 1, "resid_post")
+    last = hook_point_name("resid_post", model.n_layers - 1)
     seen = {}
 
     def grab(name):
@@ -216,11 +217,11 @@ def test_ablation_leaves_no_component_along_v(model):
 
     plan = plan_for(model, [[Ablate(v)], [], [Ablate(v)]])
     with torch.no_grad(), steering_hooks(model, plan, [len(r) for r in rows]):
-        names = (last, hook_name(1, "resid_pre"))
+        names = (last, hook_point_name("resid_pre", 1))
         with model.bridge.hooks(fwd_hooks=[(n, grab(n)) for n in names]):
             model.bridge(tokens, attention_mask=mask)
     real = mask.bool()
-    for name in (last, hook_name(1, "resid_pre")):
+    for name in (last, hook_point_name("resid_pre", 1)):
         comp = seen[name] @ u
         assert comp[0][real[0]].abs().max() < 1e-4
         assert comp[2][real[2]].abs().max() < 1e-4
@@ -231,7 +232,7 @@ def test_relative_alpha_uses_the_layer_norm(model):
     v = _dirs(model.d_model, 1)[0]
     norms = ResidualNorms("resid_post", tuple(float(i + 1) for i in range(model.n_layers)), 10, 1)
     plan = plan_for(model, [[Steer(v, 0.5, (2,))]], norms)
-    added = plan.hooks[hook_name(2, "resid_post")].add["all"][0]
+    added = plan.hooks[hook_point_name("resid_post", 2)].add["all"][0]
     assert math.isclose(float(added.norm()), 0.5 * 3.0, rel_tol=1e-5)
     assert torch.allclose(added / added.norm(), v / v.norm(), atol=1e-6)
 
