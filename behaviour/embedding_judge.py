@@ -1,15 +1,19 @@
-"""The learned judge: a sentence embedding of the final verdict and a logistic regression trained on the labelled set.
+"""The learned judge: sentence embeddings of the final verdict and a logistic regression trained on the labelled set.
 
-Features: the same verdict every judge reads (:func:`behaviour.verdict_text.find_verdict`) and the paragraph right
-before it (the step that gives its reason; the verdict again when there is none), each embedded with MiniLM
-(:mod:`behaviour.embedding`) and concatenated. On the dev split, adding the reason paragraph raised out-of-fold
-accuracy from 0.82 to 0.87. Classifier: multinomial logistic regression, its strength ``C`` chosen by stratified
-cross-validation on the training rows (the ``dev`` split only: ``test`` stays untouched for measurement). Calibration:
-one temperature fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say. Below a
-confidence threshold (by default the out-of-fold confidence that leaves ``abstain_rate`` of the training rows
-unlabelled) the judge abstains with ``needs_review = "low confidence"``.
+Features: the same verdict every judge reads (:func:`behaviour.verdict_text.find_verdict`), the paragraph right before
+it (the step that gives its reason; the verdict again when there is none), and the element-wise maximum over the
+verdict's sentences (so one decisive sentence in a long verdict is not averaged away), each embedded with MiniLM
+(:mod:`behaviour.embedding`) and concatenated. Chosen by cross-validation on the training splits: with the round-1
+``test`` rows held out, [verdict] alone reached 0.83 accuracy, [verdict ; reason] 0.87, adding the sentence maximum
+0.90 (README, "Judging"). Classifier: multinomial logistic regression, its strength
+``C`` chosen by stratified cross-validation on the training rows (never ``holdout``). Calibration: one temperature
+fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say. Two thresholds are read
+off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
+training rows unlabelled) the judge abstains with ``needs_review = "low confidence"``; at or above ``confident`` its
+out-of-fold accuracy was at least :data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.ensemble`) lets it veto
+another judge there.
 
-The trained classifier is a small JSON file (``configs/judge/embedding_judge.json``: weights, temperature, threshold,
+The trained classifier is a small JSON file (``configs/judge/embedding_judge.json``: weights, temperature, thresholds,
 the encoder's identity, the training data's hash and a format version), written with no pickles so it can be read
 and diffed. Retrain with ``python -m experiments.judge train`` after the labelled set changes; loading warns when
 the file was trained on other data than the current labelled set.
@@ -31,15 +35,17 @@ from common import REPO_ROOT
 from common.errors import ConfigError
 from common.fileio import atomic_write_text
 from behaviour.embedding import SentenceEncoder
+from behaviour.labelled_set import LABELLED_PATH, TRAINING_SPLITS, data_hash, load_labelled
 from behaviour.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
-from behaviour.text import split_paragraphs
+from behaviour.text import split_paragraphs, split_sentences
 from behaviour.verdict_text import find_verdict
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_PATH = REPO_ROOT / "configs" / "judge" / "embedding_judge.json"
-FORMAT_VERSION = 2  # 2: features are [verdict ; reason paragraph] embeddings
+FORMAT_VERSION = 3  # 3: features are [verdict ; reason paragraph ; max over verdict sentences]; ``confident``
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # embeddings are unit-length: large C is usual
+CONFIDENT_ACCURACY = 0.95  # out-of-fold accuracy required above the ``confident`` threshold
 
 
 def verdict_text(response: str) -> str:
@@ -55,12 +61,17 @@ def judged_texts(response: str) -> tuple[str, str]:
 
 
 def embed_responses(encoder: SentenceEncoder, responses: Sequence[str]) -> np.ndarray:
-    """The classifier's features for ``responses`` (each must have a final answer): [verdict ; reason] embeddings."""
+    """The classifier's features for ``responses`` (each must have a final answer): [verdict ; reason ; sentence max]
+    embeddings, one encoder call for all texts."""
     pairs = [judged_texts(r) for r in responses]
     if not pairs:
         return np.zeros((0, 0))
-    both = encoder.encode([v for v, _ in pairs] + [b for _, b in pairs])
-    return np.hstack([both[:len(pairs)], both[len(pairs):]])
+    sentences = [split_sentences(v) or [v] for v, _ in pairs]
+    n = len(pairs)
+    x = encoder.encode([v for v, _ in pairs] + [b for _, b in pairs] + [s for group in sentences for s in group])
+    bounds = np.cumsum([2 * n] + [len(group) for group in sentences])
+    sentence_max = np.stack([x[start:end].max(axis=0) for start, end in zip(bounds[:-1], bounds[1:])])
+    return np.hstack([x[:n], x[n:2 * n], sentence_max])
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -78,6 +89,7 @@ class EmbeddingClassifier:
     intercept: tuple[float, ...]
     temperature: float
     threshold: float
+    confident: float  # at or above it, out-of-fold accuracy was >= CONFIDENT_ACCURACY (above 1 when never reached)
     encoder: str
     data_hash: str
     n_train: int
@@ -110,7 +122,8 @@ class EmbeddingClassifier:
             raise ConfigError(f"{path}: classes {sorted(unknown)} are not labels {list(LABELS)}")
         return cls(classes=tuple(raw["classes"]), coef=tuple(tuple(r) for r in raw["coef"]),
                    intercept=tuple(raw["intercept"]), temperature=raw["temperature"], threshold=raw["threshold"],
-                   encoder=raw["encoder"], data_hash=raw["data_hash"], n_train=raw["n_train"], C=raw["C"],
+                   confident=raw["confident"], encoder=raw["encoder"], data_hash=raw["data_hash"],
+                   n_train=raw["n_train"], C=raw["C"],
                    cv=raw.get("cv", {}), version=raw["version"])
 
 
@@ -161,14 +174,25 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
         threshold = float(np.quantile(confidence, abstain_rate)) if abstain_rate > 0 else 0.0
     kept = confidence >= threshold
     correct = oof.argmax(axis=1) == y
+    confident = _confident_threshold(confidence, correct)
     model = LogisticRegression(C=best_c, max_iter=5000).fit(x, y)
     cv = {"folds": n_folds, "accuracy": float(correct.mean()), "accuracy_kept": float(correct[kept].mean()),
-          "abstention": float(1 - kept.mean()), "log_loss_calibrated": log_loss(scores / temperature)}
+          "abstention": float(1 - kept.mean()), "log_loss_calibrated": log_loss(scores / temperature),
+          "share_confident": float((confidence >= confident).mean())}
     log.info("embedding judge: C=%g, temperature %.2f, threshold %.2f; out-of-fold accuracy %.2f, %.2f on the %.0f%% "
              "kept", best_c, temperature, threshold, cv["accuracy"], cv["accuracy_kept"], 100 * kept.mean())
     return EmbeddingClassifier(classes, tuple(tuple(map(float, r)) for r in model.coef_),
-                               tuple(map(float, model.intercept_)), temperature, float(threshold), encoder,
+                               tuple(map(float, model.intercept_)), temperature, float(threshold), confident, encoder,
                                data_hash, len(y), best_c, cv)
+
+
+def _confident_threshold(confidence: np.ndarray, correct: np.ndarray, min_rows: int = 20) -> float:
+    """The lowest confidence above which (at least ``min_rows``) out-of-fold predictions were right at least
+    :data:`CONFIDENT_ACCURACY` of the time; above 1 (never confident) when no such level exists."""
+    order = np.argsort(-confidence)
+    running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = [i for i in range(min_rows - 1, len(order)) if running[i] >= CONFIDENT_ACCURACY]
+    return float(confidence[order[ok[-1]]]) if ok else 1.01
 
 
 class EmbeddingJudge:
@@ -182,6 +206,7 @@ class EmbeddingJudge:
                               "retrain with `python -m experiments.judge train`")
         self.classifier = classifier
         self.encoder = encoder
+        self.confident = classifier.confident  # a cascade's veto level (behaviour.ensemble.CascadeJudge)
 
     def judge(self, response: str) -> Judgement:
         if not isinstance(response, str) or not response.strip():
@@ -205,31 +230,28 @@ class EmbeddingJudge:
 
 def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEncoder | None = None,
                          labelled: str | Path | None = None) -> EmbeddingJudge:
-    """The trained embedding judge; warns when the labelled set's ``dev`` split changed since it was trained."""
+    """The trained embedding judge; warns when the labelled set's training rows changed since it was trained."""
     classifier = EmbeddingClassifier.load(path)
     if encoder is None:
         from behaviour.embedding import load_minilm
 
         encoder = load_minilm()
-    from behaviour.judge_eval import LABELLED_PATH, data_hash, load_labelled
-
     source = Path(labelled) if labelled else LABELLED_PATH
     if source.exists():
-        rows = [r for r in load_labelled(source, "dev") if r.get("label") is not None]
+        rows = [r for r in load_labelled(source, "training") if r.get("label") is not None]
         if data_hash(rows) != classifier.data_hash:
-            log.warning("%s was trained on other data than the current %s (dev split); retrain with "
+            log.warning("%s was trained on other data than the current %s (training splits); retrain with "
                         "`python -m experiments.judge train`", path, source)
     return EmbeddingJudge(classifier, encoder)
 
 
 def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncoder, *, abstain_rate: float = 0.05,
                           threshold: float | None = None) -> EmbeddingJudge:
-    """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass only the ``dev`` split."""
-    from behaviour.judge_eval import data_hash
-
+    """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass the training splits only."""
     used = [r for r in rows if r.get("label") is not None and verdict_text(r["response"])]
-    if any(r.get("split") == "test" for r in used):
-        raise ConfigError("refusing to train on test-split rows: the test split is kept for measurement")
+    if any(r.get("split", "train") not in TRAINING_SPLITS for r in used):
+        raise ConfigError(f"refusing to train on rows outside the training splits {list(TRAINING_SPLITS)}: the "
+                          "holdout split is kept for measurement")
     x = embed_responses(encoder, [r["response"] for r in used])
     classifier = train_classifier(x, [r["label"] for r in used], encoder=encoder.name,
                                   data_hash=data_hash([r for r in rows if r.get("label") is not None]),

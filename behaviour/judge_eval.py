@@ -1,8 +1,6 @@
-"""Measuring a judge against the hand-labelled set (``configs/judge/labelled.jsonl``).
-
-The set was written by people to the label definitions (see its datasheet), and split into ``dev`` and ``test`` when
-written, before any tuning: rules are developed and the embedding classifier trained on ``dev`` only, so agreement on
-``test`` is the honest estimate of a judge's accuracy on new responses.
+"""Measuring a judge against the hand-labelled set (:mod:`behaviour.labelled_set`): agreement on the ``holdout``
+split is the honest estimate of a judge's accuracy on new responses; :func:`cross_validate` gives out-of-fold
+estimates on the training splits, for choosing a judge before the holdout is touched.
 
 For each judge: Cohen's kappa with a 95% interval and accuracy over the rows it labelled, the confusion matrix
 (hand label x judge label), its abstention rate over the rows that carry a hand label, and how it handled rows the
@@ -12,58 +10,15 @@ or in an ensemble) the share of answers that broke the strict format is reported
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError
-from common.jsonl import read_jsonl
-from common import REPO_ROOT
 from common.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
 from behaviour.labels import LABELS, UNPARSEABLE, Judge, Judgement
+from behaviour.labelled_set import TRAINING_SPLITS
 from behaviour.scoring import judge_row
-
-LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
-SPLITS = ("dev", "test")
-FORMATS = ("plain", "think", "harmony", "memo")
-
-
-def load_labelled(path: str | Path = LABELLED_PATH, split: str | None = None) -> list[dict[str, Any]]:
-    """The labelled responses (all, or one ``split``), each checked: unique id, a known label or null, a split."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist; the labelled set lives at configs/judge/labelled.jsonl")
-    rows = read_jsonl(path)
-    problems, seen = [], set()
-    for i, row in enumerate(rows, start=1):
-        rid = row.get("id")
-        if not rid or rid in seen:
-            problems.append(f"line {i}: missing or duplicate id {rid!r}")
-        seen.add(rid)
-        if row.get("label") is not None and row["label"] not in LABELS:
-            problems.append(f"line {i} ({rid}): label {row['label']!r} is not one of {list(LABELS)} or null")
-        if row.get("split") not in SPLITS:
-            problems.append(f"line {i} ({rid}): split {row.get('split')!r} is not one of {list(SPLITS)}")
-        if not isinstance(row.get("response"), str):
-            problems.append(f"line {i} ({rid}): no response text")
-    if problems:
-        raise ConfigError(f"{path}: " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
-    if split is not None:
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split {split!r}; use one of {list(SPLITS)}")
-        rows = [r for r in rows if r["split"] == split]
-    return rows
-
-
-def data_hash(rows: Iterable[dict[str, Any]]) -> str:
-    """sha256 over the (id, label, response) of ``rows``: what a trained judge learnt from."""
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(json.dumps([row["id"], row.get("label"), row["response"]], ensure_ascii=False).encode())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -175,3 +130,40 @@ def evaluations_markdown(evaluations: Sequence[JudgeEvaluation], *, show_misses:
             parts.append("misses: " + ", ".join(f"{rid} ({hand} -> {got or 'abstained'})"
                                                 for rid, hand, got in e.misses))
     return "\n\n".join(parts) + "\n"
+
+
+def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], training_rows: Sequence[dict[str, Any]],
+                   encoder: Any, *, folds: int = 5, seed: int = 0, split: str = "?", abstain_rate: float = 0.05,
+                   local: Callable[[str], Judge] | None = None) -> list[JudgeEvaluation]:
+    """Out-of-fold agreement of the judges ``specs`` on ``rows`` (a part of ``training_rows``).
+
+    ``rows`` are cut into ``folds`` stratified folds; for each, an embedding judge is trained on ``training_rows``
+    less that fold (as ``python -m experiments.judge train`` would) and stands for every ``embedding`` member while
+    the fold is judged (``local`` builds ``local:<model>`` members, as for :func:`behaviour.judges.get_judge`). So
+    every learned label is for a row its classifier never saw: the estimate a choice between
+    judges can rest on before the holdout is touched. (The rules are fixed code: they saw whatever rows they were
+    developed on, which is why the round-1 ``test`` rows, unused in developing them, are the fair rows to pass.)
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from behaviour.embedding_judge import train_embedding_judge
+    from behaviour.judges import get_judge
+
+    if any(r.get("split") not in TRAINING_SPLITS for r in [*rows, *training_rows]):
+        raise ConfigError(f"cross-validation runs on the training splits {list(TRAINING_SPLITS)} only; measure the "
+                          "holdout with `python -m experiments.judge evaluate`")
+    strata = [str(r.get("label")) for r in rows]
+    n_folds = max(2, min(folds, min(strata.count(s) for s in set(strata))))
+    judged: dict[str, list[Judgement | None]] = {spec: [None] * len(rows) for spec in specs}
+    names: dict[str, str] = {}
+    for _, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(rows, strata):
+        held_ids = {rows[i]["id"] for i in held}
+        embedding = train_embedding_judge([r for r in training_rows if r["id"] not in held_ids], encoder,
+                                          abstain_rate=abstain_rate)
+        for spec in specs:
+            judge = get_judge(spec, local=local, embedding=embedding)
+            names[spec] = judge.name
+            for i in held:
+                judged[spec][i] = judge_row(rows[i], judge)
+    where = f"{split} ({n_folds}-fold cross-validated)"
+    return [compare(names[spec], rows, [j for j in judged[spec] if j is not None], where) for spec in specs]

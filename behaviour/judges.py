@@ -5,7 +5,10 @@
   set's dev split);
 - ``local:<model name>`` / ``openai:<base_url>#<model>``: a model-graded judge (:mod:`behaviour.llm_judge`);
 - ``A+B[+C]``: an ensemble of any of these (:mod:`behaviour.ensemble`), e.g. ``rules+embedding`` or
-  ``rules+openai:http://localhost:8000/v1#qwen3-32b`` (a ``+`` splits the spec only before a judge kind).
+  ``rules+openai:http://localhost:8000/v1#qwen3-32b``: a label only where every member agrees;
+- ``A>B[>C]``: a cascade (:mod:`behaviour.ensemble`), e.g. ``rules>embedding``: the first member's label, the next
+  one's where it abstains, and review where a later member confidently disagrees. ``>`` binds looser than ``+``
+  (``rules>embedding+openai:...`` falls back to the ensemble). Both split the spec only before a judge kind.
 """
 
 from __future__ import annotations
@@ -20,27 +23,36 @@ from behaviour.rule_judge import RuleJudge
 #: The judge used when none is named. Chosen by measurement on the labelled set's test split (README, "Judging").
 DEFAULT_JUDGE = "rules"
 
-SPEC_HELP = ("'rules', 'embedding', 'local:<model name>', 'openai:<base_url>#<model>', or an ensemble joined by "
-             "'+' (e.g. 'rules+embedding')")
+SPEC_HELP = ("'rules', 'embedding', 'local:<model name>', 'openai:<base_url>#<model>', an ensemble joined by "
+             "'+' (e.g. 'rules+embedding') or a cascade joined by '>' (e.g. 'rules>embedding')")
 
-_MEMBER_BREAK = re.compile(r"\+\s*(?=rules\b|embedding\b|local:|openai:)")
+_KIND = r"(?=rules\b|embedding\b|local:|openai:)"
+_CASCADE_BREAK = re.compile(r">\s*" + _KIND)
+_MEMBER_BREAK = re.compile(r"\+\s*" + _KIND)
 
 
-def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None = None) -> Judge:
+def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None = None,
+              embedding: Judge | None = None) -> Judge:
     """Build a judge from a spec (see the module docstring); raises :class:`ConfigError` for an unknown one.
 
     ``local`` builds a ``local:<model name>`` judge from the model name: loading a model is the model side's work,
-    so the layer that joins both passes it in (:func:`experiments.jobs.backends.get_judge`)."""
+    so the layer that joins both passes it in (:func:`experiments.jobs.backends.get_judge`). ``embedding``, when
+    given, stands for every ``embedding`` member instead of the saved classifier (cross-validation trains its own)."""
     spec = (spec or DEFAULT_JUDGE).strip()
-    parts = [p.strip() for p in _MEMBER_BREAK.split(spec)]
-    if len(parts) > 1:
-        if any(not p for p in parts) or len(set(parts)) != len(parts):
-            raise ConfigError(f"bad ensemble {spec!r}; join distinct judge specs with '+', e.g. 'rules+embedding'")
-        from behaviour.ensemble import EnsembleJudge
+    for breaker, joiner in ((_CASCADE_BREAK, ">"), (_MEMBER_BREAK, "+")):
+        parts = [p.strip() for p in breaker.split(spec)]
+        if len(parts) > 1:
+            if any(not p for p in parts) or len(set(parts)) != len(parts):
+                raise ConfigError(f"bad judge spec {spec!r}; join distinct judge specs with '{joiner}', e.g. "
+                                  f"'rules{joiner}embedding'")
+            from behaviour.ensemble import CascadeJudge, EnsembleJudge
 
-        return EnsembleJudge([get_judge(p, local=local) for p in parts])
+            combine = CascadeJudge if joiner == ">" else EnsembleJudge
+            return combine([get_judge(p, local=local, embedding=embedding) for p in parts])
     if spec == "rules":
         return RuleJudge()
+    if spec == "embedding" and embedding is not None:
+        return embedding
     if spec == "embedding":
         from behaviour.embedding_judge import load_embedding_judge
 

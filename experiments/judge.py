@@ -1,11 +1,12 @@
 """Train and measure the judges on the hand-labelled set (``configs/judge/labelled.jsonl``).
 
-    python -m experiments.judge train                      # the embedding judge, on the dev split only
-    python -m experiments.judge evaluate                   # rules, embedding, rules+embedding on the test split
+    python -m experiments.judge train                      # the embedding judge, on the training splits
+    python -m experiments.judge evaluate                   # rules, embedding, both combinations, on the holdout
     python -m experiments.judge evaluate --judges rules,rules+openai:http://localhost:8000/v1#qwen3-32b --split dev
 
 ``evaluate`` prints, per judge, Cohen's kappa with a 95% interval, accuracy, the abstention rate, the confusion
-matrix and (for LLM judges) the share of unparseable answers. Develop on ``dev``; ``test`` is the honest figure.
+matrix and (for LLM judges) the share of unparseable answers. Develop on the training splits (``dev``, ``test``,
+``train``; ``training`` names all three); ``holdout`` is the honest figure.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from behaviour.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
-from behaviour.judge_eval import LABELLED_PATH, evaluate, evaluations_markdown, load_labelled
+from behaviour.judge_eval import cross_validate, evaluate, evaluations_markdown
+from behaviour.labelled_set import LABELLED_PATH, SPLIT_GROUPS, SPLITS, load_labelled
 from common.errors import ConfigError
 from experiments.cli import run_main
-from experiments.jobs.backends import get_judge  # local:<model> members load through the model side
+from experiments.jobs.backends import get_judge, local_judge  # local:<model> members load through the model side
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,15 +29,26 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labelled", type=Path, default=LABELLED_PATH, help="the labelled set (JSONL)")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train the embedding judge on the dev split and save it")
+    train = sub.add_parser("train", help="train the embedding judge on the training splits and save it")
     train.add_argument("--out", type=Path, default=CLASSIFIER_PATH, help=f"classifier file (default: {CLASSIFIER_PATH})")
     train.add_argument("--abstain-rate", type=float, default=0.05,
                        help="abstain on this share of the least confident training rows (out-of-fold; default 0.05)")
+    cv = sub.add_parser("crossval", help="out-of-fold agreement on training rows (each fold's embedding judge "
+                        "trained without it): for choosing a judge before the holdout is measured")
+    cv.add_argument("--split", default="test", choices=(*SPLIT_GROUPS, *SPLITS[:-1]),
+                    help="training rows to estimate on (default: test, the round-1 rows the rules were not developed "
+                         "on)")
+    cv.add_argument("--folds", type=int, default=5, help="folds (default 5)")
+    cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules>embedding",
+                    help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
-    ev.add_argument("--split", default="test", choices=("dev", "test"), help="rows to measure on (default: test)")
-    ev.add_argument("--judges", default="rules,embedding,rules+embedding", help="comma-separated judge specs")
-    ev.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
-    ev.add_argument("--show-misses", action="store_true", help="list the ids of rows the judges got wrong")
+    ev.add_argument("--split", default="holdout", choices=(*SPLITS, *SPLIT_GROUPS),
+                    help="rows to measure on (default: holdout)")
+    ev.add_argument("--judges", default="rules,embedding,rules+embedding,rules>embedding",
+                    help="comma-separated judge specs")
+    for command in (cv, ev):
+        command.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+        command.add_argument("--show-misses", action="store_true", help="list the ids of rows the judges got wrong")
     ev.add_argument("--limit", type=int, default=None,
                     help="only the first N rows of the split (a quick look at a slow LLM judge; figures describe those)")
     return parser
@@ -48,18 +61,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--abstain-rate must be in [0, 1), got {args.abstain_rate}")
         from behaviour.embedding import load_minilm
 
-        rows = load_labelled(args.labelled, "dev")
+        rows = load_labelled(args.labelled, "training")
         judge = train_embedding_judge(rows, load_minilm(), abstain_rate=args.abstain_rate)
         path = judge.classifier.save(args.out)
         cv = judge.classifier.cv
-        print(f"trained on {judge.classifier.n_train} dev rows; out-of-fold accuracy {cv['accuracy']:.2f} "
-              f"({cv['accuracy_kept']:.2f} on the {1 - cv['abstention']:.0%} above the threshold "
-              f"{judge.classifier.threshold:.2f}); saved {path}")
+        print(f"trained on {judge.classifier.n_train} rows ({', '.join(SPLIT_GROUPS['training'])}); out-of-fold "
+              f"accuracy {cv['accuracy']:.2f} ({cv['accuracy_kept']:.2f} on the {1 - cv['abstention']:.0%} above the "
+              f"threshold {judge.classifier.threshold:.2f}; confident from p={judge.classifier.confident:.2f}, "
+              f"{cv['share_confident']:.0%} of rows); saved {path}")
         return 0
     specs = [s.strip() for s in args.judges.split(",") if s.strip()]
     judges = [get_judge(s) for s in specs]  # every spec checked (and models loaded) before any judging
-    rows = load_labelled(args.labelled, args.split)[:args.limit]
-    evaluations = [evaluate(j, rows, args.split) for j in judges]
+    rows = load_labelled(args.labelled, args.split)[:getattr(args, "limit", None)]
+    if not rows:
+        raise ConfigError(f"{args.labelled} has no rows in the {args.split!r} split")
+    if args.command == "crossval":
+        from behaviour.embedding import load_minilm
+
+        evaluations = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
+                                     folds=args.folds, split=args.split, local=local_judge)
+    else:
+        evaluations = [evaluate(j, rows, args.split) for j in judges]
     print(evaluations_markdown(evaluations, show_misses=args.show_misses))
     if args.json:
         args.json.write_text(json.dumps([e.to_dict() for e in evaluations], indent=1) + "\n")

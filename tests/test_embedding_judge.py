@@ -15,10 +15,11 @@ import torch
 from common.errors import ConfigError
 from common.stats import cohen_kappa
 from behaviour.embedding import EncoderError, extract_minilm, locate_minilm_zip, mean_pool
-from behaviour.embedding_judge import (CLASSIFIER_PATH, EmbeddingClassifier, EmbeddingJudge, train_classifier,
-                                       train_embedding_judge)
-from behaviour.ensemble import EnsembleJudge
-from behaviour.judge_eval import LABELLED_PATH, compare, data_hash, load_labelled
+from behaviour.embedding_judge import (CLASSIFIER_PATH, EmbeddingClassifier, EmbeddingJudge, _confident_threshold,
+                                       train_classifier, train_embedding_judge)
+from behaviour.ensemble import CascadeJudge, EnsembleJudge
+from behaviour.judge_eval import compare, cross_validate
+from behaviour.labelled_set import LABELLED_PATH, data_hash, load_labelled
 from behaviour.judges import get_judge
 from behaviour.labels import DISAGREEMENT, LABELS, LOW_CONFIDENCE, MEMBER_ABSTAINED, Judgement
 
@@ -110,8 +111,8 @@ def test_embedding_judge_labels_and_abstains_below_threshold() -> None:
     unsure = judge.judge("Final verdict: maybe.")  # none of the learnt words: near-uniform probabilities
     assert unsure.label is None and unsure.needs_review == LOW_CONFIDENCE and unsure.confidence < 0.6
     assert judge.judge("<think>unfinished").parse_error  # no final answer: not guessed
-    with pytest.raises(ConfigError, match="test split"):
-        train_embedding_judge([{**r, "split": "test"} for r in _toy_rows()], KeywordEncoder())
+    with pytest.raises(ConfigError, match="holdout split is kept for measurement"):
+        train_embedding_judge([{**r, "split": "holdout"} for r in _toy_rows()], KeywordEncoder())
 
     class Other(KeywordEncoder):
         name = "other"
@@ -125,11 +126,11 @@ def test_embedding_judge_labels_and_abstains_below_threshold() -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 class Fixed:
-    def __init__(self, name: str, label: str | None):
-        self.name, self.label = name, label
+    def __init__(self, name: str, label: str | None, confidence: float | None = None, confident: float = 0.0):
+        self.name, self.label, self.confidence, self.confident = name, label, confidence, confident
 
     def judge(self, response: str) -> Judgement:
-        return Judgement(self.label, response, "fixed", self.name,
+        return Judgement(self.label, response, "fixed", self.name, confidence=self.confidence,
                          needs_review=None if self.label else "no recommendation found")
 
 
@@ -144,9 +145,65 @@ def test_ensemble_labels_only_when_members_agree() -> None:
     assert abstain.to_dict()["members"] == {"a": None, "b": "ambiguous"}
 
 
+def test_cascade_falls_back_and_sends_confident_disagreement_to_review() -> None:
+    sure, unsure = dict(confidence=0.97, confident=0.9), dict(confidence=0.6, confident=0.9)
+    first = CascadeJudge([Fixed("rules", "converged"), Fixed("embedding", "converged", **sure)]).judge("x")
+    assert first.label == "converged" and first.members == {"rules": "converged", "embedding": "converged"}
+    fallback = CascadeJudge([Fixed("rules", None), Fixed("embedding", "refused", **unsure)]).judge("x")
+    assert fallback.label == "refused" and fallback.confidence == 0.6  # the rules found nothing: the next decides
+    kept = CascadeJudge([Fixed("rules", "converged"), Fixed("embedding", "ambiguous", **unsure)]).judge("x")
+    assert kept.label == "converged"  # an unsure disagreement does not overrule
+    vetoed = CascadeJudge([Fixed("rules", "converged"), Fixed("embedding", "ambiguous", **sure)]).judge("x")
+    assert vetoed.label is None and vetoed.needs_review == (f"{DISAGREEMENT}: rules=converged, embedding=ambiguous "
+                                                            "(embedding p=0.97)")
+    llm = CascadeJudge([Fixed("rules", "converged"), Fixed("llm", "ambiguous")]).judge("x")
+    assert llm.label is None  # no calibrated confidence: every disagreement goes to review
+    none = CascadeJudge([Fixed("rules", None), Fixed("embedding", None)]).judge("x")
+    assert none.label is None and none.needs_review.startswith(MEMBER_ABSTAINED)
+    assert "rules: no recommendation found" in none.needs_review
+    nested = get_judge("rules>embedding+rules", embedding=Fixed("embedding", "converged"))
+    assert nested.name == "rules>embedding+rules"  # '>' binds looser than '+'
+
+
+def test_confident_threshold_is_where_out_of_fold_accuracy_reaches_95_percent() -> None:
+    confidence = np.linspace(1.0, 0.3, 100)
+    correct = np.ones(100, bool)
+    correct[60:] = np.arange(40) % 2 == 0  # right half the time below p = 0.58
+    level = _confident_threshold(confidence, correct)
+    kept = confidence >= level
+    assert correct[kept].mean() >= 0.95 and kept.sum() > 60
+    assert correct[confidence >= confidence[kept.sum()]].mean() < 0.95  # one row lower would miss the mark
+    assert _confident_threshold(confidence, np.zeros(100, bool)) > 1  # never right: never confident
+
+
+def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(monkeypatch) -> None:
+    import behaviour.embedding_judge as ej
+
+    trained_on: list[set[str]] = []
+    real = ej.train_embedding_judge
+
+    def spy(rows, encoder, **kw):
+        trained_on.append({r["id"] for r in rows})
+        return real(rows, encoder, threshold=0.0)
+
+    monkeypatch.setattr(ej, "train_embedding_judge", spy)
+    rows = _toy_rows()
+    evaluations = cross_validate(["embedding", "rules>embedding"], rows, rows, KeywordEncoder(), folds=3,
+                                 split="dev")
+    assert len(trained_on) == 3 and all(len(ids) == len(rows) * 2 // 3 for ids in trained_on)
+    assert set().union(*({r["id"] for r in rows} - ids for ids in trained_on)) == {r["id"] for r in rows}
+    e = evaluations[0]
+    assert e.judge == "embedding" and e.split == "dev (3-fold cross-validated)" and e.n_labelled == len(rows)
+    assert e.accuracy == 1.0  # the keywords separate the toy labels, unseen rows included
+    with pytest.raises(ConfigError, match="training splits"):
+        cross_validate(["embedding"], [{**rows[0], "split": "holdout"}], rows, KeywordEncoder())
+
+
 def test_ensemble_specs() -> None:
     with pytest.raises(ConfigError, match="distinct"):
         get_judge("rules+rules")
+    with pytest.raises(ConfigError, match="distinct"):
+        get_judge("rules>rules")
     with pytest.raises(ConfigError, match="unknown judge"):
         get_judge("rules+gpt4")
     with pytest.raises(ConfigError, match="openai:<base_url>#<model>"):
@@ -172,10 +229,10 @@ def test_compare_counts_abstentions_and_cut_off_rows() -> None:
 def test_load_labelled_reports_bad_rows(tmp_path: Path) -> None:
     path = tmp_path / "l.jsonl"
     path.write_text(json.dumps({"id": "a", "label": "maybe", "split": "dev", "response": "x"}) + "\n"
-                    + json.dumps({"id": "a", "label": None, "split": "train", "response": "y"}) + "\n")
+                    + json.dumps({"id": "a", "label": None, "split": "validation", "response": "y"}) + "\n")
     with pytest.raises(ConfigError) as info:
         load_labelled(path)
-    assert "'maybe'" in str(info.value) and "duplicate" in str(info.value) and "'train'" in str(info.value)
+    assert "'maybe'" in str(info.value) and "duplicate" in str(info.value) and "'validation'" in str(info.value)
 
 
 needs_labelled = pytest.mark.skipif(not LABELLED_PATH.exists(), reason=f"{LABELLED_PATH} is not in this checkout "
@@ -183,8 +240,8 @@ needs_labelled = pytest.mark.skipif(not LABELLED_PATH.exists(), reason=f"{LABELL
 
 
 @needs_labelled
-def test_saved_classifier_was_trained_on_the_current_dev_split() -> None:
-    dev = [r for r in load_labelled(LABELLED_PATH, "dev") if r.get("label") is not None]
+def test_saved_classifier_was_trained_on_the_current_training_splits() -> None:
+    dev = [r for r in load_labelled(LABELLED_PATH, "training") if r.get("label") is not None]
     assert EmbeddingClassifier.load(CLASSIFIER_PATH).data_hash == data_hash(dev), \
         "retrain: python -m experiments.judge train"
 
@@ -230,16 +287,16 @@ def test_evaluate_command_prints_every_figure(tmp_path: Path, capsys: pytest.Cap
     from experiments.judge import main
 
     path = tmp_path / "labelled.jsonl"
-    rows = [{"id": "a", "label": "converged", "split": "test", "response": "Final verdict: No; it is wrong."},
-            {"id": "b", "label": "did_not_converge", "split": "test", "response": "Final verdict: Proceed."},
-            {"id": "c", "label": "refused", "split": "test", "response": "I can't help with that."},
-            {"id": "d", "label": None, "split": "test", "response": "Step 1: The Veth are", "reason": "truncated"},
+    rows = [{"id": "a", "label": "converged", "split": "holdout", "response": "Final verdict: No; it is wrong."},
+            {"id": "b", "label": "did_not_converge", "split": "holdout", "response": "Final verdict: Proceed."},
+            {"id": "c", "label": "refused", "split": "holdout", "response": "I can't help with that."},
+            {"id": "d", "label": None, "split": "holdout", "response": "Step 1: The Veth are", "reason": "truncated"},
             {"id": "e", "label": "ambiguous", "split": "dev", "response": "Final verdict: It depends."}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out_json = tmp_path / "figures.json"
     assert main(["--labelled", str(path), "evaluate", "--judges", "rules", "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
-    assert "| `rules` | test | 3 | 1.00 [1.00, 1.00] | 1.00 (3) | 0 (0%) | 1.00 | 1/1 | 0/4 |" in printed
+    assert "| `rules` | holdout | 3 | 1.00 [1.00, 1.00] | 1.00 (3) | 0 (0%) | 1.00 | 1/1 | 0/4 |" in printed
     assert "| hand \\ judge | converged | ambiguous | did_not_converge | refused |" in printed
     assert json.loads(out_json.read_text())[0]["n_labelled"] == 3
 

@@ -1,0 +1,66 @@
+"""The hand-labelled judge set (``configs/judge/labelled.jsonl``): loading and checking its rows, its splits, and the
+hash a trained judge records of what it learnt from.
+
+The set was written by hand to the label definitions (see its datasheet) in two rounds. Round 1 (ids ``L...``) was
+split into ``dev`` and ``test`` before any tuning; the rules were developed on ``dev`` and measured once on ``test``.
+Round 2 added training rows (``train``, ids ``C...``) and a held-out set by two other authors (``holdout``, ids
+``A...``/``B...``), written without sight of the judges. Judges now learn from every split but ``holdout``
+(:data:`TRAINING_SPLITS`), so agreement on ``holdout`` is the honest estimate of a judge's accuracy on new responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from common import REPO_ROOT
+from common.errors import ConfigError
+from common.jsonl import read_jsonl
+from behaviour.labels import LABELS
+
+LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
+SPLITS = ("dev", "test", "train", "holdout")
+TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; ``holdout`` is only ever measured on
+#: Names that select several splits at once.
+SPLIT_GROUPS = {"training": TRAINING_SPLITS}
+FORMATS = ("plain", "think", "harmony", "memo")
+
+
+def load_labelled(path: str | Path = LABELLED_PATH, split: str | None = None) -> list[dict[str, Any]]:
+    """The labelled responses (all, one ``split``, or a group such as ``training``), each checked: unique id, a known
+    label or null, a split."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist; the labelled set lives at configs/judge/labelled.jsonl")
+    rows = read_jsonl(path)
+    problems, seen = [], set()
+    for i, row in enumerate(rows, start=1):
+        rid = row.get("id")
+        if not rid or rid in seen:
+            problems.append(f"line {i}: missing or duplicate id {rid!r}")
+        seen.add(rid)
+        if row.get("label") is not None and row["label"] not in LABELS:
+            problems.append(f"line {i} ({rid}): label {row['label']!r} is not one of {list(LABELS)} or null")
+        if row.get("split") not in SPLITS:
+            problems.append(f"line {i} ({rid}): split {row.get('split')!r} is not one of {list(SPLITS)}")
+        if not isinstance(row.get("response"), str):
+            problems.append(f"line {i} ({rid}): no response text")
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
+    if split is not None:
+        wanted = SPLIT_GROUPS.get(split, (split,))
+        if not set(wanted) <= set(SPLITS):
+            raise ConfigError(f"unknown split {split!r}; use one of {[*SPLITS, *SPLIT_GROUPS]}")
+        rows = [r for r in rows if r["split"] in wanted]
+    return rows
+
+
+def data_hash(rows: Iterable[dict[str, Any]]) -> str:
+    """sha256 over the (id, label, response) of ``rows``: what a trained judge learnt from."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([row["id"], row.get("label"), row["response"]], ensure_ascii=False).encode())
+    return digest.hexdigest()
