@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     judge = get_judge(args.judge)  # before reading: a bad judge spec fails fast
     outcome = run_score_job(args.input, args.output, judge, reviews=args.reviews, table=args.table,
                             by=[f.strip() for f in args.by.split(",") if f.strip()], force=args.force,
-                            progress=not args.judge.startswith("rules"), runs_root=args.runs)
+                            progress="local:" in args.judge or "openai:" in args.judge, runs_root=args.runs)
     for bad in outcome.bad_lines:
         print(f"{bad.path}:{bad.line_number}: malformed line skipped: {bad.reason}", file=sys.stderr)
     for message in outcome.bad_input + outcome.unparseable:

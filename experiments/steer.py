@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
+from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
 from common.errors import ConfigError
 from experiments.jobs.steer import (
     DEFAULT_CONFIG, SteerConfig, check_against_model, check_resumable, run_steer_experiment,
@@ -57,7 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     g.add_argument("--max-pairs", type=int, default=None, help="concept pairs for the difference of means")
     g.add_argument("--n-samples", type=int, default=None, help="confirmation samples per cell (0: none)")
     g.add_argument("--max-new-tokens", type=int, default=None)
-    g.add_argument("--judge", default=None, help="rules, local:<model> or openai:<base_url>#<model>")
+    g.add_argument("--judge", default=None, help=f"{SPEC_HELP} (default: {DEFAULT_JUDGE})")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--batch-size", type=int, default=None)
     g.add_argument("--resume", default=None, metavar="RUN_DIR",

@@ -1,8 +1,9 @@
 """Schema and integrity of the hand-labelled judge set (configs/judge/labelled.jsonl; protocol in DATASHEET.md).
 
 Fast: reads the file only. It guards what the judge measurements rely on: well-formed rows, unique ids, no
-response counted twice, every label and format present in both splits, and the split rule fixed before tuning
-(recomputed here, so a row moved between splits or a row inserted mid-file is caught).
+response counted twice, every label and format present in every split, round 1's split rule fixed before tuning
+(recomputed here, so a row moved between splits or a row inserted mid-file is caught), and each round-2 author's
+rows in the split they were written for (``train``, or the ``holdout`` no judge learns from).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from common import REPO_ROOT
 PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
 FIELDS = {"id", "format", "response", "label", "reason", "tags", "split", "note"}
 FORMATS = ("plain", "think", "harmony", "memo")
-MIN_ROWS = 200
+MIN_ROWS = 200  # per round-1 set and per round-2 holdout (issue 12: at least 200 responses to split)
+# Which split each author's rows belong to, fixed when they were written: round 1 (L) by the rule below; round 2's
+# training authors (C, D, E) and held-out authors (A, B).
+SPLIT_OF_PREFIX = {"C": "train", "D": "train", "E": "train", "A": "holdout", "B": "holdout"}
 # The split rule (DATASHEET.md): the n-th row (0-based, in file order) of each (label, format) stratum is a test row
 # iff n % 20 is in this set (9 of 20, i.e. 45%).
 TEST_POSITIONS = {1, 3, 5, 7, 10, 12, 14, 16, 18}
@@ -40,12 +44,13 @@ def test_schema(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         where = row.get("id", row)
         assert set(row) == FIELDS, where
-        assert re.fullmatch(r"L\d{3}", row["id"]), where
+        assert re.fullmatch(r"[LCDEAB]\d{3}", row["id"]), where
         assert row["format"] in FORMATS, where
         assert row["label"] in LABELS or row["label"] is None, where
         # Null labels are exactly the responses cut off before any verdict.
         assert row["reason"] == ("truncated" if row["label"] is None else ""), where
-        assert row["split"] in ("dev", "test"), where
+        assert row["split"] == SPLIT_OF_PREFIX.get(row["id"][0], row["split"]), where
+        assert row["split"] in ("dev", "test", "train", "holdout"), where
         assert isinstance(row["response"], str) and row["response"].strip(), where
         assert isinstance(row["note"], str) and row["note"].strip(), where
         assert isinstance(row["tags"], list) and all(isinstance(t, str) and t for t in row["tags"]), where
@@ -54,7 +59,8 @@ def test_schema(rows: list[dict[str, Any]]) -> None:
 def test_formats_match_the_text(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         text, fmt = row["response"], row["format"]
-        assert ("<|channel|>" in text) == (fmt == "harmony"), row["id"]
+        # GPT-OSS channels, with their special tokens or stripped on decode ("analysis...assistantfinal...")
+        assert ("<|channel|>" in text or "assistantfinal" in text) == (fmt == "harmony"), row["id"]
         assert (("<think>" in text or "</think>" in text) == (fmt == "think")), row["id"]
         if fmt == "memo":  # a base-model continuation starts after the memo's "Step 1:"
             assert not text.lstrip().lower().startswith("step 1"), row["id"]
@@ -62,9 +68,12 @@ def test_formats_match_the_text(rows: list[dict[str, Any]]) -> None:
 
 def test_size_and_unique_ids(rows: list[dict[str, Any]]) -> None:
     ids = [row["id"] for row in rows]
-    assert len(rows) >= MIN_ROWS
     assert len(set(ids)) == len(ids), [i for i, n in Counter(ids).items() if n > 1]
-    assert ids == [f"L{i:03d}" for i in range(1, len(ids) + 1)], "ids must run L001, L002 ... in file order"
+    for prefix in "LCDEAB":
+        mine = [i for i in ids if i[0] == prefix]
+        assert mine == [f"{prefix}{i:03d}" for i in range(1, len(mine) + 1)], f"{prefix} ids must run in file order"
+    assert sum(i[0] == "L" for i in ids) >= MIN_ROWS
+    assert sum(row["split"] == "holdout" for row in rows) >= 150
 
 
 def test_no_duplicated_responses(rows: list[dict[str, Any]]) -> None:
@@ -72,8 +81,8 @@ def test_no_duplicated_responses(rows: list[dict[str, Any]]) -> None:
     assert [text[:80] for text, n in normal.items() if n > 1] == []
 
 
-def test_every_label_and_format_in_both_splits(rows: list[dict[str, Any]]) -> None:
-    for split in ("dev", "test"):
+def test_every_label_and_format_in_every_split(rows: list[dict[str, Any]]) -> None:
+    for split in ("dev", "test", "train", "holdout"):
         part = [row for row in rows if row["split"] == split]
         assert {row["label"] for row in part} == {*LABELS, None}, split
         assert {row["format"] for row in part} == set(FORMATS), split
@@ -81,6 +90,7 @@ def test_every_label_and_format_in_both_splits(rows: list[dict[str, Any]]) -> No
 
 def test_split_follows_the_fixed_rule(rows: list[dict[str, Any]]) -> None:
     seen: defaultdict[tuple[Any, str], int] = defaultdict(int)
+    rows = [row for row in rows if row["id"].startswith("L")]
     for row in rows:
         stratum = (row["label"], row["format"])
         expected = "test" if seen[stratum] % 20 in TEST_POSITIONS else "dev"

@@ -37,10 +37,11 @@ import yaml
 from activations.generation import row_seed
 from activations.models import LoadedModel
 from activations.prompts import render_prompt
-from behaviour.judge import get_judge
+from behaviour.judges import DEFAULT_JUDGE
 from behaviour.scenario import load_scenario
 from common import REPO_ROOT
 from common.errors import ConfigError
+from experiments.jobs.backends import get_judge  # local:<model> judges load through the model side
 from common.fileio import atomic_write_bytes, atomic_write_text
 from common.jsonl import append_jsonl, dumps_jsonl, read_jsonl_lenient
 from common.rundir import RunDir
@@ -91,7 +92,7 @@ class SteerConfig:
     max_new_tokens: int = 200
     temperature: float = 0.7
     top_p: float = 0.95
-    judge: str = "rules"
+    judge: str = DEFAULT_JUDGE
     seed: int = 0
     batch_size: int = 8
 
