@@ -16,7 +16,7 @@ from typing import Any
 
 from common.errors import ConfigError
 from common.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
-from behaviour.labels import LABELS, UNPARSEABLE, Judge, Judgement
+from behaviour.labels import LABELS, TRUNCATED, UNPARSEABLE, Judge, Judgement
 from behaviour.labelled_set import TRAINING_SPLITS
 from behaviour.scoring import judge_row
 
@@ -101,6 +101,22 @@ def compare(name: str, rows: Sequence[dict[str, Any]], judgements: Sequence[Judg
     return JudgeEvaluation(name, split, len(rows), n_labelled, len(got), cohen_kappa(hand, got, LABELS),
                            confusion_matrix(hand, got, LABELS), n_unlabelled, n_unlabelled_abstained, n_unparseable,
                            reasons, tuple(misses))
+
+
+SECOND_ANNOTATOR = "second annotator (blind)"
+
+
+def annotator_agreement(rows: Sequence[dict[str, Any]], second: dict[str, str | None],
+                        split: str = "?") -> JudgeEvaluation | None:
+    """How a second annotator's blind labels agree with the authors' on the ``rows`` both labelled (None when the
+    second annotator saw none): the ceiling no judge can be expected to pass. Rows the second annotator left
+    unlabelled (cut off) count as its abstentions, exactly as a judge's would."""
+    shared = [r for r in rows if str(r["id"]) in second]
+    if not shared:
+        return None
+    judgements = [Judgement(second[str(r["id"])], "", "second annotator", SECOND_ANNOTATOR,
+                            needs_review=None if second[str(r["id"])] else TRUNCATED) for r in shared]
+    return compare(SECOND_ANNOTATOR, shared, judgements, split)
 
 
 def _unparseable(j: Judgement) -> int:

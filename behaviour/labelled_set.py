@@ -22,6 +22,8 @@ from common.jsonl import read_jsonl
 from behaviour.labels import LABELS
 
 LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
+#: A second annotator's blind labels of the holdout rows (``{"id", "label", "note"}`` per line): the noise ceiling.
+SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "holdout_second.jsonl"
 SPLITS = ("dev", "test", "train", "holdout")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; ``holdout`` is only ever measured on
 #: Names that select several splits at once.
@@ -64,3 +66,17 @@ def data_hash(rows: Iterable[dict[str, Any]]) -> str:
     for row in rows:
         digest.update(json.dumps([row["id"], row.get("label"), row["response"]], ensure_ascii=False).encode())
     return digest.hexdigest()
+
+
+def load_second_annotation(path: str | Path = SECOND_ANNOTATION_PATH) -> dict[str, str | None]:
+    """A second annotator's labels by row id (empty when the file is absent), each a known label or null."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    labels: dict[str, str | None] = {}
+    for row in read_jsonl(path):
+        if row.get("label") is not None and row["label"] not in LABELS:
+            raise ConfigError(f"{path}: row {row.get('id')!r} has label {row['label']!r}, not one of {list(LABELS)} "
+                              "or null")
+        labels[str(row["id"])] = row.get("label")
+    return labels

@@ -5,7 +5,8 @@
     python -m experiments.judge evaluate --judges rules,rules+openai:http://localhost:8000/v1#qwen3-32b --split dev
 
 ``evaluate`` prints, per judge, Cohen's kappa with a 95% interval, accuracy, the abstention rate, the confusion
-matrix and (for LLM judges) the share of unparseable answers. Develop on the training splits (``dev``, ``test``,
+matrix and (for LLM judges) the share of unparseable answers; beside them, on the holdout, a second annotator's blind
+labels measured the same way (the ceiling). Develop on the training splits (``dev``, ``test``,
 ``train``; ``training`` names all three); ``holdout`` is the honest figure.
 """
 
@@ -17,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from behaviour.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
-from behaviour.judge_eval import cross_validate, evaluate, evaluations_markdown
-from behaviour.labelled_set import LABELLED_PATH, SPLIT_GROUPS, SPLITS, load_labelled
+from behaviour.judge_eval import annotator_agreement, cross_validate, evaluate, evaluations_markdown
+from behaviour.labelled_set import (LABELLED_PATH, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, load_labelled,
+                                    load_second_annotation)
 from common.errors import ConfigError
 from experiments.cli import run_main
 from experiments.jobs.backends import get_judge, local_judge  # local:<model> members load through the model side
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (cv, ev):
         command.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
         command.add_argument("--show-misses", action="store_true", help="list the ids of rows the judges got wrong")
+    ev.add_argument("--second", type=Path, default=SECOND_ANNOTATION_PATH,
+                    help="a second annotator's blind labels, reported beside the judges as the agreement ceiling")
     ev.add_argument("--limit", type=int, default=None,
                     help="only the first N rows of the split (a quick look at a slow LLM judge; figures describe those)")
     return parser
@@ -82,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      folds=args.folds, split=args.split, local=local_judge)
     else:
         evaluations = [evaluate(j, rows, args.split) for j in judges]
+        ceiling = annotator_agreement(rows, load_second_annotation(args.second), args.split)
+        evaluations += [ceiling] if ceiling is not None else []
     print(evaluations_markdown(evaluations, show_misses=args.show_misses))
     if args.json:
         args.json.write_text(json.dumps([e.to_dict() for e in evaluations], indent=1) + "\n")

@@ -294,9 +294,16 @@ def test_evaluate_command_prints_every_figure(tmp_path: Path, capsys: pytest.Cap
             {"id": "e", "label": "ambiguous", "split": "dev", "response": "Final verdict: It depends."}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out_json = tmp_path / "figures.json"
-    assert main(["--labelled", str(path), "evaluate", "--judges", "rules", "--json", str(out_json)]) == 0
+    second = tmp_path / "second.jsonl"  # a blind second annotator: one disagreement, the cut-off row left unlabelled
+    second.write_text("".join(json.dumps({"id": i, "label": lab, "note": ""}) + "\n" for i, lab in
+                              [("a", "converged"), ("b", "ambiguous"), ("c", "refused"), ("d", None)]))
+    assert main(["--labelled", str(path), "evaluate", "--judges", "rules", "--json", str(out_json),
+                 "--second", str(second)]) == 0
     printed = capsys.readouterr().out
     assert "| `rules` | holdout | 3 | 1.00 [1.00, 1.00] | 1.00 (3) | 0 (0%) | 1.00 | 1/1 | 0/4 |" in printed
+    k = cohen_kappa(["converged", "did_not_converge", "refused"], ["converged", "ambiguous", "refused"], LABELS)
+    assert (f"| `second annotator (blind)` | holdout | 3 | {k.kappa:.2f} [{k.ci[0]:.2f}, {k.ci[1]:.2f}] | 0.67 (3) | "
+            "0 (0%) | 0.67 | 1/1 | 0/4 |") in printed
     assert "| hand \\ judge | converged | ambiguous | did_not_converge | refused |" in printed
     assert json.loads(out_json.read_text())[0]["n_labelled"] == 3
 
