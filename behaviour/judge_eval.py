@@ -150,7 +150,7 @@ def evaluations_markdown(evaluations: Sequence[JudgeEvaluation], *, show_misses:
 
 def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], training_rows: Sequence[dict[str, Any]],
                    encoder: Any, *, folds: int = 5, seed: int = 0, split: str = "?", abstain_rate: float = 0.05,
-                   local: Callable[[str], Judge] | None = None) -> list[JudgeEvaluation]:
+                   local: Callable[[str], Judge] | None = None, by_author: bool = False) -> list[JudgeEvaluation]:
     """Out-of-fold agreement of the judges ``specs`` on ``rows`` (a part of ``training_rows``).
 
     ``rows`` are cut into ``folds`` stratified folds; for each, an embedding judge is trained on ``training_rows``
@@ -159,6 +159,9 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
     every learned label is for a row its classifier never saw: the estimate a choice between
     judges can rest on before the holdout is touched. (The rules are fixed code: they saw whatever rows they were
     developed on, which is why the round-1 ``test`` rows, unused in developing them, are the fair rows to pass.)
+
+    ``by_author``: one fold per author (the letter of the row id) instead, so each author's rows are judged by a
+    classifier trained on the other authors only: the closest estimate of what the holdout, by new authors, measures.
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -169,11 +172,22 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
         raise ConfigError(f"cross-validation runs on the training splits {list(TRAINING_SPLITS)} only; measure the "
                           "holdout with `python -m experiments.judge evaluate`")
     strata = [str(r.get("label")) for r in rows]
-    n_folds = max(2, min(folds, min(strata.count(s) for s in set(strata))))
+    if by_author:
+        authors = sorted({str(r["id"])[0] for r in rows})
+        if len(authors) < 2:
+            raise ConfigError(f"--by-author needs rows by at least two authors; these are all by {authors}")
+        splits = [[i for i, r in enumerate(rows) if str(r["id"])[0] == a] for a in authors]
+        where = f"{split} (one fold per author: {', '.join(authors)})"
+    else:
+        n_folds = max(2, min(folds, min(strata.count(s) for s in set(strata))))
+        splits = [held for _, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(rows, strata)]
+        where = f"{split} ({n_folds}-fold cross-validated)"
     judged: dict[str, list[Judgement | None]] = {spec: [None] * len(rows) for spec in specs}
     names: dict[str, str] = {}
-    for _, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(rows, strata):
+    for held in splits:
         held_ids = {rows[i]["id"] for i in held}
+        if by_author:  # the held author's rows leave training even when they are not all being judged
+            held_ids |= {r["id"] for r in training_rows if str(r["id"])[0] == str(rows[held[0]]["id"])[0]}
         embedding = train_embedding_judge([r for r in training_rows if r["id"] not in held_ids], encoder,
                                           abstain_rate=abstain_rate)
         for spec in specs:
@@ -181,5 +195,4 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
             names[spec] = judge.name
             for i in held:
                 judged[spec][i] = judge_row(rows[i], judge)
-    where = f"{split} ({n_folds}-fold cross-validated)"
     return [compare(names[spec], rows, [j for j in judged[spec] if j is not None], where) for spec in specs]

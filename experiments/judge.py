@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training rows to estimate on (default: test, the round-1 rows the rules were not developed "
                          "on)")
     cv.add_argument("--folds", type=int, default=5, help="folds (default 5)")
+    cv.add_argument("--by-author", action="store_true",
+                    help="one fold per author (id letter): each author judged by a classifier trained on the others")
     cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules>embedding",
                     help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
@@ -83,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from behaviour.embedding import load_minilm
 
         evaluations = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
-                                     folds=args.folds, split=args.split, local=local_judge)
+                                     folds=args.folds, split=args.split, local=local_judge,
+                                     by_author=args.by_author)
     else:
         evaluations = [evaluate(j, rows, args.split) for j in judges]
         ceiling = annotator_agreement(rows, load_second_annotation(args.second), args.split)

@@ -197,6 +197,13 @@ def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(mon
     assert e.accuracy == 1.0  # the keywords separate the toy labels, unseen rows included
     with pytest.raises(ConfigError, match="training splits"):
         cross_validate(["embedding"], [{**rows[0], "split": "holdout"}], rows, KeywordEncoder())
+    # One fold per author (the id letter): the held author's rows never train the classifier that judges them.
+    by_author = [{**r, "id": f"{'XY'[i % 2]}{i:03d}"} for i, r in enumerate(rows)]
+    trained_on.clear()
+    e = cross_validate(["embedding"], [r for r in by_author if r["id"][0] == "X"] + by_author[1:2], by_author,
+                       KeywordEncoder(), by_author=True, split="train")[0]
+    assert e.split == "train (one fold per author: X, Y)" and len(trained_on) == 2
+    assert [{i[0] for i in ids} for ids in trained_on] == [{"Y"}, {"X"}]
 
 
 def test_ensemble_specs() -> None:
