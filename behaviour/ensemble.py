@@ -8,7 +8,7 @@ member does.
 
 ``--judge rules>embedding`` (:class:`CascadeJudge`): the first member that gives a label decides, so the embedding
 judge labels what the rules cannot read; but a later member that gives a different label *confidently* (a
-classifier at or above its ``confident`` level, where its out-of-fold accuracy was at least 95%; any label from a
+classifier at or above its ``confident`` level, where its out-of-fold accuracy was at least 97%; any label from a
 member without calibrated confidence, such as an LLM judge) sends the row to review as a disagreement. It abstains
 when every member abstains.
 """

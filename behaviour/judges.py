@@ -20,8 +20,9 @@ from common.errors import ConfigError
 from behaviour.labels import Judge
 from behaviour.rule_judge import RuleJudge
 
-#: The judge used when none is named. Chosen by measurement on the labelled set's test split (README, "Judging").
-DEFAULT_JUDGE = "rules"
+#: The judge used when none is named: chosen before the holdout was measured, by cross-validation on the training
+#: splits (one fold per author; README, "How good is the judge?").
+DEFAULT_JUDGE = "rules>embedding"
 
 SPEC_HELP = ("'rules', 'embedding', 'local:<model name>', 'openai:<base_url>#<model>', an ensemble joined by "
              "'+' (e.g. 'rules+embedding') or a cascade joined by '>' (e.g. 'rules>embedding')")

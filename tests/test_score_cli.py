@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from behaviour.judges import DEFAULT_JUDGE
 from common.jsonl import JSONLError, append_jsonl, iter_jsonl, read_jsonl, read_jsonl_lenient
 from experiments.score import main
 
@@ -37,7 +38,7 @@ def test_scores_and_keeps_every_field(tmp_path: Path) -> None:
     assert [r["label"] for r in rows] == ["converged", "ambiguous", "did_not_converge", "refused"]
     assert all(r["note"] == "kept" and r["seed"] == i for i, r in enumerate(rows))
     assert rows[2]["final_verdict"] == "Advisable. Proceed with a pilot program."
-    assert all(r["rationale"] and r["judge"] == "rules" and r["parse_error"] is None for r in rows)
+    assert all(r["rationale"] and r["judge"] == DEFAULT_JUDGE and r["parse_error"] is None for r in rows)
 
 
 def test_bad_lines_are_reported_and_the_rest_scored(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -185,7 +186,7 @@ def test_interrupted_run_resumes_without_losing_or_duplicating(tmp_path: Path, m
     assert [r["id"] for r in resumed] == [f"r{i}" for i in range(53)] and not partial.exists()
     monkeypatch.undo()
     fresh = tmp_path / "fresh.jsonl"
-    main(["--input", str(src), "--output", str(fresh)])
+    main(["--input", str(src), "--output", str(fresh), "--judge", "rules"])  # what Flaky is
     assert read_jsonl(fresh) == resumed
 
 
@@ -195,5 +196,5 @@ def test_stale_partial_file_is_refused(tmp_path: Path) -> None:
     partial = tmp_path / "out.jsonl.partial"
     partial.write_text(json.dumps({"id": "other", "response": "x", "judge": "rules", "label": "refused"}) + "\n")
     with pytest.raises(Exception, match="does not match the input"):
-        main(["--input", str(src), "--output", str(out)])
+        main(["--input", str(src), "--output", str(out), "--judge", "rules"])
     assert partial.exists() and not out.exists()
