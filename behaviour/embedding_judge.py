@@ -251,7 +251,7 @@ def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncod
     used = [r for r in rows if r.get("label") is not None and verdict_text(r["response"])]
     if any(r.get("split", "train") not in TRAINING_SPLITS for r in used):
         raise ConfigError(f"refusing to train on rows outside the training splits {list(TRAINING_SPLITS)}: the "
-                          "holdout split is kept for measurement")
+                          "holdout splits are kept for measurement")
     x = embed_responses(encoder, [r["response"] for r in used])
     classifier = train_classifier(x, [r["label"] for r in used], encoder=encoder.name,
                                   data_hash=data_hash([r for r in rows if r.get("label") is not None]),

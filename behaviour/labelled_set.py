@@ -3,9 +3,10 @@ hash a trained judge records of what it learnt from.
 
 The set was written by hand to the label definitions (see its datasheet) in two rounds. Round 1 (ids ``L...``) was
 split into ``dev`` and ``test`` before any tuning; the rules were developed on ``dev`` and measured once on ``test``.
-Round 2 added training rows (``train``, ids ``C...``) and a held-out set by two other authors (``holdout``, ids
-``A...``/``B...``), written without sight of the judges. Judges now learn from every split but ``holdout``
-(:data:`TRAINING_SPLITS`), so agreement on ``holdout`` is the honest estimate of a judge's accuracy on new responses.
+Round 2 added training rows by three more authors (``train``, ids ``C...``, ``D...``, ``E...``) and a held-out set
+by two others (``holdout``, ids ``A...``/``B...``), written without sight of the judges; judges learn from
+:data:`TRAINING_SPLITS` only. The default judge was changed after ``holdout`` was measured, so round 3 (``holdout2``,
+ids ``F...``/``G...``, two further authors) was written after that choice to measure it untouched.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from behaviour.labels import LABELS
 LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
 #: A second annotator's blind labels of the holdout rows (``{"id", "label", "note"}`` per line): the noise ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "holdout_second.jsonl"
-SPLITS = ("dev", "test", "train", "holdout")
-TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; ``holdout`` is only ever measured on
+SPLITS = ("dev", "test", "train", "holdout", "holdout2")
+TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
 FORMATS = ("plain", "think", "harmony", "memo")

@@ -23,8 +23,10 @@ FIELDS = {"id", "format", "response", "label", "reason", "tags", "split", "note"
 FORMATS = ("plain", "think", "harmony", "memo")
 MIN_ROWS = 200  # per round-1 set and per round-2 holdout (issue 12: at least 200 responses to split)
 # Which split each author's rows belong to, fixed when they were written: round 1 (L) by the rule below; round 2's
-# training authors (C, D, E) and held-out authors (A, B).
-SPLIT_OF_PREFIX = {"C": "train", "D": "train", "E": "train", "A": "holdout", "B": "holdout"}
+# training authors (C, D, E) and held-out authors (A, B); round 3's held-out authors (F, G).
+SPLIT_OF_PREFIX = {"C": "train", "D": "train", "E": "train", "A": "holdout", "B": "holdout", "F": "holdout2",
+                   "G": "holdout2"}
+SPLITS = ("dev", "test", "train", "holdout", "holdout2")
 # The split rule (DATASHEET.md): the n-th row (0-based, in file order) of each (label, format) stratum is a test row
 # iff n % 20 is in this set (9 of 20, i.e. 45%).
 TEST_POSITIONS = {1, 3, 5, 7, 10, 12, 14, 16, 18}
@@ -44,13 +46,13 @@ def test_schema(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         where = row.get("id", row)
         assert set(row) == FIELDS, where
-        assert re.fullmatch(r"[LCDEAB]\d{3}", row["id"]), where
+        assert re.fullmatch(r"[LCDEABFG]\d{3}", row["id"]), where
         assert row["format"] in FORMATS, where
         assert row["label"] in LABELS or row["label"] is None, where
         # Null labels are exactly the responses cut off before any verdict.
         assert row["reason"] == ("truncated" if row["label"] is None else ""), where
         assert row["split"] == SPLIT_OF_PREFIX.get(row["id"][0], row["split"]), where
-        assert row["split"] in ("dev", "test", "train", "holdout"), where
+        assert row["split"] in SPLITS, where
         assert isinstance(row["response"], str) and row["response"].strip(), where
         assert isinstance(row["note"], str) and row["note"].strip(), where
         assert isinstance(row["tags"], list) and all(isinstance(t, str) and t for t in row["tags"]), where
@@ -69,11 +71,12 @@ def test_formats_match_the_text(rows: list[dict[str, Any]]) -> None:
 def test_size_and_unique_ids(rows: list[dict[str, Any]]) -> None:
     ids = [row["id"] for row in rows]
     assert len(set(ids)) == len(ids), [i for i, n in Counter(ids).items() if n > 1]
-    for prefix in "LCDEAB":
+    for prefix in "LCDEABFG":
         mine = [i for i in ids if i[0] == prefix]
         assert mine == [f"{prefix}{i:03d}" for i in range(1, len(mine) + 1)], f"{prefix} ids must run in file order"
     assert sum(i[0] == "L" for i in ids) >= MIN_ROWS
     assert sum(row["split"] == "holdout" for row in rows) >= 150
+    assert sum(row["split"] == "holdout2" for row in rows) >= 150
 
 
 def test_no_duplicated_responses(rows: list[dict[str, Any]]) -> None:
@@ -82,7 +85,7 @@ def test_no_duplicated_responses(rows: list[dict[str, Any]]) -> None:
 
 
 def test_every_label_and_format_in_every_split(rows: list[dict[str, Any]]) -> None:
-    for split in ("dev", "test", "train", "holdout"):
+    for split in SPLITS:
         part = [row for row in rows if row["split"] == split]
         assert {row["label"] for row in part} == {*LABELS, None}, split
         assert {row["format"] for row in part} == set(FORMATS), split
