@@ -23,9 +23,11 @@ from common.jsonl import read_jsonl
 from behaviour.labels import LABELS
 
 LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
+#: Real model outputs from trials runs, labelled by hand blind to the judges (split ``real``; never trained on).
+REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
 #: A second annotator's blind labels of the holdout rows (``{"id", "label", "note"}`` per line): the noise ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "holdout_second.jsonl"
-SPLITS = ("dev", "test", "train", "holdout", "holdout2")
+SPLITS = ("dev", "test", "train", "holdout", "holdout2", "real")  # real: configs/judge/real_outputs.jsonl
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
