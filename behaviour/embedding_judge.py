@@ -35,7 +35,7 @@ from common import REPO_ROOT
 from common.errors import ConfigError
 from common.fileio import atomic_write_text
 from behaviour.embedding import SentenceEncoder
-from behaviour.labelled_set import LABELLED_PATH, TRAINING_SPLITS, data_hash, load_labelled
+from behaviour.labelled_set import LABELLED_SETS, TRAINING_SPLITS, data_hash, load_labelled
 from behaviour.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
 from behaviour.text import split_paragraphs, split_sentences
 from behaviour.verdict_text import find_verdict
@@ -236,12 +236,12 @@ def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEn
         from behaviour.embedding import load_minilm
 
         encoder = load_minilm()
-    source = Path(labelled) if labelled else LABELLED_PATH
-    if source.exists():
-        rows = [r for r in load_labelled(source, "training") if r.get("label") is not None]
+    sources = [Path(labelled)] if labelled else list(LABELLED_SETS)
+    if all(source.exists() for source in sources):
+        rows = [r for r in load_labelled(sources, "training") if r.get("label") is not None]
         if data_hash(rows) != classifier.data_hash:
-            log.warning("%s was trained on other data than the current %s (training splits); retrain with "
-                        "`python -m experiments.judge train`", path, source)
+            log.warning("%s was trained on other data than the current labelled sets' training rows (%s); retrain "
+                        "with `python -m experiments.judge train`", path, ", ".join(str(s) for s in sources))
     return EmbeddingJudge(classifier, encoder)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from common.jsonl import read_jsonl
 from behaviour.labels import LABELS
 
 LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
-#: Real model outputs from trials runs, labelled by hand blind to the judges (split ``real``; never trained on).
+#: Real model outputs from trials runs, labelled by hand blind to the judges (``real``: measured, never trained on).
 REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH)  # what every command reads unless told otherwise
 #: A second annotator's blind labels of the holdout rows (``{"id", "label", "note"}`` per line): the noise ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "holdout_second.jsonl"
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "real")  # real: configs/judge/real_outputs.jsonl
@@ -34,27 +35,31 @@ SPLIT_GROUPS = {"training": TRAINING_SPLITS}
 FORMATS = ("plain", "think", "harmony", "memo")
 
 
-def load_labelled(path: str | Path = LABELLED_PATH, split: str | None = None) -> list[dict[str, Any]]:
-    """The labelled responses (all, one ``split``, or a group such as ``training``), each checked: unique id, a known
-    label or null, a split."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist; the labelled set lives at configs/judge/labelled.jsonl")
-    rows = read_jsonl(path)
+def load_labelled(paths: str | Path | Sequence[str | Path] = LABELLED_SETS,
+                  split: str | None = None) -> list[dict[str, Any]]:
+    """The labelled responses of one file or several (all, one ``split``, or a group such as ``training``), each
+    checked: an id unique across the files, a known label or null, a split."""
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    rows: list[dict[str, Any]] = []
     problems, seen = [], set()
-    for i, row in enumerate(rows, start=1):
-        rid = row.get("id")
-        if not rid or rid in seen:
-            problems.append(f"line {i}: missing or duplicate id {rid!r}")
-        seen.add(rid)
-        if row.get("label") is not None and row["label"] not in LABELS:
-            problems.append(f"line {i} ({rid}): label {row['label']!r} is not one of {list(LABELS)} or null")
-        if row.get("split") not in SPLITS:
-            problems.append(f"line {i} ({rid}): split {row.get('split')!r} is not one of {list(SPLITS)}")
-        if not isinstance(row.get("response"), str):
-            problems.append(f"line {i} ({rid}): no response text")
+    for path in paths:
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist; the labelled sets live in configs/judge/ "
+                              f"({', '.join(p.name for p in LABELLED_SETS)})")
+        for i, row in enumerate(read_jsonl(path), start=1):
+            rid, where = row.get("id"), f"{path.name} line {i}"
+            if not rid or rid in seen:
+                problems.append(f"{where}: missing or duplicate id {rid!r}")
+            seen.add(rid)
+            if row.get("label") is not None and row["label"] not in LABELS:
+                problems.append(f"{where} ({rid}): label {row['label']!r} is not one of {list(LABELS)} or null")
+            if row.get("split") not in SPLITS:
+                problems.append(f"{where} ({rid}): split {row.get('split')!r} is not one of {list(SPLITS)}")
+            if not isinstance(row.get("response"), str):
+                problems.append(f"{where} ({rid}): no response text")
+            rows.append(row)
     if problems:
-        raise ConfigError(f"{path}: " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
+        raise ConfigError("; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
     if split is not None:
         wanted = SPLIT_GROUPS.get(split, (split,))
         if not set(wanted) <= set(SPLITS):

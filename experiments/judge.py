@@ -20,8 +20,9 @@ from pathlib import Path
 
 from behaviour.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
 from behaviour.judge_eval import annotator_agreement, cross_validate, evaluate, evaluations_markdown
-from behaviour.labelled_set import (LABELLED_PATH, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, load_labelled,
+from behaviour.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, load_labelled,
                                     load_second_annotation)
+from common import REPO_ROOT
 from common.errors import ConfigError
 from experiments.cli import run_main
 from experiments.jobs.backends import get_judge, local_judge  # local:<model> members load through the model side
@@ -30,7 +31,9 @@ from experiments.jobs.backends import get_judge, local_judge  # local:<model> me
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.judge", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--labelled", type=Path, default=LABELLED_PATH, help="the labelled set (JSONL)")
+    parser.add_argument("--labelled", type=Path, action="append", default=None,
+                        help="a labelled set (JSONL); repeat for several (default: "
+                             f"{', '.join(str(p.relative_to(REPO_ROOT)) for p in LABELLED_SETS)})")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the embedding judge on the training splits and save it")
     train.add_argument("--out", type=Path, default=CLASSIFIER_PATH, help=f"classifier file (default: {CLASSIFIER_PATH})")
@@ -63,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.labelled = args.labelled or list(LABELLED_SETS)
     if args.command == "train":
         if not 0 <= args.abstain_rate < 1:
             raise ConfigError(f"--abstain-rate must be in [0, 1), got {args.abstain_rate}")
@@ -81,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     judges = [get_judge(s) for s in specs]  # every spec checked (and models loaded) before any judging
     rows = load_labelled(args.labelled, args.split)[:getattr(args, "limit", None)]
     if not rows:
-        raise ConfigError(f"{args.labelled} has no rows in the {args.split!r} split")
+        raise ConfigError(f"no rows in the {args.split!r} split of {', '.join(map(str, args.labelled))}")
     if args.command == "crossval":
         from behaviour.embedding import load_minilm
 

@@ -108,3 +108,17 @@ def test_second_annotation_covers_each_holdout_row_once(rows: list[dict[str, Any
     held = {row["id"] for row in rows if row["split"] in ("holdout", "holdout2")}
     assert sorted(r["id"] for r in second) == sorted(held)
     assert all(r["label"] in LABELS or r["label"] is None for r in second)
+
+
+def test_real_outputs_are_trial_records_with_hand_labels() -> None:
+    """configs/judge/real_outputs.jsonl: real model outputs from trials runs, labelled blind; ``finished`` is the
+    generator's flag (what the scoring reads to tell a response cut off by max_new_tokens)."""
+    real = [json.loads(line) for line in (PATH.parent / "real_outputs.jsonl").read_text().splitlines()]
+    assert len(real) >= 40 and len({r["id"] for r in real}) == len(real)
+    for row in real:
+        assert set(row) == FIELDS | {"finished"}, row["id"]
+        assert re.fullmatch(r"[SRM]\d{3}", row["id"]) and row["split"] in ("train", "real"), row["id"]
+        assert row["format"] in FORMATS and isinstance(row["finished"], bool), row["id"]
+        assert row["label"] in LABELS or row["label"] is None, row["id"]
+        assert row["reason"] == ("truncated" if row["label"] is None else ""), row["id"]
+        assert any(t.startswith("model:") for t in row["tags"]) and any(t.startswith("trial:") for t in row["tags"])
