@@ -23,10 +23,13 @@ FIELDS = {"id", "format", "response", "label", "reason", "tags", "split", "note"
 FORMATS = ("plain", "think", "harmony", "memo")
 MIN_ROWS = 200  # per round-1 set and per round-2 holdout (issue 12: at least 200 responses to split)
 # Which split each author's rows belong to, fixed when they were written: round 1 (L) by the rule below; round 2's
-# training authors (C, D, E) and held-out authors (A, B); round 3's held-out authors (F, G).
-SPLIT_OF_PREFIX = {"C": "train", "D": "train", "E": "train", "A": "holdout", "B": "holdout", "F": "holdout2",
-                   "G": "holdout2"}
+# training authors (C, D, E) and held-out authors (A, B); round 3's held-out authors (F, G); round 4's training
+# authors (H, I: small and weak models).
+SPLIT_OF_PREFIX = {"C": "train", "D": "train", "E": "train", "H": "train", "I": "train", "A": "holdout",
+                   "B": "holdout", "F": "holdout2", "G": "holdout2"}
 SPLITS = ("dev", "test", "train", "holdout", "holdout2")
+# Rows removed after they were written, with why (ids are not reused).
+REMOVED = {"H010": "the same text as A010, a holdout row (the GPT-OSS refusal formula)"}
 # The split rule (DATASHEET.md): the n-th row (0-based, in file order) of each (label, format) stratum is a test row
 # iff n % 20 is in this set (9 of 20, i.e. 45%).
 TEST_POSITIONS = {1, 3, 5, 7, 10, 12, 14, 16, 18}
@@ -46,7 +49,7 @@ def test_schema(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         where = row.get("id", row)
         assert set(row) == FIELDS, where
-        assert re.fullmatch(r"[LCDEABFG]\d{3}", row["id"]), where
+        assert re.fullmatch(r"[LCDEHIABFG]\d{3}", row["id"]), where
         assert row["format"] in FORMATS, where
         assert row["label"] in LABELS or row["label"] is None, where
         # Null labels are exactly the responses cut off before any verdict.
@@ -62,7 +65,9 @@ def test_formats_match_the_text(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         text, fmt = row["response"], row["format"]
         # GPT-OSS channels, with their special tokens or stripped on decode ("analysis...assistantfinal...")
-        assert ("<|channel|>" in text or "assistantfinal" in text) == (fmt == "harmony"), row["id"]
+        # (a stripped one cut off before its final channel is only "analysis...")
+        harmony = "<|channel|>" in text or "assistantfinal" in text or text.startswith("analysis")
+        assert harmony == (fmt == "harmony"), row["id"]
         assert (("<think>" in text or "</think>" in text) == (fmt == "think")), row["id"]
         if fmt == "memo":  # a base-model continuation starts after the memo's "Step 1:"
             assert not text.lstrip().lower().startswith("step 1"), row["id"]
@@ -71,9 +76,10 @@ def test_formats_match_the_text(rows: list[dict[str, Any]]) -> None:
 def test_size_and_unique_ids(rows: list[dict[str, Any]]) -> None:
     ids = [row["id"] for row in rows]
     assert len(set(ids)) == len(ids), [i for i, n in Counter(ids).items() if n > 1]
-    for prefix in "LCDEABFG":
+    for prefix in "LCDEHIABFG":
         mine = [i for i in ids if i[0] == prefix]
-        assert mine == [f"{prefix}{i:03d}" for i in range(1, len(mine) + 1)], f"{prefix} ids must run in file order"
+        expected = [f"{prefix}{i:03d}" for i in range(1, len(mine) + len(REMOVED) + 1)]
+        assert mine == [i for i in expected if i not in REMOVED][:len(mine)], f"{prefix} ids must run in file order"
     assert sum(i[0] == "L" for i in ids) >= MIN_ROWS
     assert sum(row["split"] == "holdout" for row in rows) >= 150
     assert sum(row["split"] == "holdout2" for row in rows) >= 150
