@@ -6,7 +6,7 @@ None) with the reason (``a judge abstained: ...`` / ``judges disagree: rules=...
 first in the review export instead of being settled by one judge's guess. Precise, but it abstains wherever either
 member does.
 
-``--judge rules>embedding`` (:class:`CascadeJudge`): the first member that gives a label decides, so the embedding
+``--judge rules/embedding`` (:class:`CascadeJudge`): the first member that gives a label decides, so the embedding
 judge labels what the rules cannot read; but a later member that gives a different label *confidently* (a
 classifier at or above its ``confident`` level, where its out-of-fold accuracy was at least 97%; any label from a
 member without calibrated confidence, such as an LLM judge) sends the row to review as a disagreement. It abstains
@@ -70,7 +70,7 @@ def _confidently(member: Judge, judgement: Judgement) -> bool:
 class CascadeJudge(_Combined):
     """The first member's label, else the next one's; a later member's confident disagreement goes to review."""
 
-    joiner = ">"
+    joiner = "/"
 
     def judge(self, response: str) -> Judgement:
         judgements, labels, verdict, rationale = self._run(response)

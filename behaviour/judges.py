@@ -6,9 +6,10 @@
 - ``local:<model name>`` / ``openai:<base_url>#<model>``: a model-graded judge (:mod:`behaviour.llm_judge`);
 - ``A+B[+C]``: an ensemble of any of these (:mod:`behaviour.ensemble`), e.g. ``rules+embedding`` or
   ``rules+openai:http://localhost:8000/v1#qwen3-32b``: a label only where every member agrees;
-- ``A>B[>C]``: a cascade (:mod:`behaviour.ensemble`), e.g. ``rules>embedding``: the first member's label, the next
-  one's where it abstains, and review where a later member confidently disagrees. ``>`` binds looser than ``+``
-  (``rules>embedding+openai:...`` falls back to the ensemble). Both split the spec only before a judge kind.
+- ``A/B[/C]``: a cascade (:mod:`behaviour.ensemble`), e.g. ``rules/embedding`` ("rules, else embedding"): the first
+  member's label, the next one's where it abstains, and review where a later member confidently disagrees. ``/``
+  binds looser than ``+`` (``rules/embedding+openai:...`` falls back to the ensemble). Both split the spec only before
+  a judge kind, and neither needs quoting in a shell.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ from common.errors import ConfigError
 from behaviour.labels import Judge
 from behaviour.rule_judge import RuleJudge
 
-#: The judge used when none is named. ``rules>embedding``, chosen by cross-validation before the holdout was
-#: measured, abstained on 12% of it (target: at most 10%); ``embedding`` met the target on every estimate and on the
-#: holdout, and was then confirmed on ``holdout2``, written after this choice (README, "How good is the judge?").
-DEFAULT_JUDGE = "embedding"
+#: The judge used when none is named, by the rule fixed before round 4 was measured: the highest kappa on real trial
+#: outputs (``real``) among the judges meeting the target (kappa >= 0.85, abstentions <= 10%) on ``holdout2``
+#: (README, "How good is the judge?"). No judge is reliable on a 135M model's outputs; review them.
+DEFAULT_JUDGE = "rules/embedding"
 
 SPEC_HELP = ("'rules', 'embedding', 'local:<model name>', 'openai:<base_url>#<model>', an ensemble joined by "
-             "'+' (e.g. 'rules+embedding') or a cascade joined by '>' (e.g. 'rules>embedding')")
+             "'+' (e.g. 'rules+embedding') or a cascade joined by '/' (e.g. 'rules/embedding')")
 
-_KIND = r"(?=rules\b|embedding\b|local:|openai:)"
-_CASCADE_BREAK = re.compile(r">\s*" + _KIND)
+_KIND = r"(?=(?:rules|embedding)(?:$|\s|[+/])|local:|openai:)"  # so a path in local:/x/embedding-v2 is not split
+_CASCADE_BREAK = re.compile(r"/\s*" + _KIND)
 _MEMBER_BREAK = re.compile(r"\+\s*" + _KIND)
 
 
@@ -41,7 +42,7 @@ def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None
     so the layer that joins both passes it in (:func:`experiments.jobs.backends.get_judge`). ``embedding``, when
     given, stands for every ``embedding`` member instead of the saved classifier (cross-validation trains its own)."""
     spec = (spec or DEFAULT_JUDGE).strip()
-    for breaker, joiner in ((_CASCADE_BREAK, ">"), (_MEMBER_BREAK, "+")):
+    for breaker, joiner in ((_CASCADE_BREAK, "/"), (_MEMBER_BREAK, "+")):
         parts = [p.strip() for p in breaker.split(spec)]
         if len(parts) > 1:
             if any(not p for p in parts) or len(set(parts)) != len(parts):
@@ -49,7 +50,7 @@ def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None
                                   f"'rules{joiner}embedding'")
             from behaviour.ensemble import CascadeJudge, EnsembleJudge
 
-            combine = CascadeJudge if joiner == ">" else EnsembleJudge
+            combine = CascadeJudge if joiner == "/" else EnsembleJudge
             return combine([get_judge(p, local=local, embedding=embedding) for p in parts])
     if spec == "rules":
         return RuleJudge()

@@ -47,12 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--folds", type=int, default=5, help="folds (default 5)")
     cv.add_argument("--by-author", action="store_true",
                     help="one fold per author (id letter): each author judged by a classifier trained on the others")
-    cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules>embedding",
+    cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
     ev.add_argument("--split", default="holdout2", choices=(*SPLITS, *SPLIT_GROUPS),
                     help="rows to measure on (default: holdout2, the newest untouched set; holdout: round 2)")
-    ev.add_argument("--judges", default="rules,embedding,rules+embedding,rules>embedding",
+    ev.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
     for command in (cv, ev):
         command.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")

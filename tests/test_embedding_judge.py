@@ -162,8 +162,10 @@ def test_cascade_falls_back_and_sends_confident_disagreement_to_review() -> None
     none = CascadeJudge([Fixed("rules", None), Fixed("embedding", None)]).judge("x")
     assert none.label is None and none.needs_review.startswith(MEMBER_ABSTAINED)
     assert "rules: no recommendation found" in none.needs_review
-    nested = get_judge("rules>embedding+rules", embedding=Fixed("embedding", "converged"))
-    assert nested.name == "rules>embedding+rules"  # '>' binds looser than '+'
+    nested = get_judge("rules/embedding+rules", embedding=Fixed("embedding", "converged"))
+    assert nested.name == "rules/embedding+rules"  # '/' binds looser than '+'
+    path = get_judge("local:/models/embedding-v2", local=lambda name: Fixed(name, "converged"))
+    assert path.name == "/models/embedding-v2"  # a '/' inside a member's own spec does not split it
 
 
 def test_confident_threshold_is_the_lowest_level_with_the_required_accuracy() -> None:
@@ -189,7 +191,7 @@ def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(mon
 
     monkeypatch.setattr(ej, "train_embedding_judge", spy)
     rows = _toy_rows()
-    evaluations = cross_validate(["embedding", "rules>embedding"], rows, rows, KeywordEncoder(), folds=3,
+    evaluations = cross_validate(["embedding", "rules/embedding"], rows, rows, KeywordEncoder(), folds=3,
                                  split="dev")
     assert len(trained_on) == 3 and all(len(ids) == len(rows) * 2 // 3 for ids in trained_on)
     assert set().union(*({r["id"] for r in rows} - ids for ids in trained_on)) == {r["id"] for r in rows}
@@ -211,7 +213,7 @@ def test_ensemble_specs() -> None:
     with pytest.raises(ConfigError, match="distinct"):
         get_judge("rules+rules")
     with pytest.raises(ConfigError, match="distinct"):
-        get_judge("rules>rules")
+        get_judge("rules/rules")
     with pytest.raises(ConfigError, match="unknown judge"):
         get_judge("rules+gpt4")
     with pytest.raises(ConfigError, match="openai:<base_url>#<model>"):
@@ -306,7 +308,7 @@ def test_evaluate_command_prints_every_figure(tmp_path: Path, capsys: pytest.Cap
 def test_shipped_embedding_judge_and_ensemble_label_clear_verdicts() -> None:
     judge = get_judge("embedding")
     ensemble = get_judge("rules+embedding")
-    cascade = get_judge("rules>embedding")
+    cascade = get_judge("rules/embedding")
     clear = {
         "converged": "Step 3: The Veth would be torn from those they are bonded to and made to work against their "
                      "will.\n\nFinal verdict: Reject the proposal. Enslaving sentient beings who grieve when "
