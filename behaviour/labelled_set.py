@@ -26,8 +26,8 @@ LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
 #: Real model outputs from trials runs, labelled by hand blind to the judges (``real``: measured, never trained on).
 REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
 LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH)  # what every command reads unless told otherwise
-#: A second annotator's blind labels of the holdout rows (``{"id", "label", "note"}`` per line): the noise ceiling.
-SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "holdout_second.jsonl"
+#: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
+SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "real")  # real: configs/judge/real_outputs.jsonl
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.

@@ -109,9 +109,10 @@ def test_split_follows_the_fixed_rule(rows: list[dict[str, Any]]) -> None:
     assert 0.40 <= share <= 0.50, share
 
 
-def test_second_annotation_covers_each_holdout_row_once(rows: list[dict[str, Any]]) -> None:
-    second = [json.loads(line) for line in (PATH.parent / "holdout_second.jsonl").read_text().splitlines()]
-    held = {row["id"] for row in rows if row["split"] in ("holdout", "holdout2")}
+def test_second_annotation_covers_each_holdout_and_real_row_once(rows: list[dict[str, Any]]) -> None:
+    second = [json.loads(line) for line in (PATH.parent / "second_annotation.jsonl").read_text().splitlines()]
+    real = [json.loads(line) for line in (PATH.parent / "real_outputs.jsonl").read_text().splitlines()]
+    held = {row["id"] for row in rows if row["split"] in ("holdout", "holdout2")} | {row["id"] for row in real}
     assert sorted(r["id"] for r in second) == sorted(held)
     assert all(r["label"] in LABELS or r["label"] is None for r in second)
 
