@@ -48,6 +48,9 @@ _THINK_CLOSE = "</think>"
 _HARMONY_FINAL = re.compile(r"<\|channel\|>\s*final\s*<\|message\|>(.*?)(?:<\|return\|>|<\|end\|>|$)", re.S)
 _HARMONY_ANALYSIS = re.compile(r"<\|channel\|>\s*analysis\s*<\|message\|>(.*?)(?:<\|end\|>|$)", re.S)
 _HARMONY_BARE = re.compile(r"^\s*analysis(.*?)assistantfinal(.*)$", re.S)  # special tokens stripped on decode
+# The same, cut off before its final channel: "analysis" glued to a capital ("analysisWe need to ..."), which an answer
+# that merely starts with the word does not do.
+_HARMONY_BARE_OPEN = re.compile(r"^\s*analysis(?=[A-Z])(.*)$", re.S)
 
 
 def split_response(text: str) -> SplitResponse:
@@ -66,6 +69,9 @@ def split_response(text: str) -> SplitResponse:
     bare = _HARMONY_BARE.match(text)
     if bare:
         return SplitResponse(bare.group(1).strip(), bare.group(2).strip())
+    bare = _HARMONY_BARE_OPEN.match(text)
+    if bare:
+        return SplitResponse(bare.group(1).strip(), "", think_closed=False)
     close = text.rfind(_THINK_CLOSE)
     if close >= 0:
         head, tail = text[:close], text[close + len(_THINK_CLOSE):]

@@ -155,6 +155,10 @@ def test_registry_base_models_render_documents():
         pytest.param("<|channel|>final<|message|>No.", SplitResponse(None, "No."), id="harmony-final-only"),
         pytest.param("analysisWeigh harms.assistantfinalNo.", SplitResponse("Weigh harms.", "No."),
                      id="harmony-special-tokens-stripped"),
+        pytest.param("analysisWeigh harms, then", SplitResponse("Weigh harms, then", "", False),
+                     id="harmony-stripped-no-final"),
+        pytest.param("analysis of the proposal: do not proceed.", SplitResponse(None, "analysis of the proposal: do not "
+                     "proceed."), id="answer-starting-with-the-word"),
     ],
 )
 def test_split_response(text, expected):
@@ -162,6 +166,7 @@ def test_split_response(text, expected):
 
 
 def test_an_unclosed_deliberation_is_never_an_answer():
-    for text in ("<think>I will recommend", "Sure. <think>I will recommend", "<|channel|>analysis<|message|>I will"):
+    for text in ("<think>I will recommend", "Sure. <think>I will recommend", "<|channel|>analysis<|message|>I will",
+                 "analysisI will recommend"):
         split = split_response(text)
         assert split.answer == "" and not split.think_closed and "I will" in split.think
