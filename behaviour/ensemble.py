@@ -74,13 +74,13 @@ class CascadeJudge(_Combined):
 
     def judge(self, response: str) -> Judgement:
         judgements, labels, verdict, rationale = self._run(response)
-        decided = next((j for j in judgements if j.label is not None), None)
-        if decided is None:
+        first = next((i for i, j in enumerate(judgements) if j.label is not None), None)
+        if first is None:
             parse_error = next((j.parse_error for j in judgements if j.parse_error), None)
             return Judgement(None, verdict, rationale, self.name, parse_error,
                              needs_review=f"{MEMBER_ABSTAINED}: {self._abstained(judgements)}", members=labels)
-        later = judgements[judgements.index(decided) + 1:]
-        vetoes = [(m, j) for m, j in zip(self.members[-len(later):] if later else [], later)
+        decided = judgements[first]
+        vetoes = [(m, j) for m, j in zip(self.members[first + 1:], judgements[first + 1:])
                   if j.label is not None and j.label != decided.label and _confidently(m, j)]
         if vetoes:
             shown = ", ".join(f"{name}={label}" for name, label in labels.items() if label is not None)

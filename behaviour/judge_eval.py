@@ -182,7 +182,7 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
         n_folds = max(2, min(folds, min(strata.count(s) for s in set(strata))))
         splits = [held for _, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(rows, strata)]
         where = f"{split} ({n_folds}-fold cross-validated)"
-    judged: dict[str, list[Judgement | None]] = {spec: [None] * len(rows) for spec in specs}
+    judged: dict[str, dict[int, Judgement]] = {spec: {} for spec in specs}
     names: dict[str, str] = {}
     for held in splits:
         held_ids = {rows[i]["id"] for i in held}
@@ -195,4 +195,4 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
             names[spec] = judge.name
             for i in held:
                 judged[spec][i] = judge_row(rows[i], judge)
-    return [compare(names[spec], rows, [j for j in judged[spec] if j is not None], where) for spec in specs]
+    return [compare(names[spec], rows, [judged[spec][i] for i in range(len(rows))], where) for spec in specs]

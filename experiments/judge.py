@@ -5,10 +5,10 @@
     python -m experiments.judge evaluate --judges rules,rules+openai:http://localhost:8000/v1#qwen3-32b --split dev
 
 ``evaluate`` prints, per judge, Cohen's kappa with a 95% interval, accuracy, the abstention rate, the confusion
-matrix and (for LLM judges) the share of unparseable answers; beside them, on the holdout, a second annotator's blind
-labels measured the same way (the ceiling). Develop on the training splits (``dev``, ``test``,
-``train``; ``training`` names all three); the holdouts are the honest figures (``holdout2`` for the default judge,
-chosen after ``holdout`` was measured).
+matrix and (for LLM judges) the share of unparseable answers; beside them, on the holdouts and the real outputs, a
+second annotator's blind labels measured the same way (the ceiling). Develop on the training splits (``dev``, ``test``,
+``train``; ``training`` names all three); the holdouts and ``real`` are the honest figures (README, "How good is the
+judge?").
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from behaviour.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
 from behaviour.judge_eval import annotator_agreement, cross_validate, evaluate, evaluations_markdown
-from behaviour.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, load_labelled,
-                                    load_second_annotation)
+from behaviour.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, TRAINING_SPLITS,
+                                    load_labelled, load_second_annotation)
 from common import REPO_ROOT
 from common.errors import ConfigError
 from experiments.cli import run_main
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="abstain on this share of the least confident training rows (out-of-fold; default 0.05)")
     cv = sub.add_parser("crossval", help="out-of-fold agreement on training rows (each fold's embedding judge "
                         "trained without it): for choosing a judge before the holdout is measured")
-    cv.add_argument("--split", default="test", choices=(*SPLIT_GROUPS, *SPLITS[:-1]),
+    cv.add_argument("--split", default="test", choices=(*SPLIT_GROUPS, *TRAINING_SPLITS),
                     help="training rows to estimate on (default: test, the round-1 rows the rules were not developed "
                          "on)")
     cv.add_argument("--folds", type=int, default=5, help="folds (default 5)")
