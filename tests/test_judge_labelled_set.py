@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from behaviour.judge import LABELS
+from behaviour.labelled_set import FORMATS
 from common import REPO_ROOT
 
 PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
 FIELDS = {"id", "format", "response", "label", "reason", "tags", "split", "note"}
-FORMATS = ("plain", "think", "harmony", "memo")
 MIN_ROWS = 200  # per round-1 set and per round-2 holdout (issue 12: at least 200 responses to split)
 # Which split each author's rows belong to, fixed when they were written: round 1 (L) by the rule below; round 2's
 # training authors (C, D, E) and held-out authors (A, B); round 3's held-out authors (F, G); round 4's training
