@@ -6,18 +6,18 @@ joins the two sides, so the local-model backend lives a layer up (:mod:`experime
 - :mod:`behaviour.scenario`   the published scenario texts (``configs/scenario/veth.yaml``) and their conditions;
 - :mod:`behaviour.backends`   the ``Backend`` protocol trials generate through, and the OpenAI-compatible HTTP backend;
 - :mod:`behaviour.trials`     the trials runner (resumable trial store, stable trial ids and seeds);
-- :mod:`behaviour.labels`     the label set and definitions, ``Judgement``, the ``Judge`` protocol, abstention reasons;
-- :mod:`behaviour.verdict_text` finding the verdict text every judge reads;
-- :mod:`behaviour.text`, :mod:`behaviour.rule_direction`, :mod:`behaviour.rule_grounds` the rule judge's text
+- :mod:`behaviour.judges.labels`     the label set and definitions, ``Judgement``, the ``Judge`` protocol, abstention reasons;
+- :mod:`behaviour.judges.verdict_text` finding the verdict text every judge reads;
+- :mod:`behaviour.judges.text`, :mod:`behaviour.judges.rule_direction`, :mod:`behaviour.judges.rule_grounds` the rule judge's text
   helpers and cues (direction of the recommendation; its grounds);
-- :mod:`behaviour.rule_judge` the offline rule judge; :mod:`behaviour.judges` the factory (``--judge`` spec);
-- :mod:`behaviour.scoring`    judging trial rows (truncation abstains); :mod:`behaviour.judge` gathers the public
+- :mod:`behaviour.judges.rule_judge` the offline rule judge; :mod:`behaviour.judges.factory` the factory (``--judge`` spec);
+- :mod:`behaviour.judges.scoring`    judging trial rows (truncation abstains); :mod:`behaviour.judge` gathers the public
   judging names;
-- :mod:`behaviour.llm_judge`  a model-graded judge with a strict answer format;
-- :mod:`behaviour.embedding`  the MiniLM sentence encoder (from its wheel, sha256-verified, mean pooling);
-- :mod:`behaviour.embedding_judge` the learned judge (calibrated logistic regression on verdict embeddings);
-- :mod:`behaviour.ensemble`   judges that must agree (disagreement or abstention -> review);
-- :mod:`behaviour.judge_eval` measuring judges against the hand-labelled set (kappa, confusion, abstention);
+- :mod:`behaviour.judges.llm_judge`  a model-graded judge with a strict answer format;
+- :mod:`behaviour.judges.embedding`  the MiniLM sentence encoder (from its wheel, sha256-verified, mean pooling);
+- :mod:`behaviour.judges.embedding_judge` the learned judge (calibrated logistic regression on verdict embeddings);
+- :mod:`behaviour.judges.ensemble`   judges that must agree (disagreement or abstention -> review);
+- :mod:`behaviour.judges.judge_eval` measuring judges against the hand-labelled set (kappa, confusion, abstention);
 - :mod:`behaviour.review`     export for manual review (abstentions first), import of reviewed labels, agreement;
 - :mod:`behaviour.table`      the seed-format convergence table (Wilson intervals, Fisher tests, abstentions) and its
   bar chart.

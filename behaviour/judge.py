@@ -1,21 +1,21 @@
 """Judging a response to the Veth scenario: the public names, gathered from the modules that hold each concern.
 
-- :mod:`behaviour.labels`          the label set and definitions, :class:`Judgement`, the ``Judge`` protocol;
-- :mod:`behaviour.verdict_text`    finding the verdict text every judge reads;
-- :mod:`behaviour.rule_direction`, :mod:`behaviour.rule_grounds`  the rule judge's cue patterns;
-- :mod:`behaviour.rule_judge`      the offline rule judge;
-- :mod:`behaviour.judges`          the factory (``--judge`` spec -> judge);
-- :mod:`behaviour.scoring`         judging trial rows.
+- :mod:`behaviour.judges.labels`          the label set and definitions, :class:`Judgement`, the ``Judge`` protocol;
+- :mod:`behaviour.judges.verdict_text`    finding the verdict text every judge reads;
+- :mod:`behaviour.judges.rule_direction`, :mod:`behaviour.judges.rule_grounds`  the rule judge's cue patterns;
+- :mod:`behaviour.judges.rule_judge`      the offline rule judge;
+- :mod:`behaviour.judges.factory`          the factory (``--judge`` spec -> judge);
+- :mod:`behaviour.judges.scoring`         judging trial rows.
 """
 
 from __future__ import annotations
 
-from behaviour.judges import get_judge
-from behaviour.labels import (EMPTY_RESPONSE, LABELS, MISSING_RESPONSE, NO_FINAL_ANSWER, EmptyResponseError, Judge,
+from behaviour.judges.factory import get_judge
+from behaviour.judges.labels import (EMPTY_RESPONSE, LABELS, MISSING_RESPONSE, NO_FINAL_ANSWER, EmptyResponseError, Judge,
                               Judgement)
-from behaviour.rule_judge import RuleAnalysis, RuleJudge
-from behaviour.scoring import judge_row, score_rows
-from behaviour.verdict_text import VerdictSection, extract_final_verdict, find_verdict
+from behaviour.judges.rule_judge import RuleAnalysis, RuleJudge
+from behaviour.judges.scoring import judge_row, score_rows
+from behaviour.judges.verdict_text import VerdictSection, extract_final_verdict, find_verdict
 
 __all__ = ["EMPTY_RESPONSE", "LABELS", "MISSING_RESPONSE", "NO_FINAL_ANSWER", "EmptyResponseError", "Judge",
            "Judgement", "RuleAnalysis", "RuleJudge", "VerdictSection", "extract_final_verdict", "find_verdict",

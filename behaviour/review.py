@@ -19,7 +19,7 @@ from typing import Any
 
 from common.errors import ConfigError, ToolkitError
 from common.jsonl import BadLine, JSONLError, dumps_jsonl, iter_jsonl_numbered
-from behaviour.labels import LABELS
+from behaviour.judges.labels import LABELS
 from common.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
 from common.fileio import atomic_write_text
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ConfigError
-from behaviour.labels import LABELS
+from behaviour.judges.labels import LABELS
 from common.stats import fisher_exact, min_detectable_difference, wilson_interval
 
 ALPHA = 0.05

@@ -29,8 +29,8 @@ from typing import Any
 from common.errors import ConfigError, ToolkitError
 from common.prompts import PromptSource, split_response
 from behaviour.backends import Backend, Completion
-from behaviour.labels import Judge
-from behaviour.scoring import judge_row
+from behaviour.judges.labels import Judge
+from behaviour.judges.scoring import judge_row
 from common.jsonl import append_jsonl, read_resumable
 from behaviour.scenario import Scenario
 

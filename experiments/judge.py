@@ -18,9 +18,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from behaviour.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
-from behaviour.judge_eval import annotator_agreement, cross_validate, evaluate, evaluations_markdown
-from behaviour.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, TRAINING_SPLITS,
+from behaviour.judges.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
+from behaviour.judges.judge_eval import annotator_agreement, cross_validate, evaluate, evaluations_markdown
+from behaviour.judges.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, TRAINING_SPLITS,
                                     load_labelled, load_second_annotation)
 from common import REPO_ROOT
 from common.errors import ConfigError
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":
         if not 0 <= args.abstain_rate < 1:
             raise ConfigError(f"--abstain-rate must be in [0, 1), got {args.abstain_rate}")
-        from behaviour.embedding import load_minilm
+        from behaviour.judges.embedding import load_minilm
 
         rows = load_labelled(args.labelled, "training")
         judge = train_embedding_judge(rows, load_minilm(), abstain_rate=args.abstain_rate)
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rows:
         raise ConfigError(f"no rows in the {args.split!r} split of {', '.join(map(str, args.labelled))}")
     if args.command == "crossval":
-        from behaviour.embedding import load_minilm
+        from behaviour.judges.embedding import load_minilm
 
         evaluations = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
                                      folds=args.folds, split=args.split, local=local_judge,

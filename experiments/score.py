@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
+from behaviour.judges.factory import DEFAULT_JUDGE, SPEC_HELP
 from experiments.cli import add_run_args, parse_run_args, run_main
 from experiments.jobs.backends import get_judge
 from experiments.jobs.score import check_paths, run_score_job

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
-from behaviour.judges import DEFAULT_JUDGE, SPEC_HELP
+from behaviour.judges.factory import DEFAULT_JUDGE, SPEC_HELP
 from common.errors import ConfigError
 from experiments.jobs.steer import (
     DEFAULT_CONFIG, SteerConfig, check_against_model, check_resumable, run_steer_experiment,

@@ -20,7 +20,7 @@ from typing import Any
 
 from activations.models import LoadedModel
 from behaviour.scenario import load_scenario
-from behaviour.judges import SPEC_HELP
+from behaviour.judges.factory import SPEC_HELP
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
 from interventions.steered_trials import SteeringSpec

@@ -14,15 +14,15 @@ import torch
 
 from common.errors import ConfigError
 from common.stats import cohen_kappa
-from behaviour.embedding import EncoderError, extract_minilm, locate_minilm_zip, mean_pool
-from behaviour.embedding_judge import (CLASSIFIER_PATH, CONFIDENT_ACCURACY, EmbeddingClassifier, EmbeddingJudge,
+from behaviour.judges.embedding import EncoderError, extract_minilm, locate_minilm_zip, mean_pool
+from behaviour.judges.embedding_judge import (CLASSIFIER_PATH, CONFIDENT_ACCURACY, EmbeddingClassifier, EmbeddingJudge,
                                        _confident_threshold,
                                        train_classifier, train_embedding_judge)
-from behaviour.ensemble import CascadeJudge, EnsembleJudge
-from behaviour.judge_eval import compare, cross_validate
-from behaviour.labelled_set import LABELLED_PATH, data_hash, load_labelled
-from behaviour.judges import get_judge
-from behaviour.labels import DISAGREEMENT, LABELS, LOW_CONFIDENCE, MEMBER_ABSTAINED, Judgement
+from behaviour.judges.ensemble import CascadeJudge, EnsembleJudge
+from behaviour.judges.judge_eval import compare, cross_validate
+from behaviour.judges.labelled_set import LABELLED_PATH, data_hash, load_labelled
+from behaviour.judges.factory import get_judge
+from behaviour.judges.labels import DISAGREEMENT, LABELS, LOW_CONFIDENCE, MEMBER_ABSTAINED, Judgement
 
 
 def test_mean_pool_ignores_padding() -> None:
@@ -34,7 +34,7 @@ def test_mean_pool_ignores_padding() -> None:
 
 
 def test_wheel_is_located_without_importing_it() -> None:
-    code = ("import sys; from behaviour.embedding import locate_minilm_zip; p = locate_minilm_zip(); "
+    code = ("import sys; from behaviour.judges.embedding import locate_minilm_zip; p = locate_minilm_zip(); "
             "print(p.name, p.stat().st_size > 10_000_000, any(m.startswith('all_minilm') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[1]).stdout.split()
@@ -180,7 +180,7 @@ def test_confident_threshold_is_the_lowest_level_with_the_required_accuracy() ->
 
 
 def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(monkeypatch) -> None:
-    import behaviour.embedding_judge as ej
+    import behaviour.judges.embedding_judge as ej
 
     trained_on: list[set[str]] = []
     real = ej.train_embedding_judge
@@ -253,7 +253,7 @@ def test_saved_classifier_was_trained_on_the_current_training_splits() -> None:
 
 @pytest.mark.slow
 def test_minilm_embeds_paraphrases_closer_than_opposites() -> None:
-    from behaviour.embedding import MINILM_SHA256, load_minilm
+    from behaviour.judges.embedding import MINILM_SHA256, load_minilm
 
     encoder = load_minilm()
     assert MINILM_SHA256[:12] in encoder.name
@@ -264,14 +264,14 @@ def test_minilm_embeds_paraphrases_closer_than_opposites() -> None:
 
 
 def test_llm_parse_failures_are_counted_alone_and_in_an_ensemble() -> None:
-    from behaviour.llm_judge import LLMJudge
-    from behaviour.rule_judge import RuleJudge
+    from behaviour.judges.llm_judge import LLMJudge
+    from behaviour.judges.rule_judge import RuleJudge
 
     answers = iter(["LABEL: converged\nREASON: wrong.", "I think it converged."] * 2)
     llm = LLMJudge(lambda system, user: next(answers), "llm:test")
     rows = [{"id": "a", "label": "converged", "response": "Final verdict: No; enslaving them is wrong."},
             {"id": "b", "label": "converged", "response": "Final verdict: No; their suffering is wrong."}]
-    from behaviour.judge_eval import evaluate
+    from behaviour.judges.judge_eval import evaluate
 
     alone = evaluate(llm, rows)
     assert alone.n_unparseable == 1 and alone.n_judged == 1

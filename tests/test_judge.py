@@ -14,10 +14,10 @@ import yaml
 from common.errors import ConfigError
 from behaviour.judge import (EMPTY_RESPONSE, LABELS, NO_FINAL_ANSWER, EmptyResponseError, RuleJudge,
                              extract_final_verdict, find_verdict, get_judge, judge_row, score_rows)
-from behaviour.labels import NO_DIRECTION, NOT_JUDGEABLE, TRUNCATED
+from behaviour.judges.labels import NO_DIRECTION, NOT_JUDGEABLE, TRUNCATED
 from behaviour.backends import BackendError, OpenAIBackend
 from experiments.jobs.backends import LocalBackend, get_judge as get_any_judge
-from behaviour.llm_judge import LLMJudge, backend_complete, llm_judge_from_spec, parse_judge_output
+from behaviour.judges.llm_judge import LLMJudge, backend_complete, llm_judge_from_spec, parse_judge_output
 
 CASES = yaml.safe_load((Path(__file__).parent / "judge_cases.yaml").read_text())["cases"]
 

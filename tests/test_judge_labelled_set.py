@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from behaviour.judge import LABELS
-from behaviour.labelled_set import FORMATS
+from behaviour.judges.labelled_set import FORMATS
 from common import REPO_ROOT
 
 PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from behaviour.judges import DEFAULT_JUDGE
+from behaviour.judges.factory import DEFAULT_JUDGE
 from common.jsonl import JSONLError, append_jsonl, iter_jsonl, read_jsonl, read_jsonl_lenient
 from experiments.score import main
 

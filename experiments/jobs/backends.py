@@ -23,9 +23,9 @@ from activations.models import LoadedModel, load_model
 from activations.prompts import render_prompt
 from behaviour.backends import Completion
 from behaviour.judge import Judge
-from behaviour.judges import DEFAULT_JUDGE
-from behaviour.judges import get_judge as get_behaviour_judge
-from behaviour.llm_judge import RUBRIC_VERSION, LLMJudge, backend_complete
+from behaviour.judges.factory import DEFAULT_JUDGE
+from behaviour.judges.factory import get_judge as get_behaviour_judge
+from behaviour.judges.llm_judge import RUBRIC_VERSION, LLMJudge, backend_complete
 from common.errors import ConfigError
 from common.prompts import PromptSource
 from interventions.directions_source import normalise_concept
@@ -66,7 +66,7 @@ class LocalBackend:
 
 
 def local_judge(model: LoadedModel | str, *, max_new_tokens: int = 64) -> LLMJudge:
-    """An :class:`~behaviour.llm_judge.LLMJudge` that grades with ``model`` (a loaded model or a registry name)."""
+    """An :class:`~behaviour.judges.llm_judge.LLMJudge` that grades with ``model`` (a loaded model or a registry name)."""
     loaded = load_model(model) if isinstance(model, str) else model
     backend = LocalBackend(loaded, batch_size=1)
     name = model if isinstance(model, str) else loaded.spec.name

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judge, Judgement, score_rows
-from behaviour.labels import JUDGE_FIELDS
+from behaviour.judges.labels import JUDGE_FIELDS
 from behaviour.review import Agreement, agreement, apply_reviews, import_reviews
 from behaviour.table import convergence_table, plot_convergence
 from common.errors import ConfigError

@@ -37,7 +37,7 @@ import yaml
 from activations.generation import row_seed
 from activations.models import LoadedModel
 from activations.prompts import render_prompt
-from behaviour.judges import DEFAULT_JUDGE
+from behaviour.judges.factory import DEFAULT_JUDGE
 from behaviour.scenario import load_scenario
 from common import REPO_ROOT
 from common.errors import ConfigError

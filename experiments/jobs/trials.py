@@ -25,7 +25,7 @@ from typing import Any
 from activations.models import LoadedModel
 from activations.registry import load_registry
 from behaviour.backends import Backend, OpenAIBackend
-from behaviour.judges import DEFAULT_JUDGE
+from behaviour.judges.factory import DEFAULT_JUDGE
 from behaviour.review import export_for_review
 from behaviour.scenario import Scenario, load_scenario
 from behaviour.table import convergence_table, plot_convergence

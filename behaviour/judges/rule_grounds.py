@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from behaviour.text import CLAUSE_BREAK, clause_prefix, is_negated
-from behaviour.rule_direction import AGAINST_PATTERNS
+from behaviour.judges.text import CLAUSE_BREAK, clause_prefix, is_negated
+from behaviour.judges.rule_direction import AGAINST_PATTERNS
 
 # --------------------------------------------------------------------------------------------------------------------
 # Grounds: the Veth's interests / moral status versus operational and strategic reasons

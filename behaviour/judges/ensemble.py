@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from common.errors import ConfigError
-from behaviour.labels import DISAGREEMENT, MEMBER_ABSTAINED, Judge, Judgement
+from behaviour.judges.labels import DISAGREEMENT, MEMBER_ABSTAINED, Judge, Judgement
 
 
 class _Combined:

@@ -1,16 +1,16 @@
 """The learned judge: sentence embeddings of the final verdict and a logistic regression trained on the labelled set.
 
-Features: the same verdict every judge reads (:func:`behaviour.verdict_text.find_verdict`), the paragraph right before
+Features: the same verdict every judge reads (:func:`behaviour.judges.verdict_text.find_verdict`), the paragraph right before
 it (the step that gives its reason; the verdict again when there is none), and the element-wise maximum over the
 verdict's sentences (so one decisive sentence in a long verdict is not averaged away), each embedded with MiniLM
-(:mod:`behaviour.embedding`) and concatenated. Chosen by cross-validation on the training splits: with the round-1
+(:mod:`behaviour.judges.embedding`) and concatenated. Chosen by cross-validation on the training splits: with the round-1
 ``test`` rows held out, [verdict] alone reached 0.83 accuracy, [verdict ; reason] 0.87, adding the sentence maximum
 0.90 (README, "Judging"). Classifier: multinomial logistic regression, its strength
 ``C`` chosen by stratified cross-validation on the training rows (never ``holdout``). Calibration: one temperature
 fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say. Two thresholds are read
 off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
 training rows unlabelled) the judge abstains with ``needs_review = "low confidence"``; at or above ``confident`` its
-out-of-fold accuracy was at least :data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.ensemble`) lets it veto
+out-of-fold accuracy was at least :data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.judges.ensemble`) lets it veto
 another judge there.
 
 The trained classifier is a small JSON file (``configs/judge/embedding_judge.json``: weights, temperature, thresholds,
@@ -34,11 +34,11 @@ import numpy as np
 from common import REPO_ROOT
 from common.errors import ConfigError
 from common.fileio import atomic_write_text
-from behaviour.embedding import SentenceEncoder
-from behaviour.labelled_set import LABELLED_SETS, TRAINING_SPLITS, data_hash, load_labelled
-from behaviour.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
-from behaviour.text import split_paragraphs, split_sentences
-from behaviour.verdict_text import find_verdict
+from behaviour.judges.embedding import SentenceEncoder
+from behaviour.judges.labelled_set import LABELLED_SETS, TRAINING_SPLITS, data_hash, load_labelled
+from behaviour.judges.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
+from behaviour.judges.text import split_paragraphs, split_sentences
+from behaviour.judges.verdict_text import find_verdict
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class EmbeddingJudge:
                               "retrain with `python -m experiments.judge train`")
         self.classifier = classifier
         self.encoder = encoder
-        self.confident = classifier.confident  # a cascade's veto level (behaviour.ensemble.CascadeJudge)
+        self.confident = classifier.confident  # a cascade's veto level (behaviour.judges.ensemble.CascadeJudge)
 
     def judge(self, response: str) -> Judgement:
         if not isinstance(response, str) or not response.strip():
@@ -233,7 +233,7 @@ def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEn
     """The trained embedding judge; warns when the labelled set's training rows changed since it was trained."""
     classifier = EmbeddingClassifier.load(path)
     if encoder is None:
-        from behaviour.embedding import load_minilm
+        from behaviour.judges.embedding import load_minilm
 
         encoder = load_minilm()
     sources = [Path(labelled)] if labelled else list(LABELLED_SETS)

@@ -1,5 +1,5 @@
-"""The offline rule judge: cue rules (:mod:`behaviour.rule_direction`, :mod:`behaviour.rule_grounds`) applied to
-the final verdict (:mod:`behaviour.verdict_text`). Deterministic; writes which cues fired as the rationale."""
+"""The offline rule judge: cue rules (:mod:`behaviour.judges.rule_direction`, :mod:`behaviour.judges.rule_grounds`) applied to
+the final verdict (:mod:`behaviour.judges.verdict_text`). Deterministic; writes which cues fired as the rationale."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from common.prompts import split_response
-from behaviour.labels import NO_DIRECTION, NO_FINAL_ANSWER, EmptyResponseError, Judgement
-from behaviour.rule_direction import STEP_STRUCTURE, Direction, find_direction, refusal_cue
-from behaviour.rule_grounds import Grounds, find_grounds, lever_cues
-from behaviour.text import split_paragraphs, split_sentences
-from behaviour.verdict_text import VerdictSection, find_verdict
+from behaviour.judges.labels import NO_DIRECTION, NO_FINAL_ANSWER, EmptyResponseError, Judgement
+from behaviour.judges.rule_direction import STEP_STRUCTURE, Direction, find_direction, refusal_cue
+from behaviour.judges.rule_grounds import Grounds, find_grounds, lever_cues
+from behaviour.judges.text import split_paragraphs, split_sentences
+from behaviour.judges.verdict_text import VerdictSection, find_verdict
 
 
 def _short(cues: Iterable[str], limit: int = 4) -> str:

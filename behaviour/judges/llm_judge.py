@@ -1,6 +1,6 @@
 """A model-graded judge: a fixed rubric prompt, a strict answer format, and unparseable output recorded, not guessed.
 
-The judged text is the same as the rule judge's (:func:`behaviour.verdict_text.find_verdict`: deliberation dropped, the
+The judged text is the same as the rule judge's (:func:`behaviour.judges.verdict_text.find_verdict`: deliberation dropped, the
 "Final verdict" section when present), so the two judges disagree only about labels, never about what they read.
 
 Backends are the trials runner's (:mod:`behaviour.backends`), with greedy decoding:
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from common.errors import ConfigError
 from common.prompts import PromptSource, split_response
-from behaviour.labels import LABELS, NO_FINAL_ANSWER, EmptyResponseError, Judgement
-from behaviour.verdict_text import find_verdict
+from behaviour.judges.labels import LABELS, NO_FINAL_ANSWER, EmptyResponseError, Judgement
+from behaviour.judges.verdict_text import find_verdict
 
 if TYPE_CHECKING:
     from behaviour.backends import Backend

@@ -20,7 +20,7 @@ from typing import Any
 from common import REPO_ROOT
 from common.errors import ConfigError
 from common.jsonl import read_jsonl
-from behaviour.labels import LABELS
+from behaviour.judges.labels import LABELS
 
 LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
 #: Real model outputs from trials runs, labelled by hand blind to the judges (``real``: measured, never trained on).

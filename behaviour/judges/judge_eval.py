@@ -1,4 +1,4 @@
-"""Measuring a judge against the hand-labelled set (:mod:`behaviour.labelled_set`): agreement on the ``holdout``
+"""Measuring a judge against the hand-labelled set (:mod:`behaviour.judges.labelled_set`): agreement on the ``holdout``
 split is the honest estimate of a judge's accuracy on new responses; :func:`cross_validate` gives out-of-fold
 estimates on the training splits, for choosing a judge before the holdout is touched.
 
@@ -16,9 +16,9 @@ from typing import Any
 
 from common.errors import ConfigError
 from common.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
-from behaviour.labels import LABELS, TRUNCATED, UNPARSEABLE, Judge, Judgement
-from behaviour.labelled_set import TRAINING_SPLITS
-from behaviour.scoring import judge_row
+from behaviour.judges.labels import LABELS, TRUNCATED, UNPARSEABLE, Judge, Judgement
+from behaviour.judges.labelled_set import TRAINING_SPLITS
+from behaviour.judges.scoring import judge_row
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class JudgeEvaluation:
 
 
 def evaluate(judge: Judge, rows: Sequence[dict[str, Any]], split: str = "?") -> JudgeEvaluation:
-    """Judge every row (as :func:`behaviour.scoring.judge_row` would in a run) and compare with the hand labels."""
+    """Judge every row (as :func:`behaviour.judges.scoring.judge_row` would in a run) and compare with the hand labels."""
     judgements = [judge_row(row, judge) for row in rows]
     return compare(judge.name, rows, judgements, split)
 
@@ -165,8 +165,8 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
     """
     from sklearn.model_selection import StratifiedKFold
 
-    from behaviour.embedding_judge import train_embedding_judge
-    from behaviour.judges import get_judge
+    from behaviour.judges.embedding_judge import train_embedding_judge
+    from behaviour.judges.factory import get_judge
 
     if any(r.get("split") not in TRAINING_SPLITS for r in [*rows, *training_rows]):
         raise ConfigError(f"cross-validation runs on the training splits {list(TRAINING_SPLITS)} only; measure the "

@@ -1,4 +1,4 @@
-"""Scoring trial rows with a judge: one :class:`~behaviour.labels.Judgement` per row, merged into the row."""
+"""Scoring trial rows with a judge: one :class:`~behaviour.judges.labels.Judgement` per row, merged into the row."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from behaviour.labels import EMPTY_RESPONSE, MISSING_RESPONSE, TRUNCATED, EmptyResponseError, Judge, Judgement
-from behaviour.verdict_text import find_verdict, looks_cut_off, reached_verdict
+from behaviour.judges.labels import EMPTY_RESPONSE, MISSING_RESPONSE, TRUNCATED, EmptyResponseError, Judge, Judgement
+from behaviour.judges.verdict_text import find_verdict, looks_cut_off, reached_verdict
 
 
 def was_cut_off(row: dict[str, Any]) -> bool:
@@ -24,7 +24,7 @@ def judge_row(row: dict[str, Any], judge: Judge) -> Judgement:
     """Judge one trial record; a missing or empty ``response`` is recorded (label None), not guessed.
 
     A response cut off before any verdict (:func:`was_cut_off` and not
-    :func:`~behaviour.verdict_text.reached_verdict`) is not judged as if complete: it abstains with the reason
+    :func:`~behaviour.judges.verdict_text.reached_verdict`) is not judged as if complete: it abstains with the reason
     ``truncated``; so does a cut-off response on which the judge abstains.
     """
     response = row.get("response")
@@ -45,7 +45,7 @@ def judge_row(row: dict[str, Any], judge: Judge) -> Judgement:
 
 def score_rows(rows: Iterable[dict[str, Any]], judge: Judge,
                on_unscored: Callable[[int, dict[str, Any], Judgement], None] | None = None) -> Iterator[dict[str, Any]]:
-    """Yield each row with the judgement's fields (:data:`~behaviour.labels.JUDGE_FIELDS`) added.
+    """Yield each row with the judgement's fields (:data:`~behaviour.judges.labels.JUDGE_FIELDS`) added.
 
     Every other field is kept. Rows the judge abstains on (no or empty ``response``, no final answer, cut off, no
     recommendation found, an LLM judge's unparseable output ...) keep ``label: None`` with the reason in

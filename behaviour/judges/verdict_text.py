@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 
 from common.prompts import split_response
-from behaviour.text import split_paragraphs, split_sentences
-from behaviour.rule_direction import direction_hits, refusal_cue
+from behaviour.judges.text import split_paragraphs, split_sentences
+from behaviour.judges.rule_direction import direction_hits, refusal_cue
 
 
 # Headings in priority order: an explicit "final verdict" beats a "conclusion". A heading must start a line (after

@@ -1,6 +1,6 @@
 """Rule cues for the direction of a verdict: refusal formulas, and whether it recommends against, proceeding
-(in full or qualified), or hedges. Used by :class:`behaviour.rule_judge.RuleJudge` and by
-:func:`behaviour.verdict_text.find_verdict` (a paragraph "states a recommendation" when a direction cue fires).
+(in full or qualified), or hedges. Used by :class:`behaviour.judges.rule_judge.RuleJudge` and by
+:func:`behaviour.judges.verdict_text.find_verdict` (a paragraph "states a recommendation" when a direction cue fires).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from behaviour.text import clause_prefix, clause_suffix, is_negated, split_sentences
+from behaviour.judges.text import clause_prefix, clause_suffix, is_negated, split_sentences
 
 # --------------------------------------------------------------------------------------------------------------------
 # Refusal

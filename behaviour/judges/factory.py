@@ -1,12 +1,12 @@
-"""The judge factory: a spec string (``--judge``) to a :class:`~behaviour.labels.Judge`.
+"""The judge factory: a spec string (``--judge``) to a :class:`~behaviour.judges.labels.Judge`.
 
-- ``rules``: the offline rule judge (:mod:`behaviour.rule_judge`);
-- ``embedding``: the learned judge (:mod:`behaviour.embedding_judge`; MiniLM + a classifier trained on the labelled
+- ``rules``: the offline rule judge (:mod:`behaviour.judges.rule_judge`);
+- ``embedding``: the learned judge (:mod:`behaviour.judges.embedding_judge`; MiniLM + a classifier trained on the labelled
   set's dev split);
-- ``local:<model name>`` / ``openai:<base_url>#<model>``: a model-graded judge (:mod:`behaviour.llm_judge`);
-- ``A+B[+C]``: an ensemble of any of these (:mod:`behaviour.ensemble`), e.g. ``rules+embedding`` or
+- ``local:<model name>`` / ``openai:<base_url>#<model>``: a model-graded judge (:mod:`behaviour.judges.llm_judge`);
+- ``A+B[+C]``: an ensemble of any of these (:mod:`behaviour.judges.ensemble`), e.g. ``rules+embedding`` or
   ``rules+openai:http://localhost:8000/v1#qwen3-32b``: a label only where every member agrees;
-- ``A/B[/C]``: a cascade (:mod:`behaviour.ensemble`), e.g. ``rules/embedding`` ("rules, else embedding"): the first
+- ``A/B[/C]``: a cascade (:mod:`behaviour.judges.ensemble`), e.g. ``rules/embedding`` ("rules, else embedding"): the first
   member's label, the next one's where it abstains, and review where a later member confidently disagrees. ``/``
   binds looser than ``+`` (``rules/embedding+openai:...`` falls back to the ensemble). Both split the spec only before
   a judge kind, and neither needs quoting in a shell.
@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable
 
 from common.errors import ConfigError
-from behaviour.labels import Judge
-from behaviour.rule_judge import RuleJudge
+from behaviour.judges.labels import Judge
+from behaviour.judges.rule_judge import RuleJudge
 
 #: The judge used when none is named, by the rule fixed before round 4 was measured: the highest kappa on real trial
 #: outputs (``real``) among the judges meeting the target (kappa >= 0.85, abstentions <= 10%) on ``holdout2``
@@ -48,7 +48,7 @@ def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None
             if any(not p for p in parts) or len(set(parts)) != len(parts):
                 raise ConfigError(f"bad judge spec {spec!r}; join distinct judge specs with '{joiner}', e.g. "
                                   f"'rules{joiner}embedding'")
-            from behaviour.ensemble import CascadeJudge, EnsembleJudge
+            from behaviour.judges.ensemble import CascadeJudge, EnsembleJudge
 
             combine = CascadeJudge if joiner == "/" else EnsembleJudge
             return combine([get_judge(p, local=local, embedding=embedding) for p in parts])
@@ -57,7 +57,7 @@ def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None
     if spec == "embedding" and embedding is not None:
         return embedding
     if spec == "embedding":
-        from behaviour.embedding_judge import load_embedding_judge
+        from behaviour.judges.embedding_judge import load_embedding_judge
 
         return load_embedding_judge()
     if spec.startswith("local:") and local is not None:
@@ -66,7 +66,7 @@ def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None
             raise ConfigError(f"bad judge spec {spec!r}; use local:<model name>, e.g. local:smollm2-135m-instruct")
         return local(name)
     if spec.startswith("local:") or spec.startswith("openai:"):
-        from behaviour.llm_judge import llm_judge_from_spec
+        from behaviour.judges.llm_judge import llm_judge_from_spec
 
         return llm_judge_from_spec(spec)
     raise ConfigError(f"unknown judge {spec!r}; use {SPEC_HELP}")
