@@ -127,7 +127,8 @@ class SampleDraw:
 
 def draw_sample(rows: Sequence[dict[str, Any]], n: int, seed: int) -> SampleDraw:
     """Draw ``n`` of the scored ``rows`` at random, stratified by condition (proportional allocation, largest
-    remainder; ties go to the condition listed first), shuffled. Deterministic in the rows' ids and ``seed``.
+    remainder; ties go to the condition first by name), shuffled. Deterministic in the rows' ids and ``seed`` (conditions
+    and ids are taken in sorted order), so a reader can redraw it.
 
     Refuses rows without an id, duplicate ids, and rows no judge has scored (the judge must be frozen first).
     """
@@ -149,15 +150,15 @@ def draw_sample(rows: Sequence[dict[str, Any]], n: int, seed: int) -> SampleDraw
     total = len(seen)
     if n > total:
         raise ConfigError(f"--n {n} is more than the run's {total} trials")
+    strata = {c: sorted(strata[c]) for c in sorted(strata)}  # the draw depends only on the ids and the seed
     exact = {c: n * len(ids) / total for c, ids in strata.items()}
     allocation = {c: int(v) for c, v in exact.items()}
-    order = sorted(strata, key=lambda c: (-(exact[c] - allocation[c]), list(strata).index(c)))
+    order = sorted(strata, key=lambda c: (-(exact[c] - allocation[c]), c))
     for c in order[: n - sum(allocation.values())]:
         allocation[c] += 1
     rng = np.random.default_rng(seed)
     drawn = {}
-    for c in strata:  # conditions in first-seen order, ids sorted: the draw depends only on the ids and the seed
-        ids = sorted(strata[c])
+    for c, ids in strata.items():
         drawn[c] = sorted(ids[i] for i in rng.choice(len(ids), size=allocation[c], replace=False))
     shuffled = [i for c in strata for i in drawn[c]]
     shuffled = [shuffled[i] for i in rng.permutation(len(shuffled))]
