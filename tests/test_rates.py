@@ -240,3 +240,19 @@ def test_review_commands_give_the_library_numbers(tmp_path: Path, capsys: pytest
     expected = judged_rates(rows, read_sample(run / "review_sample.csv", rows)).to_dict()
     assert saved == json.loads(json.dumps(expected))
     assert saved["cells"][0]["ppi"]["estimate"] is not None
+
+
+def test_trials_report_rates_use_a_filled_sample_and_say_when_one_is_unusable(tmp_path: Path) -> None:
+    from common.rundir import RunDir
+    from experiments.jobs.trials import run_rates
+
+    rows = _rows()
+    run = RunDir.open(_run_dir(tmp_path, rows))
+    assert NOT_MEASURED in run_rates(run, rows).to_markdown()
+    path = _drawn(run.path, rows)
+    _fill(path, default="no verdict")
+    rates = run_rates(run, rows)
+    assert rates.measured and json.loads((run.path / "results" / "rates.json").read_text())["measured"]
+    _fill(path, default="perhaps")  # a bad answer: the report says the sample was not used, and why
+    rates = run_rates(run, rows)
+    assert not rates.measured and any("was not used" in n and "'perhaps'" in n for n in rates.notes)
