@@ -28,6 +28,6 @@ The package exports its modules (``__all__``); import names from them, e.g. ``fr
 load_scenario``.
 """
 
-__all__ = ["backends", "embedding", "embedding_judge", "ensemble", "judge", "judge_eval", "judges", "labels", "llm_judge",
-           "rates", "review", "review_sample", "rule_direction", "rule_grounds", "rule_judge", "scenario", "scoring", "table", "text", "trials",
-           "verdict_text"]
+__all__ = ["backends", "embedding", "embedding_judge", "ensemble", "judge", "judge_eval", "judges", "labels",
+           "llm_judge", "rates", "review", "review_sample", "rule_direction", "rule_grounds", "rule_judge", "scenario",
+           "scoring", "table", "text", "trials", "verdict_text"]

@@ -105,7 +105,8 @@ def test_rates_without_a_sample_say_so() -> None:
     k = sum(r["label"] == "converged" for r in members)
     engaged = sum(r["label"] in ("converged", "ambiguous", "did_not_converge") for r in members)
     assert (cell.judge_only.converged, cell.judge_only.engaged) == (k, engaged)  # refusals and abstentions out
-    assert cell.judge_only.ci == wilson_interval(k, engaged) and cell.abstained == sum(r["label"] is None for r in members)
+    assert cell.judge_only.ci == wilson_interval(k, engaged)
+    assert cell.abstained == sum(r["label"] is None for r in members)
     assert cell.ppi is None and cell.reviewed_only is None
 
 
