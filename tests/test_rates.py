@@ -292,3 +292,19 @@ def test_real_run_same_numbers_through_the_commands_as_the_library(tmp_path: Pat
     assert expected.to_markdown() in out and "no longer the one frozen" in out  # the judge changed: said so
     (score_run,) = (tmp_path / "runs").iterdir()
     assert json.loads((score_run / "results" / "rates.json").read_text()) == json.loads(json.dumps(expected.to_dict()))
+
+
+def test_score_refuses_a_bad_sample_before_scoring(tmp_path: Path) -> None:
+    from experiments.score import main as score_main
+
+    rows = _rows()
+    run = _run_dir(tmp_path, rows)
+    path = _drawn(run, rows)
+    _fill(path, default="sort of")
+    out = tmp_path / "scored.jsonl"
+    args = ["--input", str(run / "transcripts.jsonl"), "--output", str(out), "--judge", "rules"]
+    with pytest.raises(ConfigError, match="needs|add --table"):
+        score_main([*args, "--sample", str(path)])
+    with pytest.raises(SampleError, match="'sort of' is not an answer"):
+        score_main([*args, "--table", "--sample", str(path), "--runs", str(tmp_path / "runs")])
+    assert not out.exists() and not (tmp_path / "runs").exists()  # nothing scored or written
