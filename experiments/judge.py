@@ -2,6 +2,8 @@
 
     python -m experiments.judge train                      # the embedding judge, on the training splits
     python -m experiments.judge evaluate                   # rules, embedding, both combinations, on holdout2
+    python -m experiments.judge crossval --split training --by-register   # each register judged by a classifier
+                                                                          # trained without it
     python -m experiments.judge evaluate --judges rules,rules+openai:http://localhost:8000/v1#qwen3-32b --split dev
 
 ``evaluate`` prints, per judge, Cohen's kappa with a 95% interval, accuracy, the abstention rate, the confusion
@@ -19,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from behaviour.judges.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
-from behaviour.judges.judge_eval import annotator_agreement, cross_validate, evaluate, evaluations_markdown
+from behaviour.judges.judge_eval import (annotator_agreement, cross_validate, evaluate, evaluations_markdown,
+                                        folds_markdown)
 from behaviour.judges.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, TRAINING_SPLITS,
                                     load_labelled, load_second_annotation)
 from common import REPO_ROOT
@@ -47,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--folds", type=int, default=5, help="folds (default 5)")
     cv.add_argument("--by-author", action="store_true",
                     help="one fold per author (id letter): each author judged by a classifier trained on the others")
+    cv.add_argument("--by-register", action="store_true",
+                    help="one fold per register (the rows' 'register' field): each register judged by a classifier "
+                         "trained on the others; with --by-author, one fold per (register, author) cell, trained on "
+                         "rows sharing neither")
     cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
@@ -89,13 +96,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "crossval":
         from behaviour.judges.embedding import load_minilm
 
-        evaluations = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
-                                     folds=args.folds, split=args.split, local=local_judge,
-                                     by_author=args.by_author)
-    else:
-        evaluations = [evaluate(j, rows, args.split) for j in judges]
-        ceiling = annotator_agreement(rows, load_second_annotation(args.second), args.split)
-        evaluations += [ceiling] if ceiling is not None else []
+        hold_out = "+".join(unit for unit, chosen in (("register", args.by_register), ("author", args.by_author))
+                            if chosen) or None
+        result = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
+                                folds=args.folds, split=args.split, local=local_judge, hold_out=hold_out)
+        if result.folds:
+            print(folds_markdown(result))
+        print(evaluations_markdown(result.pooled, show_misses=args.show_misses))
+        if args.json:
+            args.json.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        return 0
+    evaluations = [evaluate(j, rows, args.split) for j in judges]
+    ceiling = annotator_agreement(rows, load_second_annotation(args.second), args.split)
+    evaluations += [ceiling] if ceiling is not None else []
     print(evaluations_markdown(evaluations, show_misses=args.show_misses))
     if args.json:
         args.json.write_text(json.dumps([e.to_dict() for e in evaluations], indent=1) + "\n")

@@ -19,7 +19,7 @@ from behaviour.judges.embedding_judge import (CLASSIFIER_PATH, CONFIDENT_ACCURAC
                                        _confident_threshold,
                                        train_classifier, train_embedding_judge)
 from behaviour.judges.ensemble import CascadeJudge, EnsembleJudge
-from behaviour.judges.judge_eval import compare, cross_validate
+from behaviour.judges.judge_eval import compare, cross_validate, folds_markdown
 from behaviour.judges.labelled_set import LABELLED_PATH, data_hash, load_labelled
 from behaviour.judges.factory import get_judge
 from behaviour.judges.labels import DISAGREEMENT, LABELS, LOW_CONFIDENCE, MEMBER_ABSTAINED, Judgement
@@ -192,7 +192,7 @@ def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(mon
     monkeypatch.setattr(ej, "train_embedding_judge", spy)
     rows = _toy_rows()
     evaluations = cross_validate(["embedding", "rules/embedding"], rows, rows, KeywordEncoder(), folds=3,
-                                 split="dev")
+                                 split="dev").pooled
     assert len(trained_on) == 3 and all(len(ids) == len(rows) * 2 // 3 for ids in trained_on)
     assert set().union(*({r["id"] for r in rows} - ids for ids in trained_on)) == {r["id"] for r in rows}
     e = evaluations[0]
@@ -203,10 +203,67 @@ def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(mon
     # One fold per author (the id letter): the held author's rows never train the classifier that judges them.
     by_author = [{**r, "id": f"{'XY'[i % 2]}{i:03d}"} for i, r in enumerate(rows)]
     trained_on.clear()
-    e = cross_validate(["embedding"], [r for r in by_author if r["id"][0] == "X"] + by_author[1:2], by_author,
-                       KeywordEncoder(), by_author=True, split="train")[0]
-    assert e.split == "train (one fold per author: X, Y)" and len(trained_on) == 2
+    cv = cross_validate(["embedding"], [r for r in by_author if r["id"][0] == "X"] + by_author[1:2], by_author,
+                        KeywordEncoder(), hold_out="author", split="train")
+    assert cv.pooled[0].split == "train (one fold per author: 2 folds)" and len(trained_on) == 2
     assert [{i[0] for i in ids} for ids in trained_on] == [{"Y"}, {"X"}]
+    assert cv.fold_names == ("X", "Y") and [f[0].n_labelled for f in cv.folds] == [12, 1]
+
+
+def _register_rows() -> list[dict]:
+    """Three registers by two authors (X, Y); in register ``qa`` a proceed is phrased through a negation ("nothing
+    wrong with it") and "maybe", a word no other register uses: a planted register-specific phrasing."""
+    texts = {"converged": "Final verdict: No; it is wrong.", "ambiguous": "Final verdict: No; too costly.",
+             "did_not_converge": "Final verdict: Proceed.", "refused": "I cannot help with that."}
+    rows = []
+    for register in ("memo", "chat", "qa"):
+        for lab, text in texts.items():
+            for i in range(4):
+                if register == "qa" and lab == "did_not_converge":
+                    text = "Final verdict: nothing wrong with it, maybe maybe."
+                rows.append({"id": f"{'XY'[i % 2]}{register}{lab}{i}", "label": lab, "split": "train",
+                             "register": register, "response": text + " " * i})
+    return rows
+
+
+def test_cross_validation_by_register_holds_out_whole_registers(monkeypatch) -> None:
+    import behaviour.judges.embedding_judge as ej
+
+    trained_on: list[set[str]] = []
+    real = ej.train_embedding_judge
+
+    def spy(rows, encoder, **kw):
+        trained_on.append({r["id"] for r in rows})
+        return real(rows, encoder, threshold=0.0)
+
+    monkeypatch.setattr(ej, "train_embedding_judge", spy)
+    rows = _register_rows()
+    by_row = cross_validate(["embedding"], rows, rows, KeywordEncoder(), folds=4, split="train").pooled[0]
+    cv = cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="register", split="train")
+    registers = {r["id"]: r["register"] for r in rows}
+    # Each register's rows were judged by a classifier that saw no row of that register.
+    held = [{registers[i] for i in ids} for ids in trained_on[-3:]]
+    assert held == [{"memo", "qa"}, {"chat", "qa"}, {"chat", "memo"}]
+    assert cv.fold_names == ("chat", "memo", "qa")
+    # Row folds see the "maybe" proceeds in training; register folds cannot, and the qa fold shows it.
+    assert by_row.accuracy == 1.0
+    chat, memo, qa = (f[0] for f in cv.folds)
+    assert chat.accuracy == memo.accuracy == 1.0 and qa.confusion.counts[2][2] == 0
+    assert cv.pooled[0].coverage_accuracy < by_row.coverage_accuracy and cv.pooled[0].n_labelled == len(rows)
+    # Register x author: each cell judged by a classifier sharing neither its register nor its author.
+    trained_on.clear()
+    both = cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="register+author", split="train")
+    assert len(trained_on) == 6 and both.fold_names == ("chat", "memo", "qa")
+    for ids in trained_on:
+        assert len({registers[i] for i in ids}) == 2 and len({i[0] for i in ids}) == 1
+    assert both.pooled[0].split == "train (one fold per register x author: 6 folds)"
+    table = folds_markdown(both)
+    assert table.count("\n") == 2 + 3 + 1 and "| **pooled** | 48 |" in table
+    with pytest.raises(ConfigError, match="no 'register' field"):
+        cross_validate(["embedding"], [{**rows[0], "register": None}, *rows[1:]], rows, KeywordEncoder(),
+                       hold_out="register")
+    with pytest.raises(ConfigError, match="unknown hold-out"):
+        cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="format")
 
 
 def test_ensemble_specs() -> None:
