@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from behaviour.judge import LABELS
-from behaviour.judges.labelled_set import FORMATS
+from behaviour.judges.labelled_set import FORMATS, REGISTERS
 from common import REPO_ROOT
 
 PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
-FIELDS = {"id", "format", "response", "label", "reason", "tags", "split", "note"}
+FIELDS = {"id", "format", "register", "register_annotator", "response", "label", "reason", "tags", "split", "note"}
 MIN_ROWS = 200  # per round-1 set and per round-2 holdout (issue 12: at least 200 responses to split)
 # Which split each author's rows belong to, fixed when they were written: round 1 (L) by the rule below; round 2's
 # training authors (C, D, E) and held-out authors (A, B); round 3's held-out authors (F, G); round 4's training
@@ -59,6 +59,18 @@ def test_schema(rows: list[dict[str, Any]]) -> None:
         assert isinstance(row["response"], str) and row["response"].strip(), where
         assert isinstance(row["note"], str) and row["note"].strip(), where
         assert isinstance(row["tags"], list) and all(isinstance(t, str) and t for t in row["tags"]), where
+        check_register(row)
+
+
+def check_register(row: dict[str, Any]) -> None:
+    """Every row carries its register, from the fixed vocabulary, annotated by someone other than its author (the
+    annotator's letter is not the id's); a deliberation format is its own register (issue 17, part 2)."""
+    where = row["id"]
+    assert row["register"] in REGISTERS, where
+    annotator = row["register_annotator"]
+    assert isinstance(annotator, str) and annotator.strip() and annotator.split("-")[0] != row["id"][0], where
+    assert (row["register"] == "think_block") == (row["format"] == "think"), where
+    assert (row["register"] == "harmony") == (row["format"] == "harmony"), where
 
 
 def test_formats_match_the_text(rows: list[dict[str, Any]]) -> None:
@@ -129,3 +141,4 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
         assert row["label"] in LABELS or row["label"] is None, row["id"]
         assert row["reason"] == ("truncated" if row["label"] is None else ""), row["id"]
         assert any(t.startswith("model:") for t in row["tags"]) and any(t.startswith("trial:") for t in row["tags"])
+        check_register(row)
