@@ -48,7 +48,7 @@ def rows() -> list[dict[str, Any]]:
 def test_schema(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         where = row.get("id", row)
-        assert set(row) == FIELDS, where
+        assert set(row) == FIELDS | answer_field(row), where
         assert re.fullmatch(r"[LCDEHIJABFG]\d{3}", row["id"]), where
         assert row["format"] in FORMATS, where
         assert row["label"] in LABELS or row["label"] is None, where
@@ -62,6 +62,11 @@ def test_schema(rows: list[dict[str, Any]]) -> None:
         check_register(row)
 
 
+def answer_field(row: dict[str, Any]) -> set[str]:
+    """A deliberation row (``think_block``, ``harmony``) also names the register of its final answer."""
+    return {"answer_register"} if row.get("register") in ("think_block", "harmony") else set()
+
+
 def check_register(row: dict[str, Any]) -> None:
     """Every row carries its register, from the fixed vocabulary, annotated by someone other than its author (the
     annotator's letter is not the id's); a deliberation format is its own register (issue 17, part 2)."""
@@ -71,6 +76,8 @@ def check_register(row: dict[str, Any]) -> None:
     assert isinstance(annotator, str) and annotator.strip() and annotator.split("-")[0] != row["id"][0], where
     assert (row["register"] == "think_block") == (row["format"] == "think"), where
     assert (row["register"] == "harmony") == (row["format"] == "harmony"), where
+    if answer_field(row):  # null: no final answer (an unclosed <think>, no final channel, an empty one)
+        assert row["answer_register"] in set(REGISTERS) - {"think_block", "harmony"} | {None}, where
 
 
 def check_format(row: dict[str, Any]) -> None:
@@ -139,7 +146,7 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
     real = [json.loads(line) for line in (PATH.parent / "real_outputs.jsonl").read_text().splitlines()]
     assert len(real) >= 40 and len({r["id"] for r in real}) == len(real)
     for row in real:
-        assert set(row) == FIELDS | {"finished"}, row["id"]
+        assert set(row) == FIELDS | {"finished"} | answer_field(row), row["id"]
         assert re.fullmatch(r"[SRM]\d{3}", row["id"]) and row["split"] in ("train", "real"), row["id"]
         assert row["format"] in FORMATS and isinstance(row["finished"], bool), row["id"]
         assert row["label"] in LABELS or row["label"] is None, row["id"]
