@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="one fold per register (the rows' 'register' field): each register judged by a classifier "
                          "trained on the others; with --by-author, one fold per (register, author) cell, trained on "
                          "rows sharing neither")
+    cv.add_argument("--authors", default=None,
+                    help="judge only these authors' rows (id letters, e.g. J); every training row still trains, less "
+                         "the held-out fold's: with --by-register --by-author, a new author's new registers judged by "
+                         "classifiers that saw neither")
     cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
@@ -95,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"no rows in the {args.split!r} split of {', '.join(map(str, args.labelled))}")
     if args.command == "crossval":
         from behaviour.judges.embedding import load_minilm
+
+        if args.authors:
+            authors = {a.strip() for a in args.authors.split(",") if a.strip()}
+            rows = [r for r in rows if str(r["id"])[0] in authors]
+            if not rows:
+                raise ConfigError(f"no rows by authors {sorted(authors)} in the {args.split!r} split")
 
         hold_out = "+".join(unit for unit, chosen in (("register", args.by_register), ("author", args.by_author))
                             if chosen) or None
