@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         judge = train_embedding_judge(rows, load_minilm(), abstain_rate=args.abstain_rate)
         path = judge.classifier.save(args.out)
         cv = judge.classifier.cv
-        print(f"trained on {judge.classifier.n_train} rows ({', '.join(SPLIT_GROUPS['training'])}); out-of-fold "
+        print(f"{judge.version}: trained on {judge.classifier.n_train} rows ({', '.join(SPLIT_GROUPS['training'])}); out-of-fold "
               f"accuracy {cv['accuracy']:.2f} ({cv['accuracy_kept']:.2f} on the {1 - cv['abstention']:.0%} above the "
               f"threshold {judge.classifier.threshold:.2f}; confident from p={judge.classifier.confident:.2f}, "
               f"{cv['share_confident']:.0%} of rows); saved {path}")
@@ -116,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
         return 0
+    for judge in judges:  # what a reader needs to know which labels these figures describe
+        print(f"`{judge.name}`: {getattr(judge, 'version', judge.name)}")
     evaluations = [evaluate(j, rows, args.split) for j in judges]
     ceiling = annotator_agreement(rows, load_second_annotation(args.second), args.split)
     evaluations += [ceiling] if ceiling is not None else []

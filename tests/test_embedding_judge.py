@@ -15,10 +15,11 @@ import torch
 from common.errors import ConfigError
 from common.stats import cohen_kappa
 from behaviour.judges.embedding import EncoderError, extract_minilm, locate_minilm_zip, mean_pool
-from behaviour.judges.embedding_judge import (CLASSIFIER_PATH, CONFIDENT_ACCURACY, EmbeddingClassifier, EmbeddingJudge,
-                                       _confident_threshold,
-                                       train_classifier, train_embedding_judge)
+from behaviour.judges.embedding_judge import (CLASSIFIER_PATH, CONFIDENT_ACCURACY, FORMAT_VERSION, RULE_FEATURES,
+                                              EmbeddingClassifier, EmbeddingJudge, _confident_threshold,
+                                              rule_features, train_classifier, train_embedding_judge)
 from behaviour.judges.ensemble import CascadeJudge, EnsembleJudge
+from behaviour.judges.rule_judge import RULES_VERSION, RuleJudge
 from behaviour.judges.judge_eval import compare, cross_validate, folds_markdown
 from behaviour.judges.labelled_set import LABELLED_PATH, data_hash, load_labelled
 from behaviour.judges.factory import get_judge
@@ -106,8 +107,16 @@ def _toy_rows() -> list[dict]:
             for lab, text in texts.items() for i in range(6)]
 
 
-def test_embedding_judge_labels_and_abstains_below_threshold() -> None:
+def test_embedding_judge_labels_and_abstains_below_threshold(monkeypatch) -> None:
+    import behaviour.judges.embedding_judge as ej
+
+    # The keyword features alone (the rule cues are tested below): the toy labels are then symmetric.
+    monkeypatch.setattr(ej, "rule_features", lambda response: (0.0,) * len(RULE_FEATURES))
     judge = train_embedding_judge(_toy_rows(), KeywordEncoder(), threshold=0.6)
+    # The version names the feature format, the rules it reads and what it learnt from; a cascade lists its members'.
+    assert judge.version == f"embedding f{FORMAT_VERSION} {RULES_VERSION} data {data_hash(_toy_rows())[:12]}"
+    assert CascadeJudge([RuleJudge(), judge]).version == f"rules {RULES_VERSION}; {judge.version}"
+    assert judge.version in judge.judge("Final verdict: No, it is wrong.").rationale
     assert judge.judge("Step 1: a\n\nFinal verdict: No, it is wrong.").label == "converged"
     unsure = judge.judge("Final verdict: maybe.")  # none of the learnt words: near-uniform probabilities
     assert unsure.label is None and unsure.needs_review == LOW_CONFIDENCE and unsure.confidence < 0.6
@@ -120,6 +129,20 @@ def test_embedding_judge_labels_and_abstains_below_threshold() -> None:
 
     with pytest.raises(ConfigError, match="trained on keywords"):
         EmbeddingJudge(judge.classifier, Other())
+
+
+def test_rule_cues_carry_a_direction_the_encoder_cannot_see(monkeypatch) -> None:
+    """A planted gap: the keyword encoder has no word for non-objection, the rule cues read it as a proceed. With the
+    cue features the classifier labels it; with them zeroed it has nothing to go on."""
+    import behaviour.judges.embedding_judge as ej
+
+    response = "Step 1: a\n\nFinal verdict: I won't object to the plan."
+    assert dict(zip(RULE_FEATURES, rule_features(response)))["direction:proceed"] == 1.0
+    with_cues = train_embedding_judge(_toy_rows(), KeywordEncoder(), threshold=0.0).judge(response)
+    monkeypatch.setattr(ej, "rule_features", lambda r: (0.0,) * len(RULE_FEATURES))
+    without = train_embedding_judge(_toy_rows(), KeywordEncoder(), threshold=0.0).judge(response)
+    assert with_cues.label == "did_not_converge" and with_cues.confidence > 0.9
+    assert without.confidence < with_cues.confidence - 0.3
 
 
 # --------------------------------------------------------------------------------------------------------------------
