@@ -15,9 +15,10 @@ import torch
 from common.errors import ConfigError
 from common.stats import cohen_kappa
 from behaviour.judges.embedding import EncoderError, extract_minilm, locate_minilm_zip, mean_pool
-from behaviour.judges.embedding_judge import (CLASSIFIER_PATH, CONFIDENT_ACCURACY, FORMAT_VERSION, RULE_FEATURES,
-                                              EmbeddingClassifier, EmbeddingJudge, _confident_threshold,
-                                              rule_features, train_classifier, train_embedding_judge)
+from behaviour.judges.embedding_judge import (C_GRID, CLASSIFIER_PATH, CONFIDENT_ACCURACY, FORMAT_VERSION,
+                                              RULE_FEATURES, EmbeddingClassifier, EmbeddingJudge,
+                                              _confident_threshold, rule_features, train_classifier,
+                                              train_embedding_judge)
 from behaviour.judges.ensemble import CascadeJudge, EnsembleJudge
 from behaviour.judges.rule_judge import RULES_VERSION, RuleJudge
 from behaviour.judges.judge_eval import compare, cross_validate, folds_markdown
@@ -257,9 +258,13 @@ def test_cross_validation_by_register_holds_out_whole_registers(monkeypatch) -> 
 
     def spy(rows, encoder, **kw):
         trained_on.append({r["id"] for r in rows})
-        return real(rows, encoder, threshold=0.0)
+        return real(rows, encoder, **{**kw, "threshold": 0.0})
 
     monkeypatch.setattr(ej, "train_embedding_judge", spy)
+    strengths: list[object] = []
+    real_classifier = ej.train_classifier
+    monkeypatch.setattr(ej, "train_classifier", lambda *a, **kw: strengths.append(kw["c_grid"]) or
+                        real_classifier(*a, **kw))
     rows = _register_rows()
     by_row = cross_validate(["embedding"], rows, rows, KeywordEncoder(), folds=4, split="train").pooled[0]
     cv = cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="register", split="train")
@@ -275,8 +280,11 @@ def test_cross_validation_by_register_holds_out_whole_registers(monkeypatch) -> 
     assert cv.pooled[0].coverage_accuracy < by_row.coverage_accuracy and cv.pooled[0].n_labelled == len(rows)
     # Register x author: each cell judged by a classifier sharing neither its register nor its author.
     trained_on.clear()
-    both = cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="register+author", split="train")
-    assert len(trained_on) == 6 and both.fold_names == ("chat", "memo", "qa")
+    assert set(strengths) == {C_GRID}  # as `experiments.judge train` chooses C, unless told to fix it
+    strengths.clear()
+    both = cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="register+author", split="train",
+                          c_grid=(3.0,))
+    assert len(trained_on) == 6 and both.fold_names == ("chat", "memo", "qa") and set(strengths) == {(3.0,)}
     for ids in trained_on:
         assert len({registers[i] for i in ids}) == 2 and len({i[0] for i in ids}) == 1
     assert both.pooled[0].split == "train (one fold per register x author: 6 folds)"

@@ -173,8 +173,9 @@ def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
 
 def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data_hash: str,
                      abstain_rate: float = 0.05, threshold: float | None = None, folds: int = 5,
-                     seed: int = 0) -> EmbeddingClassifier:
-    """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring)."""
+                     seed: int = 0, c_grid: Sequence[float] = C_GRID) -> EmbeddingClassifier:
+    """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring); ``c_grid``
+    are the strengths tried (one value fixes it: 1 + ``folds`` fits instead of 41)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -198,8 +199,8 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
         p = _softmax(scores)
         return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
 
-    by_c = {c: oof_scores(c) for c in C_GRID}
-    best_c = min(C_GRID, key=lambda c: log_loss(by_c[c]))
+    by_c = {c: oof_scores(c) for c in c_grid}
+    best_c = min(c_grid, key=lambda c: log_loss(by_c[c]))
     scores = by_c[best_c]
     temperature = _fit_temperature(scores, y)
     oof = _softmax(scores / temperature)
@@ -282,7 +283,7 @@ def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEn
 
 
 def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncoder, *, abstain_rate: float = 0.05,
-                          threshold: float | None = None) -> EmbeddingJudge:
+                          threshold: float | None = None, c_grid: Sequence[float] = C_GRID) -> EmbeddingJudge:
     """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass the training splits only."""
     used = [r for r in rows if r.get("label") is not None and verdict_text(r["response"])]
     if any(r.get("split", "train") not in TRAINING_SPLITS for r in used):
@@ -291,5 +292,5 @@ def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncod
     x = embed_responses(encoder, [r["response"] for r in used])
     classifier = train_classifier(x, [r["label"] for r in used], encoder=encoder.name,
                                   data_hash=data_hash([r for r in rows if r.get("label") is not None]),
-                                  abstain_rate=abstain_rate, threshold=threshold)
+                                  abstain_rate=abstain_rate, threshold=threshold, c_grid=c_grid)
     return EmbeddingJudge(classifier, encoder)
