@@ -28,6 +28,7 @@ from behaviour.judges.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH
 from common import REPO_ROOT
 from common.errors import ConfigError
 from experiments.cli import run_main
+from behaviour.judges.factory import get_judge as get_behaviour_judge
 from experiments.jobs.backends import get_judge, local_judge  # local:<model> members load through the model side
 
 
@@ -96,7 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{cv['share_confident']:.0%} of rows); saved {path}")
         return 0
     specs = [s.strip() for s in args.judges.split(",") if s.strip()]
-    judges = [get_judge(s) for s in specs]  # every spec checked (and models loaded) before any judging
+    shared = None
+    if args.command == "evaluate" and "embedding" in args.judges:
+        # One embedding judge for every spec that has one, its encoder remembering each text: a response is embedded
+        # once however many judges read it.
+        from behaviour.judges.embedding import MemoEncoder, load_minilm
+        from behaviour.judges.embedding_judge import load_embedding_judge
+
+        shared = load_embedding_judge(encoder=MemoEncoder(load_minilm()))
+    # every spec checked (and models loaded) before any judging
+    judges = [get_judge(s) if shared is None else get_behaviour_judge(s, local=local_judge, embedding=shared)
+              for s in specs]
     rows = load_labelled(args.labelled, args.split)[:getattr(args, "limit", None)]
     if not rows:
         raise ConfigError(f"no rows in the {args.split!r} split of {', '.join(map(str, args.labelled))}")
