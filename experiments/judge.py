@@ -4,6 +4,8 @@
     python -m experiments.judge evaluate                   # rules, embedding, both combinations, on holdout2
     python -m experiments.judge crossval --split training --by-register   # each register judged by a classifier
                                                                           # trained without it
+    python -m experiments.judge crossval --split training --by-register --by-author --authors J --c 10
+                                          # a new author's new registers (docs/judging-generalisation.md)
     python -m experiments.judge evaluate --judges rules,rules+openai:http://localhost:8000/v1#qwen3-32b --split dev
 
 ``evaluate`` prints, per judge, Cohen's kappa with a 95% interval, accuracy, the abstention rate, the confusion
