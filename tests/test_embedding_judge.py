@@ -392,6 +392,32 @@ def test_evaluate_command_prints_every_figure(tmp_path: Path, capsys: pytest.Cap
     assert json.loads(out_json.read_text())[0]["n_labelled"] == 3
 
 
+def test_evaluate_embeds_each_response_once_for_all_judges(tmp_path: Path, monkeypatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import behaviour.judges.embedding as emb
+    import behaviour.judges.embedding_judge as ej
+    from experiments.judge import main
+
+    encoded: list[str] = []
+
+    class Counting(KeywordEncoder):
+        def encode(self, texts):
+            encoded.extend(texts)
+            return super().encode(texts)
+
+    monkeypatch.setattr(emb, "load_minilm", lambda: Counting())
+    monkeypatch.setattr(ej, "load_embedding_judge", lambda encoder: train_embedding_judge(_toy_rows(), encoder,
+                                                                                         threshold=0.0))
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps({**r, "split": "holdout2"}) + "\n" for r in _toy_rows()[::6]))
+    assert main(["--labelled", str(path), "evaluate", "--judges", "embedding,rules+embedding,rules/embedding",
+                 "--second", str(tmp_path / "none.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert "| `rules/embedding` | holdout2 | 4 |" in printed and "embedding f4" in printed
+    # Training and three judges read the same texts; through the shared memo each was embedded once.
+    assert encoded and len(encoded) == len(set(encoded))
+
+
 @pytest.mark.slow
 def test_shipped_embedding_judge_and_ensemble_label_clear_verdicts() -> None:
     judge = get_judge("embedding")
