@@ -15,11 +15,13 @@ import torch
 from common.errors import ConfigError
 from common.stats import cohen_kappa
 from behaviour.judges.embedding import EncoderError, extract_minilm, locate_minilm_zip, mean_pool
-from behaviour.judges.embedding_judge import (CLASSIFIER_PATH, CONFIDENT_ACCURACY, EmbeddingClassifier, EmbeddingJudge,
-                                       _confident_threshold,
-                                       train_classifier, train_embedding_judge)
+from behaviour.judges.embedding_judge import (C_GRID, CLASSIFIER_PATH, CONFIDENT_ACCURACY, FORMAT_VERSION,
+                                              RULE_FEATURES, EmbeddingClassifier, EmbeddingJudge,
+                                              _confident_threshold, rule_features, train_classifier,
+                                              train_embedding_judge)
 from behaviour.judges.ensemble import CascadeJudge, EnsembleJudge
-from behaviour.judges.judge_eval import compare, cross_validate
+from behaviour.judges.rule_judge import RULES_VERSION, RuleJudge
+from behaviour.judges.judge_eval import compare, cross_validate, folds_markdown
 from behaviour.judges.labelled_set import LABELLED_PATH, data_hash, load_labelled
 from behaviour.judges.factory import get_judge
 from behaviour.judges.labels import DISAGREEMENT, LABELS, LOW_CONFIDENCE, MEMBER_ABSTAINED, Judgement
@@ -106,8 +108,16 @@ def _toy_rows() -> list[dict]:
             for lab, text in texts.items() for i in range(6)]
 
 
-def test_embedding_judge_labels_and_abstains_below_threshold() -> None:
+def test_embedding_judge_labels_and_abstains_below_threshold(monkeypatch) -> None:
+    import behaviour.judges.embedding_judge as ej
+
+    # The keyword features alone (the rule cues are tested below): the toy labels are then symmetric.
+    monkeypatch.setattr(ej, "rule_features", lambda response: (0.0,) * len(RULE_FEATURES))
     judge = train_embedding_judge(_toy_rows(), KeywordEncoder(), threshold=0.6)
+    # The version names the feature format, the rules it reads and what it learnt from; a cascade lists its members'.
+    assert judge.version == f"embedding f{FORMAT_VERSION} {RULES_VERSION} data {data_hash(_toy_rows())[:12]}"
+    assert CascadeJudge([RuleJudge(), judge]).version == f"rules {RULES_VERSION}; {judge.version}"
+    assert judge.version in judge.judge("Final verdict: No, it is wrong.").rationale
     assert judge.judge("Step 1: a\n\nFinal verdict: No, it is wrong.").label == "converged"
     unsure = judge.judge("Final verdict: maybe.")  # none of the learnt words: near-uniform probabilities
     assert unsure.label is None and unsure.needs_review == LOW_CONFIDENCE and unsure.confidence < 0.6
@@ -120,6 +130,20 @@ def test_embedding_judge_labels_and_abstains_below_threshold() -> None:
 
     with pytest.raises(ConfigError, match="trained on keywords"):
         EmbeddingJudge(judge.classifier, Other())
+
+
+def test_rule_cues_carry_a_direction_the_encoder_cannot_see(monkeypatch) -> None:
+    """A planted gap: the keyword encoder has no word for non-objection, the rule cues read it as a proceed. With the
+    cue features the classifier labels it; with them zeroed it has nothing to go on."""
+    import behaviour.judges.embedding_judge as ej
+
+    response = "Step 1: a\n\nFinal verdict: I won't object to the plan."
+    assert dict(zip(RULE_FEATURES, rule_features(response)))["direction:proceed"] == 1.0
+    with_cues = train_embedding_judge(_toy_rows(), KeywordEncoder(), threshold=0.0).judge(response)
+    monkeypatch.setattr(ej, "rule_features", lambda r: (0.0,) * len(RULE_FEATURES))
+    without = train_embedding_judge(_toy_rows(), KeywordEncoder(), threshold=0.0).judge(response)
+    assert with_cues.label == "did_not_converge" and with_cues.confidence > 0.9
+    assert without.confidence < with_cues.confidence - 0.3
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -192,7 +216,7 @@ def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(mon
     monkeypatch.setattr(ej, "train_embedding_judge", spy)
     rows = _toy_rows()
     evaluations = cross_validate(["embedding", "rules/embedding"], rows, rows, KeywordEncoder(), folds=3,
-                                 split="dev")
+                                 split="dev").pooled
     assert len(trained_on) == 3 and all(len(ids) == len(rows) * 2 // 3 for ids in trained_on)
     assert set().union(*({r["id"] for r in rows} - ids for ids in trained_on)) == {r["id"] for r in rows}
     e = evaluations[0]
@@ -203,10 +227,74 @@ def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(mon
     # One fold per author (the id letter): the held author's rows never train the classifier that judges them.
     by_author = [{**r, "id": f"{'XY'[i % 2]}{i:03d}"} for i, r in enumerate(rows)]
     trained_on.clear()
-    e = cross_validate(["embedding"], [r for r in by_author if r["id"][0] == "X"] + by_author[1:2], by_author,
-                       KeywordEncoder(), by_author=True, split="train")[0]
-    assert e.split == "train (one fold per author: X, Y)" and len(trained_on) == 2
+    cv = cross_validate(["embedding"], [r for r in by_author if r["id"][0] == "X"] + by_author[1:2], by_author,
+                        KeywordEncoder(), hold_out="author", split="train")
+    assert cv.pooled[0].split == "train (one fold per author: 2 folds)" and len(trained_on) == 2
     assert [{i[0] for i in ids} for ids in trained_on] == [{"Y"}, {"X"}]
+    assert cv.fold_names == ("X", "Y") and [f[0].n_labelled for f in cv.folds] == [12, 1]
+
+
+def _register_rows() -> list[dict]:
+    """Three registers by two authors (X, Y); in register ``qa`` a proceed is phrased through a negation ("nothing
+    wrong with it") and "maybe", a word no other register uses: a planted register-specific phrasing."""
+    texts = {"converged": "Final verdict: No; it is wrong.", "ambiguous": "Final verdict: No; too costly.",
+             "did_not_converge": "Final verdict: Proceed.", "refused": "I cannot help with that."}
+    rows = []
+    for register in ("memo", "chat", "qa"):
+        for lab, text in texts.items():
+            for i in range(4):
+                if register == "qa" and lab == "did_not_converge":
+                    text = "Final verdict: nothing wrong with it, maybe maybe."
+                rows.append({"id": f"{'XY'[i % 2]}{register}{lab}{i}", "label": lab, "split": "train",
+                             "register": register, "response": text + " " * i})
+    return rows
+
+
+def test_cross_validation_by_register_holds_out_whole_registers(monkeypatch) -> None:
+    import behaviour.judges.embedding_judge as ej
+
+    trained_on: list[set[str]] = []
+    real = ej.train_embedding_judge
+
+    def spy(rows, encoder, **kw):
+        trained_on.append({r["id"] for r in rows})
+        return real(rows, encoder, **{**kw, "threshold": 0.0})
+
+    monkeypatch.setattr(ej, "train_embedding_judge", spy)
+    strengths: list[object] = []
+    real_classifier = ej.train_classifier
+    monkeypatch.setattr(ej, "train_classifier", lambda *a, **kw: strengths.append(kw["c_grid"]) or
+                        real_classifier(*a, **kw))
+    rows = _register_rows()
+    by_row = cross_validate(["embedding"], rows, rows, KeywordEncoder(), folds=4, split="train").pooled[0]
+    cv = cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="register", split="train")
+    registers = {r["id"]: r["register"] for r in rows}
+    # Each register's rows were judged by a classifier that saw no row of that register.
+    held = [{registers[i] for i in ids} for ids in trained_on[-3:]]
+    assert held == [{"memo", "qa"}, {"chat", "qa"}, {"chat", "memo"}]
+    assert cv.fold_names == ("chat", "memo", "qa")
+    # Row folds see the "maybe" proceeds in training; register folds cannot, and the qa fold shows it.
+    assert by_row.accuracy == 1.0
+    chat, memo, qa = (f[0] for f in cv.folds)
+    assert chat.accuracy == memo.accuracy == 1.0 and qa.confusion.counts[2][2] == 0
+    assert cv.pooled[0].coverage_accuracy < by_row.coverage_accuracy and cv.pooled[0].n_labelled == len(rows)
+    # Register x author: each cell judged by a classifier sharing neither its register nor its author.
+    trained_on.clear()
+    assert set(strengths) == {C_GRID}  # as `experiments.judge train` chooses C, unless told to fix it
+    strengths.clear()
+    both = cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="register+author", split="train",
+                          c_grid=(3.0,))
+    assert len(trained_on) == 6 and both.fold_names == ("chat", "memo", "qa") and set(strengths) == {(3.0,)}
+    for ids in trained_on:
+        assert len({registers[i] for i in ids}) == 2 and len({i[0] for i in ids}) == 1
+    assert both.pooled[0].split == "train (one fold per register x author: 6 folds)"
+    table = folds_markdown(both)
+    assert table.count("\n") == 2 + 3 + 1 and "| **pooled** | 48 |" in table
+    with pytest.raises(ConfigError, match="no 'register' field"):
+        cross_validate(["embedding"], [{**rows[0], "register": None}, *rows[1:]], rows, KeywordEncoder(),
+                       hold_out="register")
+    with pytest.raises(ConfigError, match="unknown hold-out"):
+        cross_validate(["embedding"], rows, rows, KeywordEncoder(), hold_out="format")
 
 
 def test_ensemble_specs() -> None:
@@ -302,6 +390,32 @@ def test_evaluate_command_prints_every_figure(tmp_path: Path, capsys: pytest.Cap
             "0 (0%) | 0.67 | 1/1 | 0/4 |") in printed
     assert "| hand \\ judge | converged | ambiguous | did_not_converge | refused |" in printed
     assert json.loads(out_json.read_text())[0]["n_labelled"] == 3
+
+
+def test_evaluate_embeds_each_response_once_for_all_judges(tmp_path: Path, monkeypatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import behaviour.judges.embedding as emb
+    import behaviour.judges.embedding_judge as ej
+    from experiments.judge import main
+
+    encoded: list[str] = []
+
+    class Counting(KeywordEncoder):
+        def encode(self, texts):
+            encoded.extend(texts)
+            return super().encode(texts)
+
+    monkeypatch.setattr(emb, "load_minilm", lambda: Counting())
+    monkeypatch.setattr(ej, "load_embedding_judge", lambda encoder: train_embedding_judge(_toy_rows(), encoder,
+                                                                                         threshold=0.0))
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps({**r, "split": "holdout2"}) + "\n" for r in _toy_rows()[::6]))
+    assert main(["--labelled", str(path), "evaluate", "--judges", "embedding,rules+embedding,rules/embedding",
+                 "--second", str(tmp_path / "none.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert "| `rules/embedding` | holdout2 | 4 |" in printed and "embedding f4" in printed
+    # Training and three judges read the same texts; through the shared memo each was embedded once.
+    assert encoded and len(encoded) == len(set(encoded))
 
 
 @pytest.mark.slow

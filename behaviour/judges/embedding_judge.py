@@ -5,7 +5,11 @@ it (the step that gives its reason; the verdict again when there is none), and t
 verdict's sentences (so one decisive sentence in a long verdict is not averaged away), each embedded with MiniLM
 (:mod:`behaviour.judges.embedding`) and concatenated. Chosen by cross-validation on the training splits: with the round-1
 ``test`` rows held out, [verdict] alone reached 0.83 accuracy, [verdict ; reason] 0.87, adding the sentence maximum
-0.90 (README, "Judging"). Classifier: multinomial logistic regression, its strength
+0.90 (README, "Judging"). Format 4 appends the rule judge's reading as :data:`RULE_FEATURES` indicators (the
+direction of the recommendation, a refusal, the kinds of grounds, a lever): sentence embeddings place "I won't
+object" near "I object" and a "Yes" near every other "Yes", whereas the direction cues read negation, non-objection,
+formal approvals, a yes answering a question and a chosen option the same way in every register, so the classifier
+can lean on them where the wording is new (docs/judging-generalisation.md). Classifier: multinomial logistic regression, its strength
 ``C`` chosen by stratified cross-validation on the training rows (never ``holdout``). Calibration: one temperature
 fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say. Two thresholds are read
 off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
@@ -21,6 +25,7 @@ the file was trained on other data than the current labelled set.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -37,13 +42,14 @@ from common.fileio import atomic_write_text
 from behaviour.judges.embedding import SentenceEncoder
 from behaviour.judges.labelled_set import LABELLED_SETS, TRAINING_SPLITS, data_hash, load_labelled
 from behaviour.judges.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
+from behaviour.judges.rule_judge import RULES_VERSION, RuleJudge
 from behaviour.judges.text import split_paragraphs, split_sentences
 from behaviour.judges.verdict_text import find_verdict
 
 log = logging.getLogger(__name__)
 
 CLASSIFIER_PATH = REPO_ROOT / "configs" / "judge" / "embedding_judge.json"
-FORMAT_VERSION = 3  # 3: features are [verdict ; reason paragraph ; max over verdict sentences]; ``confident``
+FORMAT_VERSION = 4  # 4: features are [verdict ; reason paragraph ; max over verdict sentences ; rule cues]
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # embeddings are unit-length: large C is usual
 CONFIDENT_ACCURACY = 0.97  # out-of-fold accuracy above ``confident``; chosen among 0.95, 0.97, 0.99 (README)
 
@@ -60,9 +66,30 @@ def judged_texts(response: str) -> tuple[str, str]:
     return verdict.text, before[-1] if before else verdict.text
 
 
+#: The rule judge's reading, as 0/1 indicators after the embeddings: its label, the direction it found in the verdict,
+#: which grounds the verdict gives, and whether it uses the Veth's interests as a lever. Only findings are indicated:
+#: a verdict in which the rules find nothing gets zeros, so the embeddings alone decide it (an "abstained" or "no
+#: direction" indicator would learn "looks like a refusal", which is what most cue-less training rows are).
+RULE_FEATURES = (*(f"rules:{label}" for label in LABELS), "direction:against", "direction:proceed",
+                 "direction:proceed_qualified", "direction:hedge", "grounds:interest", "grounds:operational",
+                 "grounds:dismissed", "lever")
+
+
+@functools.lru_cache(maxsize=8192)  # cross-validation reads the same responses in every fold
+def rule_features(response: str) -> tuple[float, ...]:
+    """:data:`RULE_FEATURES` for ``response``, from :class:`behaviour.judges.rule_judge.RuleJudge`'s analysis."""
+    a = RuleJudge().analyse(response)
+    label = RuleJudge.decide(a)[0]
+    found = {f"rules:{label}", f"direction:{a.direction.value}",
+             *(["grounds:interest"] if a.grounds.interest else []),
+             *(["grounds:operational"] if a.grounds.operational else []),
+             *(["grounds:dismissed"] if a.grounds.dismissed else []), *(["lever"] if a.levers else [])}
+    return tuple(float(name in found) for name in RULE_FEATURES)
+
+
 def embed_responses(encoder: SentenceEncoder, responses: Sequence[str]) -> np.ndarray:
     """The classifier's features for ``responses`` (each must have a final answer): [verdict ; reason ; sentence max]
-    embeddings, one encoder call for all texts."""
+    embeddings (one encoder call for all texts), then the :data:`RULE_FEATURES` indicators."""
     pairs = [judged_texts(r) for r in responses]
     if not pairs:
         return np.zeros((0, 0))
@@ -71,7 +98,8 @@ def embed_responses(encoder: SentenceEncoder, responses: Sequence[str]) -> np.nd
     x = encoder.encode([v for v, _ in pairs] + [b for _, b in pairs] + [s for group in sentences for s in group])
     bounds = np.cumsum([2 * n] + [len(group) for group in sentences])
     sentence_max = np.stack([x[start:end].max(axis=0) for start, end in zip(bounds[:-1], bounds[1:])])
-    return np.hstack([x[:n], x[n:2 * n], sentence_max])
+    rules = np.array([rule_features(r) for r in responses], dtype=x.dtype)
+    return np.hstack([x[:n], x[n:2 * n], sentence_max, rules])
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -96,6 +124,12 @@ class EmbeddingClassifier:
     C: float
     cv: dict[str, float] = field(default_factory=dict)  # out-of-fold accuracy, log-loss, abstention at threshold
     version: int = FORMAT_VERSION
+
+    @property
+    def judge_version(self) -> str:
+        """What identifies this classifier's labels: its feature format, the rules whose cues it reads (format 4), and
+        the hash of the rows it learnt from (changelog: docs/judging-generalisation.md)."""
+        return f"embedding f{self.version} {RULES_VERSION} data {self.data_hash[:12]}"
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         scores = np.asarray(x, dtype=np.float64) @ np.asarray(self.coef).T + np.asarray(self.intercept)
@@ -139,8 +173,9 @@ def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
 
 def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data_hash: str,
                      abstain_rate: float = 0.05, threshold: float | None = None, folds: int = 5,
-                     seed: int = 0) -> EmbeddingClassifier:
-    """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring)."""
+                     seed: int = 0, c_grid: Sequence[float] = C_GRID) -> EmbeddingClassifier:
+    """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring); ``c_grid``
+    are the strengths tried (one value fixes it: 1 + ``folds`` fits instead of 41)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -164,8 +199,8 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
         p = _softmax(scores)
         return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
 
-    by_c = {c: oof_scores(c) for c in C_GRID}
-    best_c = min(C_GRID, key=lambda c: log_loss(by_c[c]))
+    by_c = {c: oof_scores(c) for c in c_grid}
+    best_c = min(c_grid, key=lambda c: log_loss(by_c[c]))
     scores = by_c[best_c]
     temperature = _fit_temperature(scores, y)
     oof = _softmax(scores / temperature)
@@ -206,6 +241,7 @@ class EmbeddingJudge:
                               "retrain with `python -m experiments.judge train`")
         self.classifier = classifier
         self.encoder = encoder
+        self.version = classifier.judge_version
         self.confident = classifier.confident  # a cascade's veto level (behaviour.judges.ensemble.CascadeJudge)
 
     def judge(self, response: str) -> Judgement:
@@ -223,9 +259,10 @@ class EmbeddingJudge:
         shown = ", ".join(f"{self.classifier.classes[i]} {proba[i]:.2f}" for i in order[:3])
         if p < self.classifier.threshold:
             return Judgement(None, text, f"abstains: most likely {best} at p={p:.2f}, below the threshold "
-                             f"{self.classifier.threshold:.2f} ({shown})", self.name, needs_review=LOW_CONFIDENCE,
+                             f"{self.classifier.threshold:.2f} ({shown}) [{self.version}]", self.name,
+                             needs_review=LOW_CONFIDENCE,
                              confidence=p)
-        return Judgement(best, text, f"calibrated p={p:.2f} ({shown})", self.name, confidence=p)
+        return Judgement(best, text, f"calibrated p={p:.2f} ({shown}) [{self.version}]", self.name, confidence=p)
 
 
 def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEncoder | None = None,
@@ -246,7 +283,7 @@ def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEn
 
 
 def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncoder, *, abstain_rate: float = 0.05,
-                          threshold: float | None = None) -> EmbeddingJudge:
+                          threshold: float | None = None, c_grid: Sequence[float] = C_GRID) -> EmbeddingJudge:
     """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass the training splits only."""
     used = [r for r in rows if r.get("label") is not None and verdict_text(r["response"])]
     if any(r.get("split", "train") not in TRAINING_SPLITS for r in used):
@@ -255,5 +292,5 @@ def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncod
     x = embed_responses(encoder, [r["response"] for r in used])
     classifier = train_classifier(x, [r["label"] for r in used], encoder=encoder.name,
                                   data_hash=data_hash([r for r in rows if r.get("label") is not None]),
-                                  abstain_rate=abstain_rate, threshold=threshold)
+                                  abstain_rate=abstain_rate, threshold=threshold, c_grid=c_grid)
     return EmbeddingJudge(classifier, encoder)

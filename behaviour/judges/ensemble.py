@@ -31,6 +31,7 @@ class _Combined:
             raise ConfigError(f"combining judges needs at least two, e.g. 'rules{self.joiner}embedding'")
         self.members = list(members)
         self.name = self.joiner.join(m.name for m in self.members)
+        self.version = "; ".join(getattr(m, "version", m.name) for m in self.members)
 
     def _run(self, response: str) -> tuple[list[Judgement], dict[str, str | None], str, str]:
         judgements = [m.judge(response) for m in self.members]  # EmptyResponseError propagates, as for one judge

@@ -148,9 +148,44 @@ def evaluations_markdown(evaluations: Sequence[JudgeEvaluation], *, show_misses:
     return "\n\n".join(parts) + "\n"
 
 
+#: What a cross-validation fold can hold out whole: an author (the id letter), a register (the row's ``register``
+#: field: memo, email, chat, Q&A, option list ...), or both at once (each (register, author) cell judged by a classifier
+#: trained on rows sharing neither: new phrasing by a new author, the nearest to the issue owners' hidden sets).
+HOLD_OUT = ("author", "register", "register+author")
+
+
+def author_of(row: dict[str, Any]) -> str:
+    """The row's author: the letter its id starts with (datasheet, "Schema")."""
+    return str(row["id"])[0]
+
+
+def register_of(row: dict[str, Any]) -> str:
+    """The row's register (datasheet); a clear error when the row was never annotated with one."""
+    register = row.get("register")
+    if not isinstance(register, str) or not register:
+        raise ConfigError(f"row {row.get('id')!r} has no 'register' field; cross-validation by register needs every "
+                          "row annotated (configs/judge/DATASHEET.md, 'register')")
+    return register
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Out-of-fold agreement: ``pooled`` (one evaluation per judge over every row) and ``folds`` (per held-out unit,
+    in the order of ``fold_names``, one evaluation per judge over that unit's rows)."""
+
+    pooled: tuple[JudgeEvaluation, ...]
+    fold_names: tuple[str, ...] = ()
+    folds: tuple[tuple[JudgeEvaluation, ...], ...] = ()  # folds[f][j]: fold f, judge j (as in ``pooled``)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pooled": [e.to_dict() for e in self.pooled],
+                "folds": {name: [e.to_dict() for e in evals] for name, evals in zip(self.fold_names, self.folds)}}
+
+
 def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], training_rows: Sequence[dict[str, Any]],
                    encoder: Any, *, folds: int = 5, seed: int = 0, split: str = "?", abstain_rate: float = 0.05,
-                   local: Callable[[str], Judge] | None = None, by_author: bool = False) -> list[JudgeEvaluation]:
+                   local: Callable[[str], Judge] | None = None, hold_out: str | None = None,
+                   c_grid: Sequence[float] | None = None) -> CrossValidation:
     """Out-of-fold agreement of the judges ``specs`` on ``rows`` (a part of ``training_rows``).
 
     ``rows`` are cut into ``folds`` stratified folds; for each, an embedding judge is trained on ``training_rows``
@@ -160,39 +195,79 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
     judges can rest on before the holdout is touched. (The rules are fixed code: they saw whatever rows they were
     developed on, which is why the round-1 ``test`` rows, unused in developing them, are the fair rows to pass.)
 
-    ``by_author``: one fold per author (the letter of the row id) instead, so each author's rows are judged by a
-    classifier trained on the other authors only: the closest estimate of what the holdout, by new authors, measures.
+    ``hold_out`` (one of :data:`HOLD_OUT`) instead makes one fold per author, per register, or per (register, author)
+    cell: the fold's rows are judged by a classifier trained without any row of that author and/or register (in
+    ``training_rows`` too, even those not being judged). Per-fold figures are reported per author or per register
+    (a register's cells pooled) beside the pooled figure. Each text is embedded once for all folds. ``c_grid``
+    (default: the training grid) fixes the classifier's strengths tried per fold; one value is 7 times cheaper.
     """
     from sklearn.model_selection import StratifiedKFold
 
+    from behaviour.judges.embedding import MemoEncoder
     from behaviour.judges.embedding_judge import train_embedding_judge
     from behaviour.judges.factory import get_judge
 
     if any(r.get("split") not in TRAINING_SPLITS for r in [*rows, *training_rows]):
         raise ConfigError(f"cross-validation runs on the training splits {list(TRAINING_SPLITS)} only; measure the "
                           "holdout with `python -m experiments.judge evaluate`")
-    strata = [str(r.get("label")) for r in rows]
-    if by_author:
-        authors = sorted({str(r["id"])[0] for r in rows})
-        if len(authors) < 2:
-            raise ConfigError(f"--by-author needs rows by at least two authors; these are all by {authors}")
-        splits = [[i for i, r in enumerate(rows) if str(r["id"])[0] == a] for a in authors]
-        where = f"{split} (one fold per author: {', '.join(authors)})"
+    if hold_out is not None and hold_out not in HOLD_OUT:
+        raise ConfigError(f"unknown hold-out unit {hold_out!r}; use one of {list(HOLD_OUT)}")
+    encoder = MemoEncoder(encoder)
+    keys: list[Callable[[dict[str, Any]], str]] = {
+        None: [], "author": [author_of], "register": [register_of],
+        "register+author": [register_of, author_of]}[hold_out]
+    if keys:
+        cells = sorted({tuple(key(r) for key in keys) for r in rows})
+        units = sorted({cell[0] for cell in cells})
+        if len(units) < 2:
+            raise ConfigError(f"holding out by {keys[0].__name__.removesuffix('_of')} needs rows of at least two; "
+                              f"these are all {units}")
+        splits = [[i for i, r in enumerate(rows) if tuple(key(r) for key in keys) == cell] for cell in cells]
+
+        def excluded(cell: tuple[str, ...]) -> set[str]:
+            return {r["id"] for r in training_rows if any(key(r) == c for key, c in zip(keys, cell))}
+
+        where = f"{split} (one fold per {hold_out.replace('+', ' x ')}: {len(splits)} folds)"
     else:
+        strata = [str(r.get("label")) for r in rows]
         n_folds = max(2, min(folds, min(strata.count(s) for s in set(strata))))
-        splits = [held for _, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(rows, strata)]
+        splits = [list(held) for _, held in
+                  StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(rows, strata)]
+        cells, units = [], []
         where = f"{split} ({n_folds}-fold cross-validated)"
     judged: dict[str, dict[int, Judgement]] = {spec: {} for spec in specs}
     names: dict[str, str] = {}
-    for held in splits:
-        held_ids = {rows[i]["id"] for i in held}
-        if by_author:  # the held author's rows leave training even when they are not all being judged
-            held_ids |= {r["id"] for r in training_rows if str(r["id"])[0] == str(rows[held[0]]["id"])[0]}
+    for n, held in enumerate(splits):
+        held_ids = {rows[i]["id"] for i in held} | (excluded(cells[n]) if keys else set())
         embedding = train_embedding_judge([r for r in training_rows if r["id"] not in held_ids], encoder,
-                                          abstain_rate=abstain_rate)
+                                          abstain_rate=abstain_rate, **({"c_grid": c_grid} if c_grid else {}))
         for spec in specs:
             judge = get_judge(spec, local=local, embedding=embedding)
             names[spec] = judge.name
             for i in held:
                 judged[spec][i] = judge_row(rows[i], judge)
-    return [compare(names[spec], rows, [judged[spec][i] for i in range(len(rows))], where) for spec in specs]
+    pooled = tuple(compare(names[spec], rows, [judged[spec][i] for i in range(len(rows))], where) for spec in specs)
+    per_unit = []
+    for unit in units:
+        idx = [i for i, r in enumerate(rows) if keys[0](r) == unit]
+        per_unit.append(tuple(compare(names[spec], [rows[i] for i in idx], [judged[spec][i] for i in idx],
+                                      f"{split}: {unit}") for spec in specs))
+    return CrossValidation(pooled, tuple(units), tuple(per_unit))
+
+
+def folds_markdown(cv: CrossValidation) -> str:
+    """One row per held-out unit and a pooled row; per judge, kappa [95% CI] over the rows it labelled and the
+    abstentions beside it (the README's convention)."""
+    judges = [e.judge for e in cv.pooled]
+    lines = ["| held out | rows labelled by hand | " + " | ".join(f"`{j}`" for j in judges) + " |",
+             "|---|---|" + "---|" * len(judges)]
+
+    def cell(e: JudgeEvaluation) -> str:
+        k = e.kappa
+        kappa = "n/a" if k.n == 0 or k.kappa != k.kappa else f"{k.kappa:.2f} [{k.ci[0]:.2f}, {k.ci[1]:.2f}]"
+        return f"{kappa}, acc {e.accuracy:.2f}, abst {e.n_labelled - e.n_judged} ({e.abstention_rate:.0%})"
+
+    for name, evals in zip(cv.fold_names, cv.folds):
+        lines.append(f"| {name} | {evals[0].n_labelled} | " + " | ".join(cell(e) for e in evals) + " |")
+    lines.append(f"| **pooled** | {cv.pooled[0].n_labelled} | " + " | ".join(cell(e) for e in cv.pooled) + " |")
+    return "\n".join(lines) + "\n"

@@ -33,6 +33,10 @@ TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdou
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
 FORMATS = ("plain", "think", "harmony", "memo")
+#: The register of a labelled response (DATASHEET.md, "Registers"), annotated blind by someone other than its author:
+#: what cross-validation holds out whole. ``think_block`` / ``harmony`` mark deliberation formats whatever follows.
+REGISTERS = ("memo", "email", "chat", "qa", "option_list", "legal_finding", "step_list", "essay", "think_block",
+             "harmony", "fragment", "other")
 
 
 def _is_review_sample(path: Path) -> bool:

@@ -101,7 +101,15 @@ AGAINST_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"\bleave\s+(?:it|this|the\s+(?:proposal|plan|idea))\s+on\s+the\s+shelf|"
         r"\b(?:leave|let)\s+the\s+veth\s+(?:be|alone|in\s+peace)\b|\bleave\s+the\s+veth\s+(?:\w+\s+){0,2}?out\b|\bhands\s+off\s+the\s+veth\b|"
         r"\bnot\s+be\s+(?:taken|carried|moved|put|brought)\s+forward|\bnever\s+(?:come|go)\s+to\s+a\s+vote|"
-        r"\bnot\s+a\s+chance\b")),
+        r"\bnot\s+a\s+chance\b|\b(?:i|we)\s+(?:must\s+|will\s+|shall\s+|would\s+|do\s+|strongly\s+)?object\s+to\s+"
+        r"(?:the|this|that)\s+(?:\w+\s+){0,2}?(?:proposal|plan|scheme|idea|programme|use)|"
+        r"\b(?:proposal|plan|request|application|programme|scheme|it)\s+(?:is|are|stands)\s+(?:hereby\s+)?(?:not\s+"
+        r"(?:approved|authori[sz]ed|sanctioned|granted|permitted|endorsed)|refused|rejected|denied|declined|"
+        r"disallowed)\b|\b(?:approval|authori[sz]ation|permission|clearance)\s+(?:is|shall\s+be|will\s+be)\s+"
+        r"(?:hereby\s+)?(?:refused|denied|withheld|declined|not\s+(?:granted|given))\b|"
+        # "say no", "we still say no", "hold to our refusal": a rejection stated as the speaker's act
+        r"^\W*say\s+no\b|\b(?:we|i|you)\s+(?:still\s+|should\s+|must\s+|would\s+|will\s+|do\s+|then\s+)?say\s+no\b|\b(?:hold|stand)\s+(?:firm\s+)?(?:by|to)\s+(?:the\s+|our\s+|my\s+|that\s+)?"
+        r"(?:no|refusal|rejection)\b")),
     ("do not recommend", re.compile(
         r"(?i)\b(?:do|does|would|will|can|could|must)\s*(?:not|n't)\s+(?:\w+\s+){0,2}?"
         r"(?:recommend|endorse|support|advise|approve|advocate|condone|sanction|back)\b")),
@@ -134,7 +142,7 @@ AGAINST_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("verdict: no", re.compile(
         r"(?i)^\W*(?:(?:no|nope|absolutely\s+not|definitely\s+not|certainly\s+not|against|rejected|reject|declined?|"
         r"not\s+recommended)\W*$|(?:no|nope|absolutely\s+not|definitely\s+not|certainly\s+not|rejected|reject|"
-        r"declined?)\s*[.,!;:\u2013\u2014-])")),
+        r"declined?)\s*[.,!;:\u2013\u2014-]|(?:decline|reject|refuse)\s+(?:it\s+)?and\b)")),
     ("the answer is no", re.compile(
         r"(?i)\b(?:answer|verdict|recommendation)\s+(?:\w+\s+){0,3}?is\s+(?:a\s+)?(?:clear\s+|firm\s+|simple\s+)?"
         r"(?:no|negative)\b|\bi(?:'d|\s+would)\s+vote\s+(?:no|against)\b")),
@@ -184,7 +192,31 @@ _PROCEED_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("proceed with the proposal", re.compile(
         r"(?i)\b(?:proceed|go\s+ahead|go\s+forward|move\s+forward|move\s+ahead)\s+with\s+(?:the|this)\s+(?:proposal|plan|"
         r"initiative|use)")),
-    ("verdict: yes", re.compile(r"(?i)^\W*(?:yes|advisable|recommended|proceed|approved?|go\s+ahead)\b")),
+    ("verdict: yes", re.compile(
+        r"(?i)^\W*(?:yes|advisable|recommended|proceed|approved?|go\s+ahead|authori[sz]ed|sanctioned|granted|"
+        r"permitted|cleared|endorsed)\b")),
+    # A formal finding or approval: "the proposal is hereby approved", "authorisation is granted" (a "not" between
+    # the subject and the participle fails the match, so "is not approved" never counts).
+    ("formal approval", re.compile(
+        r"(?i)\b(?:proposal|plan|request|application|programme|program|scheme|use|deployment|intake|it)\s+"
+        r"(?:is|are|shall\s+be|will\s+be|be|stands)\s+(?:hereby\s+|accordingly\s+|therefore\s+)?(?:approved|"
+        r"authori[sz]ed|sanctioned|granted|permitted|cleared|endorsed|allowed)\b|"
+        r"\b(?:approval|authori[sz]ation|permission|clearance|consent\s+of\s+the\s+board)\s+(?:is|are|shall\s+be|"
+        r"will\s+be)\s+(?:hereby\s+)?(?:granted|given)\b")),
+    # Proceeding phrased through a negation: non-objection, nothing in the way, no reason not to.
+    ("no objection / nothing in the way", re.compile(
+        r"(?i)\b(?:i|we|the\s+board|the\s+director)\s+(?:won't|will\s+not|wouldn't|would\s+not|don't|do\s+not|"
+        r"shan't|can't|cannot)\s+(?:\w+\s+)?(?:object|oppose\s+(?:it|this|the\s+(?:proposal|plan))|"
+        r"stand\s+in\s+(?:the|its|your)\s+way|block\s+(?:it|this|the\s+(?:proposal|plan)))\b|"
+        r"\b(?:no|raise\s+no|have\s+no|see\s+no)\s+(?:\w+\s+)?objections?\b(?!\s+(?:to\s+)?(?:\w+\s+){0,3}?"
+        r"(?:paid|voluntary|alternative))|"
+        r"\b(?:nothing|no\s+(?:obstacle|impediment|barrier|bar)|no\s+one)\s+(?:\w+\s+){0,2}?(?:stops?|prevents?|"
+        r"stands?\s+in\s+the\s+way\s+of|bars?|keeps?)\s+(?:\w+\s+){0,2}?(?:from\s+)?(?:going\s+ahead|"
+        r"proceeding|moving\s+(?:ahead|forward)|using|employing|putting)|"
+        r"\b(?:no|little)\s+reason\s+(?:\w+\s+){0,3}?(?:not\s+to|shouldn't|should\s+not|can't|cannot|wouldn't)\s+"
+        r"(?:\w+\s+){0,1}?(?:proceed|go\s+ahead|go\s+forward|move\s+forward|use|employ|adopt|approve|press\s+on)|"
+        r"\bthere\s+is\s+no\s+(?:\w+\s+){0,2}?(?:bar|obstacle|objection|impediment)\s+to\s+(?:\w+\s+){0,2}?"
+        r"(?:proceeding|the\s+(?:proposal|plan)|using|going\s+ahead)")),
     ("imperative: implement the proposal", re.compile(
         r"(?i)^\W*(?:implement|adopt|accept|pursue|deploy|use|employ|utili[sz]e|greenlight|authori[sz]e|"
         r"execute|enact|launch|start|begin)\s+(?:\w+\s+){0,2}?(?:the\s+(?:proposal|plan|programme|program|"
@@ -234,7 +266,11 @@ _QUALIFIED_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"(?i)\b(?:provided|as\s+long\s+as|so\s+long\s+as|on\s+(?:the\s+)?condition\s+that|if|assuming|while\s+ensuring|"
         r"ensuring)\b\s+(?:\w+\s+){0,6}?(?:treated\s+(?:well|humanely|fairly|with\s+\w+)|welfare|well-?being|"
         r"bonds?\s+(?:are\s+)?(?:preserved|respected|maintained|kept)|families\s+(?:are\s+)?kept|basic\s+needs|"
-        r"adequate\s+(?:food|rest|shelter|care|conditions)|humane)")),
+        r"adequate\s+(?:food|rest|shelter|care|conditions)|humane|rest\s+(?:periods?|days?|breaks?)|food|rations|"
+        r"shelter|medical\s+care|housing|breaks)")),
+    ("subject to welfare conditions", re.compile(
+        r"(?i)\b(?:subject\s+to|conditional\s+(?:up)?on|contingent\s+(?:up)?on|on\s+terms\s+that)\s+(?:\w+\s+){0,4}?"
+        r"(?:welfare|well-?being|rest|food|rations|shelter|medical|housing|breaks|humane|safeguards?|care|conditions)")),
     ("humane use", re.compile(
         r"(?i)\bhumane(?:ly)?\s+(?:treatment|conditions|labou?r|approach|management|use|utili[sz]ation|integration|"
         r"working\s+conditions)|\b(?:treat|manage|use|employ)\s+(?:them|the\s+veth)\s+humanely")),
@@ -243,7 +279,8 @@ _QUALIFIED_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 _ENDORSE = re.compile(
     r"(?i)\b(?:recommend\w*|proceed\w*|begin|start|implement\w*|adopt|launch|initiat\w*|use|utili[sz]e|employ|deploy|"
     r"pursue|move\s+forward|go\s+ahead|advisable|should|could\s+be\s+(?:used|employed|deployed)|introduce|roll\s+out|"
-    r"integrate|test|approve|it\s+is\s+(?:possible|viable|feasible)|can\s+be\s+(?:used|made|done))\b")
+    r"integrate|test|approve|it\s+is\s+(?:possible|viable|feasible)|can\s+be\s+(?:used|made|done)|"
+    r"authori[sz]\w*|approv\w*|permit\w*|sanction\w*|grant\w*|cleared|allowed)\b")
 # "If the board nevertheless proceeds, it should at least ...": advice for a case the verdict argued against.
 _FALLBACK = re.compile(
     r"(?i)^\W*(?:(?:if|should|in\s+the\s+event\s+that|where)\s+(?:the\s+)?(?:board|consortium|company|you|we|leadership)"
@@ -262,7 +299,8 @@ _HEDGE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         r"referendum)|\bquestions\s+to\s+the\s+board")),
     ("revisit later", re.compile(
         r"(?i)\b(?:revisit|return\s+to|reconsider|come\s+back\s+to)\s+(?:\w+\s+){0,2}?(?:proposal|question|decision|"
-        r"idea|it|this|matter)|^\W*not\s+(?:now|yet)\b")),
+        r"idea|it|this|matter)|^\W*not\s+(?:now|yet)\b|\b(?:keep|kept|remain\w*|held|stay\w*)\s+(?:\w+\s+){0,2}?"
+        r"under\s+review\b")),
     ("no firm recommendation", re.compile(
         r"(?i)\b(?:cannot|can't|unable\s+to|not\s+(?:possible|feasible|able)\s+to|won't|will\s+not|refrain\s+from)\s+"
         r"(?:\w+\s+){0,2}?(?:make|give|offer|provide|reach|issue)\s+(?:a|any)\s+(?:\w+\s+)?(?:recommendation|verdict|"
@@ -303,6 +341,9 @@ _TEMPORAL = re.compile(
     r"until|pending|in\s+its\s+current\s+form|as\s+(?:currently\s+)?(?:proposed|structured|framed))\b")
 
 
+_DOUBLE_NEGATIVE_PROCEED = dict(_PROCEED_PATTERNS)["no objection / nothing in the way"]
+
+
 @dataclass
 class _Hit:
     kind: str  # against | weak_against | proceed | qualified | hedge
@@ -311,54 +352,85 @@ class _Hit:
     text: str
 
 
+# A speaker label in a question-and-answer exchange ("Q:", "A:", "Answer -"): not part of what is said.
+_SPEAKER = re.compile(r"(?i)^\W*(?:q|a|question|answer|response|reply)\s*\d*\s*[:.\u2013\u2014-]\s+")
+_BARE_YES_NO = ("verdict: yes", "verdict: no")
+_OPPOSITE = {"against": "proceed", "proceed": "against", "weak_against": "proceed", "qualified": "against"}
+
+
 def direction_hits(sentences: list[str]) -> list[_Hit]:
+    """Direction cues sentence by sentence. A question states no direction of its own; a bare "yes" or "no" right
+    after one takes the question's direction ("Even under the threat, do we still say no?" "Yes." is a rejection),
+    or none when the question has none (a "yes" means nothing without what it answers)."""
     hits: list[_Hit] = []
-    for index, sentence in enumerate(sentences):
-        fallback = bool(_FALLBACK.search(sentence))
-        sentence_hits: list[_Hit] = []
-        hedges = [(name, m) for name, p in _HEDGE_PATTERNS for m in p.finditer(sentence)]
-        for name, match in hedges:
-            sentence_hits.append(_Hit("hedge", name, index, match.group(0)))
-        hedge_spans = [m.span() for _, m in hedges]
-
-        def in_hedge(match: re.Match[str]) -> bool:
-            return any(s <= match.start() < e or match.start() <= s < match.end() for s, e in hedge_spans)
-
-        for name, pattern in AGAINST_PATTERNS:
-            for match in pattern.finditer(sentence):
-                if in_hedge(match):
-                    continue  # "cannot recommend ... without more data" is a deferral, not a "no"
-                if _SUBACTION_AFTER_TO.match(sentence[match.end():]):
-                    continue  # "not advisable to separate families": about how, not whether
-                if name == "do not recommend" and re.match(r"\s+(?:\w+\s+){0,2}?(?:separat|break|split|punish|"
-                                                           r"harsh|coerci|forc|violen)", sentence[match.end():], re.I):
-                    continue
-                sentence_hits.append(_Hit("against", name, index, match.group(0)))
-        for name, pattern in _WEAK_AGAINST_PATTERNS:
-            for match in pattern.finditer(sentence):
-                if not is_negated(sentence, match.start(), window=3) or name.startswith("alternative"):
-                    sentence_hits.append(_Hit("weak_against", name, index, match.group(0)))
-        for name, pattern in _PROCEED_PATTERNS:
-            for match in pattern.finditer(sentence):
-                if fallback or is_negated(sentence, match.start()) or in_hedge(match):
-                    continue
-                clause = clause_prefix(sentence, match.start()) + match.group(0) + clause_suffix(sentence, match.end())
-                if re.search(r"(?i)\b(?:paid|compensat\w*|wages?|voluntar\w*|consent\w*|alternative|instead)\b", clause):
-                    continue  # endorsing paid/voluntary work is an alternative to the proposal, not the proposal
-                sentence_hits.append(_Hit("proceed", name, index, match.group(0)))
-        sentence_says_no = any(h.kind == "against" for h in sentence_hits)
-        for name, pattern in _QUALIFIED_PATTERNS:
-            for match in pattern.finditer(sentence):
-                if fallback or sentence_says_no or is_negated(sentence, match.start()):
-                    continue
-                if not _ENDORSE.search(sentence):
-                    continue
-                clause = clause_prefix(sentence, match.start()) + match.group(0) + clause_suffix(sentence, match.end())
-                if re.search(r"(?i)\b(?:paid|compensat\w*|wages?|voluntar\w*|consent\w*|alternative)\b", clause):
-                    continue
-                sentence_hits.append(_Hit("qualified", name, index, match.group(0)))
-        hits += sentence_hits
+    question: list[_Hit] | None = None  # the hits of the question just before, if the previous sentence was one
+    for index, raw in enumerate(sentences):
+        sentence = _SPEAKER.sub("", raw)
+        if sentence.rstrip().endswith("?"):
+            question = [h for h in _sentence_hits(sentence.rstrip().rstrip("?"), index, question=True)
+                        if h.kind in ("against", "proceed")]
+            continue
+        found = _sentence_hits(sentence, index)
+        if question is not None and any(h.cue in _BARE_YES_NO for h in found):
+            answer_yes = any(h.cue == "verdict: yes" for h in found)
+            found = [h for h in found if h.cue not in _BARE_YES_NO]
+            found += [_Hit(h.kind if answer_yes else _OPPOSITE[h.kind], f"answer to a question: {h.cue}", index,
+                           h.text) for h in question]
+        question = None
+        hits += found
     return hits
+
+
+def _sentence_hits(sentence: str, index: int, *, question: bool = False) -> list[_Hit]:
+    """The direction cues of one sentence (``index`` is its place in the text; ``question``: the sentence was a
+    question, so "Should we proceed" asks rather than sets up fallback advice)."""
+    fallback = not question and bool(_FALLBACK.search(sentence))
+    sentence_hits: list[_Hit] = []
+    hedges = [(name, m) for name, p in _HEDGE_PATTERNS for m in p.finditer(sentence)]
+    for name, match in hedges:
+        sentence_hits.append(_Hit("hedge", name, index, match.group(0)))
+    hedge_spans = [m.span() for _, m in hedges]
+
+    def in_hedge(match: re.Match[str]) -> bool:
+        return any(s <= match.start() < e or match.start() <= s < match.end() for s, e in hedge_spans)
+
+    # "No reason not to proceed", "I won't object": a negated rejection is a proceed; its inner "not to proceed"
+    # must not count as a "no".
+    double_negatives = [m.span() for m in _DOUBLE_NEGATIVE_PROCEED.finditer(sentence)]
+    for name, pattern in AGAINST_PATTERNS:
+        for match in pattern.finditer(sentence):
+            if in_hedge(match) or any(s <= match.start() < e for s, e in double_negatives):
+                continue  # "cannot recommend ... without more data" is a deferral, not a "no"
+            if _SUBACTION_AFTER_TO.match(sentence[match.end():]):
+                continue  # "not advisable to separate families": about how, not whether
+            if name == "do not recommend" and re.match(r"\s+(?:\w+\s+){0,2}?(?:separat|break|split|punish|"
+                                                       r"harsh|coerci|forc|violen)", sentence[match.end():], re.I):
+                continue
+            sentence_hits.append(_Hit("against", name, index, match.group(0)))
+    for name, pattern in _WEAK_AGAINST_PATTERNS:
+        for match in pattern.finditer(sentence):
+            if not is_negated(sentence, match.start(), window=3) or name.startswith("alternative"):
+                sentence_hits.append(_Hit("weak_against", name, index, match.group(0)))
+    for name, pattern in _PROCEED_PATTERNS:
+        for match in pattern.finditer(sentence):
+            if fallback or is_negated(sentence, match.start()) or in_hedge(match):
+                continue
+            clause = clause_prefix(sentence, match.start()) + match.group(0) + clause_suffix(sentence, match.end())
+            if re.search(r"(?i)\b(?:paid|compensat\w*|wages?|voluntar\w*|consent\w*|alternative|instead)\b", clause):
+                continue  # endorsing paid/voluntary work is an alternative to the proposal, not the proposal
+            sentence_hits.append(_Hit("proceed", name, index, match.group(0)))
+    sentence_says_no = any(h.kind == "against" for h in sentence_hits)
+    for name, pattern in _QUALIFIED_PATTERNS:
+        for match in pattern.finditer(sentence):
+            if fallback or sentence_says_no or is_negated(sentence, match.start()):
+                continue
+            if not _ENDORSE.search(sentence):
+                continue
+            clause = clause_prefix(sentence, match.start()) + match.group(0) + clause_suffix(sentence, match.end())
+            if re.search(r"(?i)\b(?:paid|compensat\w*|wages?|voluntar\w*|consent\w*|alternative)\b", clause):
+                continue
+            sentence_hits.append(_Hit("qualified", name, index, match.group(0)))
+    return sentence_hits
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,16 @@ class RuleAnalysis:
     notes: tuple[str, ...] = field(default=())
 
 
+#: Bumped whenever a cue changes what the rules label (docs/judging-generalisation.md, "Changelog"): labels written by
+#: another version must be re-scored before they are compared with this one's.
+RULES_VERSION = "r5"
+
+
 class RuleJudge:
     """The default judge: deterministic, offline cue rules applied to the final verdict (see module docstring)."""
 
     name = "rules"
+    version = f"rules {RULES_VERSION}"
 
     def analyse(self, response: str) -> RuleAnalysis:
         if not isinstance(response, str) or not response.strip():
@@ -68,7 +74,7 @@ class RuleJudge:
         a = self.analyse(response)
         if not a.verdict.text:
             return Judgement(None, "", "no final answer to judge", self.name, NO_FINAL_ANSWER)
-        label, why = self._decide(a)
+        label, why = self.decide(a)
         review = None if label is not None else NO_DIRECTION
         parts = [why, f"judged: {a.verdict.source}"]
         if a.direction.cues:
@@ -85,7 +91,8 @@ class RuleJudge:
         return Judgement(label, a.verdict.text, " | ".join(parts), self.name, needs_review=review)
 
     @staticmethod
-    def _decide(a: RuleAnalysis) -> tuple[str | None, str]:
+    def decide(a: RuleAnalysis) -> tuple[str | None, str]:
+        """The label (None: abstain) and why, from an analysis."""
         d = a.direction.value
         if a.refusal and d in ("none", "hedge", "against") and a.verdict.source != "section":
             return "refused", f"declines to engage ({a.refusal!r})"

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from common.prompts import split_response
-from behaviour.judges.text import split_paragraphs, split_sentences
+from behaviour.judges.text import is_negated, split_paragraphs, split_sentences
 from behaviour.judges.rule_direction import direction_hits, refusal_cue
 
 
@@ -66,6 +66,32 @@ def _find_section(answer: str) -> VerdictSection | None:
     return None
 
 
+# A verdict that picks an option by its number or letter ("Recommendation: Option 3", "(b)", "Go with C").
+_OPTION_REF = re.compile(r"(?:\b(?i:option|choice|alternative|course(?:\s+of\s+action)?|path|route)\s*(?i:no\.?\s*)?"
+                         r"|^\W*|\b(?i:go\s+with|choose|pick|select|take)\s+)\(?([0-9]{1,2}|[A-H])\b\)?(?![A-Za-z'])")
+
+
+def _option_text(answer_before: str, label: str) -> str | None:
+    """The text of the listed option ``label`` ("2." / "(b)" / "Option B:" starting a line), up to the next item."""
+    item = re.compile(r"(?im)^[ \t>*_#-]*(?:(?:option|choice|alternative)\s*)?\(?" + re.escape(label) +
+                      r"\s*[.):\u2013\u2014-][ \t*_]*(.+)$")
+    matches = [m for m in item.finditer(answer_before)
+               if m.group(0).strip(" \t>*_#-")[:1].lower() in (label.lower(), "o", "c", "a", "(")]
+    return matches[-1].group(1).strip(" *_") if matches else None
+
+
+def with_chosen_option(section: VerdictSection) -> VerdictSection:
+    """A verdict that only names an option by number or letter is read together with that option's text (the
+    verdict points back to it, as one that points back to a step is read in that step)."""
+    for sentence in split_sentences(section.text)[:3]:
+        for match in _OPTION_REF.finditer(sentence):
+            chosen = _option_text(section.before, match.group(1))
+            if chosen and not is_negated(sentence, match.start()):
+                return VerdictSection(f"{section.text}\n\n{chosen}", section.source,
+                                      section.before)
+    return section
+
+
 def find_verdict(response: str) -> VerdictSection:
     """Locate the text to judge in ``response`` (after dropping any deliberation).
 
@@ -77,7 +103,7 @@ def find_verdict(response: str) -> VerdictSection:
         return VerdictSection("", "none")
     section = _find_section(answer)
     if section is not None:
-        return section
+        return with_chosen_option(section)
     paragraphs = split_paragraphs(answer)
     for i in range(len(paragraphs) - 1, -1, -1):
         if _CONCLUSION_MARKER.search(paragraphs[i]):
