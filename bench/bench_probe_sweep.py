@@ -16,7 +16,7 @@ time, this process's CPU time (with ``--n-jobs 1`` all the work runs in this pro
 would take on an idle core) and the load average, then a summary gives the median and range per scaling, their
 ratio, and how far the two scalings' results differ (AUROC per layer, chosen C, selected layer).
 
-    OMP_NUM_THREADS=1 python bench/bench_probe_sweep.py --settings 8b --n-jobs 1 --repeats 3
+    OMP_NUM_THREADS=1 python bench/bench_probe_sweep.py --settings 8b --n-jobs 1 --repeats 3 --memory
     python bench/bench_probe_sweep.py --settings smollm --n-jobs 1 2 --scaling layer
     python bench/bench_probe_sweep.py --compare-sklearn    # also time a plain scikit-learn nested-CV fold
 """
@@ -133,7 +133,20 @@ def _compare_results(a, b) -> None:
           f" selected layer {_selected(a, 'logistic')} vs {_selected(b, 'logistic')}")
 
 
-def run(name: str, n_jobs_list: list[int], scalings: list[str], repeats: int, compare_sklearn: bool) -> None:
+def _peak_memory(tmp: str, y, groups, scaling: str, n_layers: int = 2) -> float:
+    """Peak memory traced (numpy arrays included) over a sweep of the first layers, n_jobs=1, in MiB. Separate from
+    the timed runs: tracing costs time."""
+    import tracemalloc
+
+    tracemalloc.start()
+    layer_sweep(partial(load_layer, tmp), y, groups, None, layers=list(range(n_layers)), n_jobs=1, scaling=scaling)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def run(name: str, n_jobs_list: list[int], scalings: list[str], repeats: int, compare_sklearn: bool,
+        memory: bool = False) -> None:
     cfg = SETTINGS[name]
     print(f"\n=== {name}: {cfg['n_layers']} layers, n={cfg['n']}, d={cfg['d']} ===", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench_{name}_") as tmp:
@@ -168,6 +181,11 @@ def run(name: str, n_jobs_list: list[int], scalings: list[str], repeats: int, co
                     line += f", CPU {statistics.median(cr):.2f}x [{min(cr):.2f}-{max(cr):.2f}]"
                 print(line)
                 _compare_results(last[("layer", n_jobs)], last[("fold", n_jobs)])
+        if memory:
+            layer_mb = cfg["n"] * cfg["d"] * 4 / 2**20
+            for scaling in scalings:
+                print(f"  peak traced memory, scaling={scaling}, 2 layers, n_jobs=1:"
+                      f" {_peak_memory(tmp, y, groups, scaling):.0f} MiB (one layer's float32 activations: {layer_mb:.0f} MiB)")
         res = last[(scalings[0], n_jobs_list[-1])]
         best = {}
         for e in res.estimators:
@@ -196,12 +214,13 @@ def main() -> None:
     ap.add_argument("--scaling", nargs="+", choices=["layer", "fold"], default=["layer", "fold"])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--compare-sklearn", action="store_true")
+    ap.add_argument("--memory", action="store_true", help="also trace peak memory over two layers per scaling")
     args = ap.parse_args()
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()},"
           f" OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     for name in args.settings:
-        run(name, args.n_jobs, args.scaling, args.repeats, args.compare_sklearn)
+        run(name, args.n_jobs, args.scaling, args.repeats, args.compare_sklearn, args.memory)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
 
