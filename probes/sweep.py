@@ -198,12 +198,11 @@ def _logistic_folds(X, y, yc, groups, splits, opts, tick):
     kw = {"seed": opts["seed"], **opts["logistic"]}
     t0 = time.perf_counter()
     if opts["scaling"] == "layer":
-        basis = RowBasis.fit(X, dtype=opts["precision"])
+        Z = RowBasis.fit(X, dtype=opts["precision"]).Z  # only the coordinates: the rest of the basis is freed
         tick("logistic_basis", t0)
         t0 = time.perf_counter()
-        fits = fit_l2_logistic_cv_folds(basis.Z, y, groups, [tr for tr, _ in splits], extra_targets=yc, **kw)
-        out = [(split, basis.Z[split[1]] @ fit["theta"][:-1] + fit["theta"][-1], fit["C"])
-               for split, fit in zip(splits, fits)]
+        fits = fit_l2_logistic_cv_folds(Z, y, groups, [tr for tr, _ in splits], extra_targets=yc, **kw)
+        out = [(split, Z[split[1]] @ fit["theta"][:-1] + fit["theta"][-1], fit["C"]) for split, fit in zip(splits, fits)]
         tick("logistic_fit", t0)
         return out
     out = []
