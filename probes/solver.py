@@ -10,7 +10,9 @@ Speed comes from two exact reformulations rather than approximations:
    ``Z`` (their row space is a subspace), so the whole C search runs in at most ``min(n, d)`` dimensions. ``Z``
    comes from ``eigh`` of the smaller of the Gram matrix and the covariance. As in ``Pipeline(StandardScaler(),
    LogisticRegressionCV())``, the inner folds share the scaler fitted on the probe's training data (unsupervised,
-   no label leakage); the outer evaluation never sees it.
+   no label leakage). The same argument lets several outer folds share one basis of all their rows
+   (:func:`fit_l2_logistic_cv_folds`): the layer sweep's default, which then also shares the scaler with the
+   held-out rows (their features, never their labels; see ``probes.sweep.layer_sweep``'s ``scaling``).
 2. Batched L-BFGS (:func:`logistic_lbfgs`). All (C, inner fold) problems are solved together: each iteration is one
    matrix-matrix product ``Z @ W`` instead of many matrix-vector products, which are memory-bound. Each problem
    keeps its own history, step size and stopping test. In the ``Z`` basis the Hessian at w=0 is close to diagonal,

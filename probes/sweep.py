@@ -6,7 +6,10 @@ has a Wilson interval, AUROC a DeLong interval, selectivity a Newcombe interval.
 
 Speed: one layer is loaded at a time (``activations`` may be a callable reading from disk), layers run in
 parallel with joblib, the logistic probe works in the exact row-space basis with batched L-BFGS over all
-(C, inner fold) problems, and the control task reuses the task probe's basis and C (one more column).
+(C, inner fold) problems, and the control task reuses the task probe's basis and C (one more column). By default
+(``scaling="layer"``) the logistic probe standardises each layer once, on all its rows, so one basis per layer
+serves every fold and all folds' problems are solved in one batch; ``scaling="fold"`` refits the standardisation
+and the basis on every training fold (docs/probe-sweep-speed.md says what the choice means and costs).
 """
 
 from __future__ import annotations
