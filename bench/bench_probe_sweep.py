@@ -128,7 +128,8 @@ def _compare_results(a, b) -> None:
     n_C = sum(len(x.chosen_C) for x in ra)
     corr = min(float(np.corrcoef(x.oof_scores, z.oof_scores)[0, 1]) for x, z in zip(ra, rb))
     print(f"  {a.scaling} vs {b.scaling}: |AUROC difference| per layer max {max(dauc):.4f}, median"
-          f" {statistics.median(dauc):.4f} (AUROC interval half-widths ~{(ra[0].auroc.high - ra[0].auroc.low) / 2:.3f});"
+          f" {statistics.median(dauc):.4f} (AUROC interval half-widths"
+          f" ~{(ra[0].auroc.high - ra[0].auroc.low) / 2:.3f});"
           f" chosen C equal in {same_C}/{n_C} layer-folds; lowest correlation of held-out scores {corr:.4f};"
           f" selected layer {_selected(a, 'logistic')} vs {_selected(b, 'logistic')}")
 
@@ -185,7 +186,8 @@ def run(name: str, n_jobs_list: list[int], scalings: list[str], repeats: int, co
             layer_mb = cfg["n"] * cfg["d"] * 4 / 2**20
             for scaling in scalings:
                 print(f"  peak traced memory, scaling={scaling}, 2 layers, n_jobs=1:"
-                      f" {_peak_memory(tmp, y, groups, scaling):.0f} MiB (one layer's float32 activations: {layer_mb:.0f} MiB)")
+                      f" {_peak_memory(tmp, y, groups, scaling):.0f} MiB"
+                      f" (one layer's float32 activations: {layer_mb:.0f} MiB)")
         res = last[(scalings[0], n_jobs_list[-1])]
         best = {}
         for e in res.estimators:

@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         concepts=tuple(c.strip() for c in args.concepts.split(",") if c.strip()),
         hook=args.hook, position=args.position,
         estimators=tuple(e.strip() for e in args.estimators.split(",") if e.strip()),
-        n_splits=args.folds, scaling=args.scaling, seed=args.seed, batch_size=args.batch_size, storage_dtype=args.storage_dtype,
+        n_splits=args.folds, scaling=args.scaling, seed=args.seed, batch_size=args.batch_size,
+        storage_dtype=args.storage_dtype,
         store_root=args.store, n_jobs=args.jobs or default_n_jobs(), eval_file=args.eval_file, trials=args.trials,
         scenario=args.scenario,
     )

@@ -205,7 +205,7 @@ def _logistic_folds(X, y, yc, groups, splits, opts, tick):
         tick("logistic_basis", t0)
         t0 = time.perf_counter()
         fits = fit_l2_logistic_cv_folds(Z, y, groups, [tr for tr, _ in splits], extra_targets=yc, **kw)
-        out = [(split, Z[split[1]] @ fit["theta"][:-1] + fit["theta"][-1], fit["C"]) for split, fit in zip(splits, fits)]
+        out = [((tr, te), Z[te] @ fit["theta"][:-1] + fit["theta"][-1], fit["C"]) for (tr, te), fit in zip(splits, fits)]
         tick("logistic_fit", t0)
         return out
     out = []
@@ -318,8 +318,8 @@ def layer_sweep(
     scores match float64 closely; see ``LogisticProbe``). ``scaling``: where the logistic probe's standardisation is
     fitted: ``"layer"`` (default) once per layer on all its rows, labels unused, shared by every fold, so the layer
     needs one Gram matrix and one eigendecomposition; ``"fold"`` on each outer fold's training rows only (the held-out
-    rows never touch it; 5x the basis cost). See docs/probe-sweep-speed.md. ``n_model_layers``: model depth for ``select_layer``
-    (default: array depth or max(layers) + 1).
+    rows never touch it; 5x the basis cost). See docs/probe-sweep-speed.md. ``n_model_layers``: model depth for
+    ``select_layer`` (default: array depth or max(layers) + 1).
     """
     t_start = time.perf_counter()
     y_raw = np.asarray(y)
@@ -360,7 +360,8 @@ def layer_sweep(
 
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
-    opts = {"seed": seed, "precision": precision, "scaling": scaling, "blas_threads": blas_threads, "logistic": {"Cs": Cs, "cv": inner_cv, "scoring": "log_loss", "tol": tol, "max_iter": 500}}
+    opts = {"seed": seed, "precision": precision, "scaling": scaling, "blas_threads": blas_threads,
+            "logistic": {"Cs": Cs, "cv": inner_cv, "scoring": "log_loss", "tol": tol, "max_iter": 500}}
 
     def source(layer):
         return activations if callable(activations) else activations[layer]
