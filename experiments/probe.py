@@ -42,6 +42,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="read each text at its last token or the mean over its tokens")
     group.add_argument("--estimators", default="logistic,mean_diff", help="logistic, mean_diff, mean_diff_iid")
     group.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds")
+    group.add_argument("--scaling", default="layer", choices=("layer", "fold"),
+                       help="where the logistic probe's standardisation is fitted: once per layer on all its texts "
+                            "(labels unused; fast) or on each training fold only (held-out texts never touch it; "
+                            "2x slower); see docs/probe-sweep-speed.md")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--jobs", type=int, default=None, help="parallel workers over layers (default: CPUs, max 8)")
     group = parser.add_argument_group("activations")
@@ -84,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         concepts=tuple(c.strip() for c in args.concepts.split(",") if c.strip()),
         hook=args.hook, position=args.position,
         estimators=tuple(e.strip() for e in args.estimators.split(",") if e.strip()),
-        n_splits=args.folds, seed=args.seed, batch_size=args.batch_size, storage_dtype=args.storage_dtype,
+        n_splits=args.folds, scaling=args.scaling, seed=args.seed, batch_size=args.batch_size,
+        storage_dtype=args.storage_dtype,
         store_root=args.store, n_jobs=args.jobs or default_n_jobs(), eval_file=args.eval_file, trials=args.trials,
         scenario=args.scenario,
     )

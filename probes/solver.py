@@ -10,7 +10,9 @@ Speed comes from two exact reformulations rather than approximations:
    ``Z`` (their row space is a subspace), so the whole C search runs in at most ``min(n, d)`` dimensions. ``Z``
    comes from ``eigh`` of the smaller of the Gram matrix and the covariance. As in ``Pipeline(StandardScaler(),
    LogisticRegressionCV())``, the inner folds share the scaler fitted on the probe's training data (unsupervised,
-   no label leakage); the outer evaluation never sees it.
+   no label leakage). The same argument lets several outer folds share one basis of all their rows
+   (:func:`fit_l2_logistic_cv_folds`): the layer sweep's default, which then also shares the scaler with the
+   held-out rows (their features, never their labels; see ``probes.sweep.layer_sweep``'s ``scaling``).
 2. Batched L-BFGS (:func:`logistic_lbfgs`). All (C, inner fold) problems are solved together: each iteration is one
    matrix-matrix product ``Z @ W`` instead of many matrix-vector products, which are memory-bound. Each problem
    keeps its own history, step size and stopping test. In the ``Z`` basis the Hessian at w=0 is close to diagonal,
@@ -32,7 +34,7 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from probes.metrics import delong_components
 
 __all__ = ["SCORINGS", "LinearDecisionMixin", "RowBasis", "binary_targets", "fit_l2_logistic_cv",
-           "fit_logistic_in_basis", "logistic_lbfgs"]
+           "fit_l2_logistic_cv_folds", "fit_logistic_in_basis", "logistic_lbfgs"]
 
 SCORINGS = ("log_loss", "roc_auc", "accuracy")
 
@@ -268,30 +270,92 @@ def _cv_score(y: np.ndarray, logits: np.ndarray, scoring: str) -> float:
 def _select_C(
     Z: np.ndarray,
     y: np.ndarray,
-    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    inner: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]],
     Cs: Sequence[float],
     scoring: str,
     tol: float,
     max_iter: int,
-) -> tuple[int, np.ndarray, np.ndarray]:
-    """Solve every (C, inner fold) problem in one batch. Returns best C index, mean scores, warm start."""
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Solve every (outer fold, inner fold, C) problem in one batch over the rows of ``Z``.
+
+    ``inner[f]`` lists outer fold f's inner (train, test) splits as row indices of ``Z``. Returns, per outer fold,
+    the best C index, the mean inner score per C and the warm start for the refit.
+    """
     n = len(y)
-    nC, nF = len(Cs), len(splits)
-    M = np.zeros((n, nC * nF))
-    for f, (tr, _) in enumerate(splits):
-        M[tr, f * nC : (f + 1) * nC] = 1.0  # column = f * nC + c
-    Y = np.repeat(y[:, None].astype(float), nC * nF, axis=1)
-    Cvec = np.tile(np.asarray(Cs, float), nF)
+    nC = len(Cs)
+    cells = [(f, i) for f, splits in enumerate(inner) for i in range(len(splits))]
+    M = np.zeros((n, len(cells) * nC))
+    for j, (f, i) in enumerate(cells):
+        M[inner[f][i][0], j * nC : (j + 1) * nC] = 1.0  # column = cell * nC + c
+    Y = np.repeat(y[:, None].astype(float), M.shape[1], axis=1)
+    Cvec = np.tile(np.asarray(Cs, float), len(cells))
     theta, _ = logistic_lbfgs(Z, Y, M, Cvec, tol=tol, max_iter=max_iter)
-    scores = np.empty((nF, nC))
-    for f, (_, te) in enumerate(splits):
-        logits = Z[te] @ theta[:-1, f * nC : (f + 1) * nC] + theta[-1, f * nC : (f + 1) * nC]
-        scores[f] = [_cv_score(y[te], logits[:, c], scoring) for c in range(nC)]
-    mean = np.nanmean(scores, axis=0)
-    # Cs ascend, argmax takes the first maximum: ties go to the stronger penalty.
-    best = int(np.nanargmax(mean))
-    warm = theta[:, best::nC].mean(axis=1)
-    return best, mean, warm
+    out, j0 = [], 0
+    for splits in inner:
+        block = theta[:, j0 * nC : (j0 + len(splits)) * nC]
+        scores = np.empty((len(splits), nC))
+        for i, (_, te) in enumerate(splits):
+            logits = Z[te] @ block[:-1, i * nC : (i + 1) * nC] + block[-1, i * nC : (i + 1) * nC]
+            scores[i] = [_cv_score(y[te], logits[:, c], scoring) for c in range(nC)]
+        mean = np.nanmean(scores, axis=0)
+        # Cs ascend, argmax takes the first maximum: ties go to the stronger penalty.
+        best = int(np.nanargmax(mean))
+        out.append((best, mean, block[:, best::nC].mean(axis=1)))
+        j0 += len(splits)
+    return out
+
+
+def fit_l2_logistic_cv_folds(
+    Z: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    train_rows: Sequence[np.ndarray],
+    *,
+    Cs: Sequence[float],
+    cv: int,
+    scoring: str,
+    tol: float,
+    max_iter: int,
+    seed: int,
+    extra_targets: np.ndarray | None = None,
+) -> list[dict]:
+    """:func:`fit_l2_logistic_cv` for several training subsets of the rows of one basis ``Z`` (n, k), solved together.
+
+    ``train_rows[f]`` indexes outer fold f's training rows. Each fold gets exactly the problem it would get alone
+    (its own inner splits, C and refit; other rows have weight zero), but every (fold, inner fold, C) problem runs in
+    one batched solve and the refits in another, so each iteration is one large matrix product. This is how the
+    layer sweep fits all its outer folds on a basis of the whole layer: a fold's row space lies inside the layer's.
+    """
+    y = np.asarray(y)
+    Cs = sorted(float(c) for c in Cs)
+    folds = [np.asarray(tr) for tr in train_rows]
+    if len(Cs) == 1:
+        picks = [(0, np.array([np.nan]), None)] * len(folds)
+        notes = ["single C"] * len(folds)
+    else:
+        inner, notes = [], []
+        for tr in folds:
+            splits, note = _inner_splits(y[tr], None if groups is None else groups[tr], cv, seed)
+            inner.append([(tr[a], tr[b]) for a, b in splits])
+            notes.append(note)
+        picks = _select_C(Z, y, inner, Cs, scoring, tol, max_iter)
+    targets = y[:, None].astype(float)
+    if extra_targets is not None:
+        targets = np.hstack([targets, np.asarray(extra_targets, float).reshape(len(y), -1)])
+    T = targets.shape[1]
+    M = np.zeros((len(y), len(folds) * T))
+    for f, tr in enumerate(folds):
+        M[tr, f * T : (f + 1) * T] = 1.0
+    Cvec = np.repeat([Cs[best] for best, _, _ in picks], T)
+    theta0 = None
+    if picks[0][2] is not None:
+        theta0 = np.repeat(np.column_stack([warm for _, _, warm in picks]), T, axis=1)
+    theta, n_iter = logistic_lbfgs(Z, np.tile(targets, len(folds)), M, Cvec, theta0, tol=tol, max_iter=max_iter)
+    return [
+        {"C": Cs[best], "cv_scores": scores, "theta": theta[:, f * T : (f + 1) * T],
+         "n_iter": n_iter[f * T : (f + 1) * T], "cv_note": notes[f]}
+        for f, (best, scores, _) in enumerate(picks)
+    ]
 
 
 def fit_l2_logistic_cv(
@@ -311,22 +375,8 @@ def fit_l2_logistic_cv(
 
     Extra targets (e.g. control-task labels) reuse the basis and the chosen C, so they cost one more column.
     """
-    Z = basis.Z
-    Cs = sorted(float(c) for c in Cs)
-    if len(Cs) == 1:
-        best, cv_scores, warm, note = 0, np.array([np.nan]), None, "single C"
-    else:
-        splits, note = _inner_splits(y, groups, cv, seed)
-        best, cv_scores, warm = _select_C(Z, y, splits, Cs, scoring, tol, max_iter)
-    targets = y[:, None].astype(float)
-    if extra_targets is not None:
-        targets = np.hstack([targets, np.asarray(extra_targets, float).reshape(len(y), -1)])
-    T = targets.shape[1]
-    theta0 = None if warm is None else np.repeat(warm[:, None], T, axis=1)
-    theta, n_iter = logistic_lbfgs(
-        Z, targets, np.ones_like(targets), np.full(T, Cs[best]), theta0, tol=tol, max_iter=max_iter
-    )
-    return {"C": Cs[best], "cv_scores": cv_scores, "theta": theta, "n_iter": n_iter, "cv_note": note}
+    return fit_l2_logistic_cv_folds(basis.Z, y, groups, [np.arange(len(y))], Cs=Cs, cv=cv, scoring=scoring, tol=tol,
+                                    max_iter=max_iter, seed=seed, extra_targets=extra_targets)[0]
 
 
 def fit_logistic_in_basis(est: BaseEstimator, basis: RowBasis, yb: np.ndarray, groups) -> dict:

@@ -6,7 +6,10 @@ has a Wilson interval, AUROC a DeLong interval, selectivity a Newcombe interval.
 
 Speed: one layer is loaded at a time (``activations`` may be a callable reading from disk), layers run in
 parallel with joblib, the logistic probe works in the exact row-space basis with batched L-BFGS over all
-(C, inner fold) problems, and the control task reuses the task probe's basis and C (one more column).
+(C, inner fold) problems, and the control task reuses the task probe's basis and C (one more column). By default
+(``scaling="layer"``) the logistic probe standardises each layer once, on all its rows, so one basis per layer
+serves every fold and all folds' problems are solved in one batch; ``scaling="fold"`` refits the standardisation
+and the basis on every training fold (docs/probe-sweep-speed.md says what the choice means and costs).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from probes.controls import LexicalBaseline, control_labels, selectivity
 from probes.estimators import DEFAULT_CS, MeanDiffProbe, mean_diff_scores
 from probes.metrics import Metric, accuracy, auroc, auroc_difference
-from probes.solver import RowBasis, fit_l2_logistic_cv
+from probes.solver import RowBasis, fit_l2_logistic_cv, fit_l2_logistic_cv_folds
 
 __all__ = [
     "LayerResult",
@@ -40,6 +43,7 @@ __all__ = [
 ]
 
 BUILTIN_ESTIMATORS = ("logistic", "mean_diff", "mean_diff_iid")
+SCALINGS = ("layer", "fold")
 
 Activations = np.ndarray | Callable[[int], np.ndarray]
 EstimatorSpec = str | tuple[str, BaseEstimator]
@@ -113,6 +117,7 @@ class SweepResult:
     timings: dict[str, float]
     n_jobs: int
     y: np.ndarray = field(repr=False)
+    scaling: str = "layer"  # where the logistic probe's standardisation was fitted (see layer_sweep)
 
     def get(self, estimator: str, layer: int) -> LayerResult:
         return self.results[estimator][self.layers.index(layer)]
@@ -130,6 +135,7 @@ class SweepResult:
             "notes": self.notes,
             "timings": self.timings,
             "n_jobs": self.n_jobs,
+            "scaling": self.scaling,
         }
 
 
@@ -184,6 +190,37 @@ def _run_layer(layer, activations, y, yc, groups, splits, estimators, opts) -> t
         return _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts)
 
 
+def _logistic_folds(X, y, yc, groups, splits, opts, tick):
+    """Held-out (task, control) logits and chosen C of the logistic probe, per outer fold.
+
+    ``scaling="layer"``: one standardisation and one row-space basis for the whole layer, shared by every fold (a
+    fold's training rows span a subspace of the layer's rows, so each fold's problem is unchanged; the held-out rows'
+    coordinates are rows of the same basis). ``scaling="fold"``: every training fold fits its own standardisation
+    and basis (5x the basis cost; the sweep's behaviour before the per-layer basis).
+    """
+    kw = {"seed": opts["seed"], **opts["logistic"]}
+    t0 = time.perf_counter()
+    if opts["scaling"] == "layer":
+        Z = RowBasis.fit(X, dtype=opts["precision"]).Z  # only the coordinates: the rest of the basis is freed
+        tick("logistic_basis", t0)
+        t0 = time.perf_counter()
+        fits = fit_l2_logistic_cv_folds(Z, y, groups, [tr for tr, _ in splits], extra_targets=yc, **kw)
+        out = [((tr, te), Z[te] @ fit["theta"][:-1] + fit["theta"][-1], fit["C"]) for (tr, te), fit in zip(splits, fits)]
+        tick("logistic_fit", t0)
+        return out
+    out = []
+    for tr, te in splits:
+        t0 = time.perf_counter()
+        basis = RowBasis.fit(X[tr], dtype=opts["precision"])
+        Zte = basis.transform(X[te])
+        tick("logistic_basis", t0)
+        t0 = time.perf_counter()
+        fit = fit_l2_logistic_cv(basis, y[tr], groups[tr], extra_targets=yc[tr], **kw)
+        out.append(((tr, te), Zte @ fit["theta"][:-1] + fit["theta"][-1], fit["C"]))
+        tick("logistic_fit", t0)
+    return out
+
+
 def _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts):
     t: dict[str, float] = {}
 
@@ -202,32 +239,22 @@ def _run_layer_inner(layer, activations, y, yc, groups, splits, estimators, opts
         name, est = spec if isinstance(spec, tuple) else (spec, None)
         scores, preds, cpreds = np.empty(n), np.empty(n, dtype=int), np.empty(n, dtype=int)
         chosen = [] if name == "logistic" else None
-        for tr, te in splits:
-            if name == "logistic":
-                t0 = time.perf_counter()
-                basis = RowBasis.fit(X[tr], dtype=opts["precision"])
-                Zte = basis.transform(X[te])
-                tick("logistic_basis", t0)
-                t0 = time.perf_counter()
-                fit = fit_l2_logistic_cv(
-                    basis, y[tr], groups[tr], extra_targets=yc[tr], seed=opts["seed"], **opts["logistic"]
-                )
-                logits = Zte @ fit["theta"][:-1] + fit["theta"][-1]
+        if name == "logistic":
+            for (_, te), logits, C in _logistic_folds(X, y, yc, groups, splits, opts, tick):
                 scores[te], preds[te], cpreds[te] = logits[:, 0], logits[:, 0] > 0, logits[:, 1] > 0
-                chosen.append(fit["C"])
-                tick("logistic_fit", t0)
-            elif name == "mean_diff" and est is None:
+                chosen.append(C)
+        else:
+            for tr, te in splits:
                 t0 = time.perf_counter()
-                s_te = mean_diff_scores(X[tr], np.column_stack([y[tr], yc[tr]]), X[te])
-                scores[te], preds[te], cpreds[te] = s_te[:, 0], s_te[:, 0] > 0, s_te[:, 1] > 0
-                tick(name, t0)
-            else:
-                t0 = time.perf_counter()
-                base = MeanDiffProbe(iid=name == "mean_diff_iid") if est is None else est
-                task = clone(base).fit(X[tr], y[tr])
-                ctrl = clone(base).fit(X[tr], yc[tr])
-                scores[te] = task.decision_function(X[te])
-                preds[te], cpreds[te] = task.predict(X[te]), ctrl.predict(X[te])
+                if name == "mean_diff" and est is None:
+                    s_te = mean_diff_scores(X[tr], np.column_stack([y[tr], yc[tr]]), X[te])
+                    scores[te], preds[te], cpreds[te] = s_te[:, 0], s_te[:, 0] > 0, s_te[:, 1] > 0
+                else:
+                    base = MeanDiffProbe(iid=name == "mean_diff_iid") if est is None else est
+                    task = clone(base).fit(X[tr], y[tr])
+                    ctrl = clone(base).fit(X[tr], yc[tr])
+                    scores[te] = task.decision_function(X[te])
+                    preds[te], cpreds[te] = task.predict(X[te]), ctrl.predict(X[te])
                 tick(name, t0)
         t0 = time.perf_counter()
         out.append(_evaluate(name, layer, y, yc, splits, scores, preds, cpreds, chosen))
@@ -273,6 +300,7 @@ def layer_sweep(
     inner_cv: int = 3,
     tol: float = 1e-4,
     precision: str = "float32",
+    scaling: str = "layer",
     n_model_layers: int | None = None,
 ) -> SweepResult:
     """Probe every layer with grouped K-fold CV; see the module docstring.
@@ -287,8 +315,11 @@ def layer_sweep(
     OpenBLAS ``eigh`` on these sizes was 10-25x slower on a shared 2-core machine (threads spin while waiting
     for a core); parallelism across layers does not have that failure mode.
     ``precision``: dtype of the logistic probe's Gram/eigendecomposition (float32: ~2x faster, C choices and
-    scores match float64 closely; see ``LogisticProbe``). ``n_model_layers``: model depth for ``select_layer``
-    (default: array depth or max(layers) + 1).
+    scores match float64 closely; see ``LogisticProbe``). ``scaling``: where the logistic probe's standardisation is
+    fitted: ``"layer"`` (default) once per layer on all its rows, labels unused, shared by every fold, so the layer
+    needs one Gram matrix and one eigendecomposition; ``"fold"`` on each outer fold's training rows only (the held-out
+    rows never touch it; 5x the basis cost). See docs/probe-sweep-speed.md. ``n_model_layers``: model depth for
+    ``select_layer`` (default: array depth or max(layers) + 1).
     """
     t_start = time.perf_counter()
     y_raw = np.asarray(y)
@@ -327,7 +358,10 @@ def layer_sweep(
         warnings.warn(note, stacklevel=2)
     yc = control_labels(yb, types=control_types, groups=groups, scheme=control_scheme, seed=seed).astype(int)
 
-    opts = {"seed": seed, "precision": precision, "blas_threads": blas_threads, "logistic": {"Cs": Cs, "cv": inner_cv, "scoring": "log_loss", "tol": tol, "max_iter": 500}}
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    opts = {"seed": seed, "precision": precision, "scaling": scaling, "blas_threads": blas_threads,
+            "logistic": {"Cs": Cs, "cv": inner_cv, "scoring": "log_loss", "tol": tol, "max_iter": 500}}
 
     def source(layer):
         return activations if callable(activations) else activations[layer]
@@ -372,6 +406,7 @@ def layer_sweep(
         timings=timings,
         n_jobs=n_jobs,
         y=yb,
+        scaling=scaling,
     )
 
 

@@ -17,7 +17,7 @@ from probes.estimators import (
     ledoit_wolf_shrinkage,
     mean_diff_scores,
 )
-from probes.solver import logistic_lbfgs
+from probes.solver import RowBasis, fit_l2_logistic_cv_folds, logistic_lbfgs
 
 
 def planted(n=600, d=50, delta=1.0, seed=0, offset=3.0):
@@ -167,3 +167,19 @@ def test_vectorised_mean_diff_matches_estimator():
     for t, labels in enumerate((y, yc)):
         ref = MeanDiffProbe().fit(X[:200], labels[:200]).decision_function(X[200:])
         np.testing.assert_allclose(scores[:, t], ref, atol=1e-4 * np.abs(ref).max())
+
+
+def test_folds_solved_together_equal_each_fold_alone():
+    """fit_l2_logistic_cv_folds batches several outer folds over one basis; each fold must get exactly its own
+    problem (its inner splits, C and refit), as when fitted alone on its rows."""
+    X, y, groups, _ = planted(n=240, d=30, delta=0.3, seed=5)
+    Z = RowBasis.fit(X).Z
+    yc = np.random.default_rng(0).integers(0, 2, len(y))
+    folds = [np.arange(0, 180), np.arange(60, 240), np.r_[0:60, 120:240]]
+    kw = dict(Cs=[1e-3, 1e-2, 0.1, 1.0], cv=3, scoring="log_loss", tol=1e-8, max_iter=2000, seed=0)
+    together = fit_l2_logistic_cv_folds(Z, y, groups, folds, extra_targets=yc, **kw)
+    for tr, joint in zip(folds, together):
+        alone = fit_l2_logistic_cv_folds(Z[tr], y[tr], groups[tr], [np.arange(len(tr))], extra_targets=yc[tr], **kw)[0]
+        assert joint["C"] == alone["C"] and joint["cv_note"] == alone["cv_note"]
+        np.testing.assert_allclose(joint["cv_scores"], alone["cv_scores"], rtol=1e-7)
+        np.testing.assert_allclose(joint["theta"], alone["theta"], atol=1e-6 * np.abs(alone["theta"]).max())

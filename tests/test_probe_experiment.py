@@ -49,6 +49,7 @@ def test_run_directory_is_complete(tiny_run: tuple[Path, Path]) -> None:
         assert row["auroc"]["low"] <= row["auroc"]["value"] <= row["auroc"]["high"]
         assert row["control_accuracy"]["n"] == sweep["n"]
     assert sweep["sweep"]["lexical"]["auroc"]["n"] == sweep["n"]
+    assert sweep["sweep"]["scaling"] == "layer" == json.loads((run / "config.json").read_text())["scaling"]
     by_source = sweep["by_source"]
     assert set(by_source) == {"template", "handwritten"}
     assert sum(row["n"] for row in by_source.values()) == sweep["n"]
@@ -75,8 +76,11 @@ def test_second_run_reuses_activations_and_evaluates_outside_file(tiny_run: tupl
             for t, y in zip(*(lambda d: (d.texts[:12], d.labels[:12]))(load_concept("interest_recognition")))]
     eval_file = tmp / "eval.jsonl"
     eval_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    second = _run(tmp, str(save_tiny("llama", seed=0, chat=True)), "--eval-file", str(eval_file))
+    second = _run(tmp, str(save_tiny("llama", seed=0, chat=True)), "--eval-file", str(eval_file), "--scaling", "fold")
     printed = json.loads(capsys.readouterr().out)
+    # --scaling reaches the sweep (and the run's config) without changing which texts or layers are probed
+    sweep = json.loads((second / "results/sweep_interest_recognition.json").read_text())
+    assert sweep["sweep"]["scaling"] == "fold" == json.loads((second / "config.json").read_text())["scaling"]
     concept = printed["concepts"]["interest_recognition"]
     assert concept["n"] == len(rows)
     assert len(concept["probes"]) == 2 * json.loads((run / "manifest.json").read_text())["model"]["n_layers"]
@@ -151,3 +155,11 @@ def test_a_successful_run_is_marked_completed(tiny_run: tuple[Path, Path]) -> No
     run, _ = tiny_run
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "completed" and "error" not in manifest and not (run / "error.txt").exists()
+
+
+def test_unknown_scaling_is_a_config_error() -> None:
+    from common.errors import ConfigError
+    from experiments.jobs.probe_config import ProbeConfig
+
+    with pytest.raises(ConfigError, match="unknown scaling 'global'; choose from layer, fold"):
+        ProbeConfig(scaling="global").validate()

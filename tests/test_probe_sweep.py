@@ -235,3 +235,42 @@ def test_select_layer_earliest_within_best_interval():
         select_layer(_crafted(aurocs, selective=only0))
     # Layer 4 is in the last 20%; best of the rest is layer 3 (0.58, low 0.55); layer 0's interval includes 0.5.
     assert select_layer(_crafted([0.5, 0.55, 0.54, 0.58, 0.9], n_model_layers=5)) == 1
+
+
+# ---------------------------------------------------------------------------------------------- logistic scaling
+
+
+@pytest.mark.parametrize("scaling", ["layer", "fold"])
+@pytest.mark.parametrize("d", [12, 200])  # d < n (covariance basis) and d > n (row space)
+def test_sweep_logistic_matches_sklearn_with_its_scaling(scaling, d):
+    """Each outer fold equals scikit-learn's StandardScaler + LogisticRegressionCV on the same inner grouped folds,
+    the scaler fitted on the whole layer (``scaling="layer"``) or on the fold's training rows (``"fold"``)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import GroupKFold
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(7)
+    n, Cs = 160, (0.01, 0.1, 1.0)
+    y = np.tile([0, 1], n // 2)
+    groups = np.repeat([f"g{i}" for i in range(16)], n // 16)
+    w = rng.standard_normal(d)
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + np.outer((2 * y - 1) * 0.3, w) + 2.0
+    res = layer_sweep(X[None], y, groups, estimators=("logistic",), n_splits=4, Cs=Cs, tol=1e-9,
+                      precision="float64", scaling=scaling, n_jobs=1)
+    r = res.results["logistic"][0]
+    assert res.scaling == scaling and res.to_dict()["scaling"] == scaling
+    for f, (tr, te) in enumerate(grouped_folds(groups, 4, seed=0)[0]):
+        sc = StandardScaler().fit(X if scaling == "layer" else X[tr])
+        inner = list(GroupKFold(3, shuffle=True, random_state=0).split(np.zeros(len(tr)), y[tr], groups[tr]))
+        sk = LogisticRegressionCV(Cs=list(Cs), cv=inner, scoring="neg_log_loss", l1_ratios=(0.0,), tol=1e-12,
+                                  max_iter=20000, use_legacy_attributes=False).fit(sc.transform(X[tr]), y[tr])
+        assert r.chosen_C[f] == pytest.approx(sk.C_)
+        expected = sk.decision_function(sc.transform(X[te]))
+        # 1e-4 relative: the sweep stops at 500 iterations, short of the tightest tolerance on the d > n problems
+        np.testing.assert_allclose(r.oof_scores[te], expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_sweep_rejects_unknown_scaling():
+    acts, y, groups, _ = make_data()
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        layer_sweep(acts[:1], y, groups, estimators=("logistic",), scaling="global", n_jobs=1)

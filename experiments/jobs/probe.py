@@ -86,7 +86,7 @@ def run_concept(model: LoadedModel, ds: ConceptDataset, view: ActivationView, cf
     layers = list(range(model.n_layers))
     sweep = layer_sweep(view.layer_reader(cfg.hook, cfg.position), ds.labels, np.asarray(ds.groups), ds.texts,
                         layers=layers, estimators=cfg.estimators, n_splits=cfg.n_splits, seed=cfg.seed,
-                        n_jobs=cfg.n_jobs, n_model_layers=model.n_layers)
+                        n_jobs=cfg.n_jobs, scaling=cfg.scaling, n_model_layers=model.n_layers)
     selected: dict[str, int | None] = {}
     notes: dict[str, str] = {}
     for est in cfg.estimators:

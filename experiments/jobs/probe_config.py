@@ -10,6 +10,7 @@ from activations.models import CACHE_DIR
 from common.errors import ConfigError
 from probes.concept_probe import ESTIMATORS
 from probes.concepts import CONCEPTS, canonical_concept, read_labelled_jsonl
+from probes.sweep import SCALINGS
 
 __all__ = ["DEFAULT_STORE_ROOT", "ProbeConfig", "default_n_jobs"]
 
@@ -30,6 +31,7 @@ class ProbeConfig:
     position: str = "last"
     estimators: tuple[str, ...] = ("logistic", "mean_diff")
     n_splits: int = 5
+    scaling: str = "layer"  # logistic probe's standardisation: per layer (all rows) or per training fold
     seed: int = 0
     batch_size: int = 16
     storage_dtype: str = "float32"
@@ -56,6 +58,8 @@ class ProbeConfig:
             raise ConfigError(f"unknown estimator(s) {bad}; choose from {', '.join(ESTIMATORS)}")
         if self.n_splits < 2:
             raise ConfigError("--folds must be at least 2")
+        if self.scaling not in SCALINGS:
+            raise ConfigError(f"unknown scaling {self.scaling!r}; choose from {', '.join(SCALINGS)}")
         if self.eval_file:
             read_labelled_jsonl(self.eval_file)  # unknown concepts, missing fields, one class: fail before the model
 
