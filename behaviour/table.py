@@ -20,8 +20,6 @@ from behaviour.judges.labels import LABELS
 from common.stats import fisher_exact, min_detectable_difference, wilson_interval
 
 ALPHA = 0.05
-#: The one definition of the rate every report uses (trials, score --table, the steering report).
-RATE_DEFINITION = "converged / (trials - refused); Wilson 95% interval"
 
 
 def effective_label(row: dict[str, Any]) -> str | None:
@@ -114,7 +112,7 @@ class ConvergenceTable:
     def to_dict(self) -> dict[str, Any]:
         return {
             "by": list(self.by),
-            "rate_definition": RATE_DEFINITION,
+            "rate_definition": "converged / (trials - refused); Wilson 95% interval",
             "cells": [c.to_dict(self.by) for c in self.cells],
             "comparisons": [c.to_dict() for c in self.comparisons()],
             "detectable": [

@@ -174,6 +174,37 @@ def test_samples_stored_before_the_prefill_rule_are_rescored_on_resume(model, tm
     assert rescored == today  # the same samples, each judged on the model's own continuation
 
 
+def test_a_filled_review_sample_gives_the_report_three_rate_columns(model, tmp_path):
+    import csv
+
+    from experiments import review as review_cli
+
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
+                                layers=(1,), max_pairs=2, n_samples=3, max_new_tokens=4, kl_threshold=10.0,
+                                metric_prompts=("plain",), generation_conditions=("recognised",), batch_size=8)
+    run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)
+    run_steer_experiment(model, cfg, run)
+    assert "judge-only; agreement with a reviewer" in (run.path / "report.md").read_text()
+    gens = run.path / "results" / "generations.jsonl"
+    assert review_cli.main(["sample", str(run.path), "--n", "4", "--seed", "1", "--input", str(gens)]) == 0
+    sample = run.path / "review_sample.csv"
+    with sample.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all("/" in r["id"] for r in rows)
+    for k, r in enumerate(rows):
+        r["reviewed_label"] = ("converged", "ambiguous", "no verdict", "did_not_converge")[k]
+    with sample.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    run_steer_experiment(model, SteerConfig.from_run(run), run)  # every stage resumes; the rates are recomputed
+    report = (run.path / "report.md").read_text()
+    assert "Reviewed-only (Wilson)" in report and "PPI (PPI++)" in report
+    assert "not measured" not in report
+    rates = json.loads((run.path / "results" / "rates.json").read_text())
+    assert rates["measured"] and sum(c["reviewed"] for c in rates["cells"]) == 4
+
+
 def test_interrupted_run_resumes_without_loss_or_duplication(model, tmp_path, monkeypatch):
     import experiments.jobs.steer as job
 

@@ -42,11 +42,13 @@ from activations.models import LoadedModel
 from activations.prompts import render_prompt
 from behaviour.judges.factory import DEFAULT_JUDGE
 from behaviour.judges.scoring import score_rows
-from behaviour.table import RATE_DEFINITION, abstention_reason, convergence_table, effective_label
+from behaviour.rates import RATE_DEFINITION
+from behaviour.table import abstention_reason, convergence_table, effective_label
 from behaviour.scenario import load_scenario
 from common import REPO_ROOT
 from common.errors import ConfigError
 from experiments.jobs.backends import get_judge  # local:<model> judges load through the model side
+from experiments.jobs.trials import run_rates
 from common.fileio import atomic_write_bytes, atomic_write_text
 from common.jsonl import append_jsonl, dumps_jsonl, read_jsonl_lenient
 from common.rundir import RunDir
@@ -351,8 +353,8 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
             for k in range(cfg.n_samples):
                 prompts.append(text)
                 rows.append([] if L is None else [Steer(named[d][L], a, (L,), hook=cfg.hook, positions=cfg.positions)])
-                meta.append({"condition": condition, "setting": name, "direction": d, "layer": L, "alpha": a,
-                             "sample": k, "prefill": prefill})
+                meta.append({"id": _sample_id(condition, name, k), "condition": condition, "setting": name,
+                             "direction": d, "layer": L, "alpha": a, "sample": k, "prefill": prefill})
     if not prompts:
         return {"settings": [], "cells": []}
     # One seed per sample, fixed by its position in the plan, so a resumed run draws the same samples.
@@ -380,8 +382,16 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
         records = list(score_rows(records, judge))
         atomic_write_text(path, dumps_jsonl(records))
     cells = confirmation_cells(records, settings)
+    # Judge-only rates, or all three columns once a blind sample of these rows is filled (review_sample.csv).
+    rates = run_rates(run, records, by=("condition", "setting"))
     return {"settings": [s[0] for s in settings], "cells": cells, "judge": judge.name,
-            "rate_definition": RATE_DEFINITION, "abstained": abstention_counts(records)}
+            "rate_definition": RATE_DEFINITION, "abstained": abstention_counts(records),
+            "rates_markdown": rates.to_markdown()}
+
+
+def _sample_id(condition: str, setting: str, sample: int) -> str:
+    """A generation's id (for the blind review sample and its rates): unique within the run's plan."""
+    return f"{condition}/{setting}/{sample}"
 
 
 def confirmation_cells(records: list[dict[str, Any]], settings: list[tuple[str, str, int | None, float]]
@@ -433,7 +443,7 @@ def _from_legacy(row: dict[str, Any]) -> dict[str, Any]:
     if "continuation" not in row:
         return row
     out = {k: v for k, v in row.items() if k not in ("continuation", "label", "final_verdict")}
-    return {**out, "response": row["continuation"]}
+    return {"id": _sample_id(row["condition"], row["setting"], row["sample"]), **out, "response": row["continuation"]}
 
 
 def export_selected(model: LoadedModel, cfg: SteerConfig, named: dict[str, dict[int, Any]], selections: dict[str, Any],

@@ -114,15 +114,10 @@ def _fmt(x: Any, nd: int = 3) -> str:
     return str(x)
 
 
-JUDGE_ONLY = "judge-only; agreement with a reviewer on this model's outputs not measured"
-
-
 def confirmation_lines(cfg: Any, confirmation: dict[str, Any]) -> list[str]:
-    """The confirmation table: the convergence table's counts and rate per cell, abstentions and why beside them."""
+    """The confirmation section: counts per cell with the abstentions and why, then the rates (judge-only, or
+    judge-only, reviewed-only and PPI once a blind sample is filled: :func:`behaviour.rates.judged_rates`)."""
     cells = confirmation["cells"]
-    reviewed = sum(c.get("reviewed", 0) for c in cells)
-    source = (f"{reviewed} row(s) carry a reviewer's label, which replaces the judge's (a review queue, not a random "
-              f"sample: the rates are not a reviewer-validated estimate)" if reviewed else JUDGE_ONLY)
     abstained = confirmation.get("abstained") or {}
     why = "; ".join(f"{reason}: {k}" for reason, k in sorted(abstained.items(), key=lambda kv: -kv[1]))
     total = sum(c["trials"] + c["abstained"] for c in cells)
@@ -130,20 +125,23 @@ def confirmation_lines(cfg: Any, confirmation: dict[str, Any]) -> list[str]:
              f"{cfg.max_new_tokens} new tokens max, judge `{confirmation.get('judge')}`. Each sample is scored "
              "through the shared row scoring: the verdict must come from the model's continuation (our prefill is "
              "context, not an answer; a continuation with no verdict of its own abstains as `prefill only`, one cut "
-             "off before its verdict as `truncated`). Rate of convergence = converged / (trials - refused) over the "
-             f"labelled samples, with a Wilson 95% interval, as in the convergence table; {source}. "
-             "Transcripts: `results/generations.jsonl`.", "",
+             "off before its verdict as `truncated`). Transcripts: `results/generations.jsonl` (each row's "
+             "`prefill` and the model's `response` apart).", "",
              f"Abstained: {sum(abstained.values())} of {total} samples" + (f" ({why})." if why else "."), "",
-             "| condition | setting | labelled | converged | ambiguous | did not converge | refused | rate | "
-             "95% CI | abstained (why) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| condition | setting | labelled | converged | ambiguous | did not converge | refused | "
+             "abstained (why) |", "|---|---|---|---|---|---|---|---|"]
     for cell in cells:
-        # No engaged sample (all abstained or refused): there is no rate to give.
-        rate = "-" if cell["rate"] is None else f"{cell['rate']:.2f} ({cell['converged']}/{cell['engaged']})"
-        ci = "-" if cell["ci95"] is None else f"{cell['ci95'][0]:.2f}..{cell['ci95'][1]:.2f}"
         reasons = ", ".join(f"{r} {k}" for r, k in cell.get("abstention_reasons", {}).items())
         lines.append(f"| {cell['condition']} | {cell['setting']} | {cell['trials']} | {cell['converged']} | "
-                     f"{cell['ambiguous']} | {cell['did_not_converge']} | {cell['refused']} | {rate} | {ci} | "
+                     f"{cell['ambiguous']} | {cell['did_not_converge']} | {cell['refused']} | "
                      f"{cell['abstained']}{f' ({reasons})' if reasons else ''} |")
+    rates = confirmation.get("rates_markdown")
+    if rates:
+        lines += ["", "### Rates of convergence", "", rates.rstrip(), "",
+                  "To measure the judge on these generations: `python -m experiments.review sample RUN_DIR --n K "
+                  "--seed S --input RUN_DIR/results/generations.jsonl`, fill `reviewed_label` in "
+                  "`RUN_DIR/review_sample.csv`, then run the same steering command on RUN_DIR again (every stage "
+                  "resumes; the rates gain the reviewed-only and PPI columns)."]
     return lines
 
 
