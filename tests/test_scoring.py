@@ -80,3 +80,20 @@ def test_rows_without_a_prefill_are_judged_as_before_and_bad_prefills_are_record
     assert bad.label is None and bad.parse_error == BAD_PREFILL and len(judge.read) == 3
     scored = list(score_rows([{"id": 1, "prefill": PREFILL, "response": "Step 3: the", "finished": True}], judge))
     assert scored[0]["id"] == 1 and scored[0]["prefill"] == PREFILL and scored[0]["needs_review"] == PREFILL_ONLY
+
+
+def test_no_judged_row_bypasses_the_scoring_function() -> None:
+    """Every response is judged through judge_row: a direct ``.judge(`` call elsewhere is a second path (as the
+    steering job's was). Judges composed of judges call their members on the text judge_row passed them."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    allowed = {"behaviour/judges/scoring.py", "behaviour/judges/ensemble.py"}
+    calls = re.compile(r"\.judge\(")
+    found = [f"{path.relative_to(root)}:{n}" for package in ("activations", "behaviour", "common", "experiments",
+                                                             "interventions", "probes")
+             for path in (root / package).rglob("*.py") if str(path.relative_to(root)) not in allowed
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if calls.search(line) and not line.lstrip().startswith("#")]
+    assert found == [], f"judge these rows through behaviour.judges.scoring.judge_row: {found}"
