@@ -19,6 +19,8 @@ joins the two sides, so the local-model backend lives a layer up (:mod:`experime
 - :mod:`behaviour.judges.ensemble`   judges that must agree (disagreement or abstention -> review);
 - :mod:`behaviour.judges.judge_eval` measuring judges against the hand-labelled set (kappa, confusion, abstention);
 - :mod:`behaviour.review`     export for manual review (abstentions first), import of reviewed labels, agreement;
+- :mod:`behaviour.review_sample` the blind random review sample (draw, record, checked reading of a filled one);
+- :mod:`behaviour.rates`      judge-only, reviewed-only and prediction-powered rates of convergence (``judged_rates``);
 - :mod:`behaviour.table`      the seed-format convergence table (Wilson intervals, Fisher tests, abstentions) and its
   bar chart.
 
@@ -26,6 +28,6 @@ The package exports its modules (``__all__``); import names from them, e.g. ``fr
 load_scenario``.
 """
 
-__all__ = ["backends", "embedding", "embedding_judge", "ensemble", "judge", "judge_eval", "judges", "labels", "llm_judge",
-           "review", "rule_direction", "rule_grounds", "rule_judge", "scenario", "scoring", "table", "text", "trials",
-           "verdict_text"]
+__all__ = ["backends", "embedding", "embedding_judge", "ensemble", "judge", "judge_eval", "judges", "labels",
+           "llm_judge", "rates", "review", "review_sample", "rule_direction", "rule_grounds", "rule_judge", "scenario",
+           "scoring", "table", "text", "trials", "verdict_text"]

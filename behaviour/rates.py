@@ -228,6 +228,11 @@ def judged_rates(rows: Iterable[dict[str, Any]], sample: FilledSample | None = N
     """
     rows = list(rows)
     by = tuple(by)
+    pending = None
+    if sample is not None and not sample.labels:  # drawn, not reviewed yet: nothing is measured
+        pending = (f"the blind sample {sample.path.name} ({len(sample.draw.ids)} trials) has no reviewer answer yet; "
+                   "fill it to measure the judge")
+        sample = None
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for index, row in enumerate(rows):
         missing = [f for f in by if f not in row]
@@ -267,7 +272,7 @@ def judged_rates(rows: Iterable[dict[str, Any]], sample: FilledSample | None = N
             a.key, b.key, _count_difference(a.judge_only, b.judge_only, alpha),
             _count_difference(a.reviewed_only, b.reviewed_only, alpha) if a.reviewed_only and b.reviewed_only else None,
             ppi_difference(a.ppi, b.ppi) if a.ppi and b.ppi else None))
-    notes = [f"rate of convergence = {RATE_DEFINITION}"]
+    notes = [f"rate of convergence = {RATE_DEFINITION}", *([pending] if pending else [])]
     if sample is not None:
         notes.insert(0, f"blind random sample {sample.path.name}: {sample.n_labelled} of {len(sample.draw.ids)} drawn "
                         f"trial(s) reviewed (seed {sample.draw.seed}, ids sha256 {sample.draw.ids_sha256[:12]})")

@@ -66,7 +66,7 @@ def normalise_outcome(text: str) -> str | None:
 
 
 def judge_identity(rows: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
-    """The judge identity fields the rows carry (``judge`` and, where recorded, its version or hash), each value once."""
+    """The judge identity fields the rows carry (``judge`` and, where recorded, its version or hash), each once."""
     out: dict[str, list[str]] = {}
     for name in JUDGE_IDENTITY_FIELDS:
         values = sorted({str(r[name]) for r in rows if r.get(name) is not None})
@@ -127,8 +127,8 @@ class SampleDraw:
 
 def draw_sample(rows: Sequence[dict[str, Any]], n: int, seed: int) -> SampleDraw:
     """Draw ``n`` of the scored ``rows`` at random, stratified by condition (proportional allocation, largest
-    remainder; ties go to the condition first by name), shuffled. Deterministic in the rows' ids and ``seed`` (conditions
-    and ids are taken in sorted order), so a reader can redraw it.
+    remainder; ties go to the condition first by name), shuffled. Deterministic in the rows' ids and ``seed``
+    (conditions and ids are taken in sorted order), so a reader can redraw it.
 
     Refuses rows without an id, duplicate ids, and rows no judge has scored (the judge must be frozen first).
     """

@@ -13,7 +13,8 @@ the Wilson interval over the judge's labelled trials (abstentions out), reviewed
 reviewed, PPI the :mod:`common.ppi` estimate of the ratio (its own lam) with its small-n interval. Everything is
 vectorised over studies through the same :func:`common.ppi.ppi_arrays` the rates table uses.
 
-    python bench/sim_ppi.py                   # the full grid, 2000 studies per setting, Markdown table
+    python bench/sim_ppi.py                   # the full grid, 2000 studies per setting, Markdown tables (rates, then
+                                              # differences between two conditions)
     python bench/sim_ppi.py --studies 500 --seed 1
 """
 
@@ -108,6 +109,60 @@ def simulate(setting: Setting, studies: int, seed: int = 0, alpha: float = 0.05)
     return result
 
 
+def _arm(setting: Setting, studies: int, seed: int, alpha: float, stream: int) -> dict[str, tuple[np.ndarray, ...]]:
+    """(estimate, low, high) per study of each column for one condition of a two-condition study."""
+    rng = np.random.default_rng([seed, setting.N, setting.n, int(setting.rate * 100), JUDGES.index(setting.judge),
+                                 stream])
+    truth = true_outcomes(rng, studies, setting.N, setting.rate)
+    judged = judge_outcomes(rng, truth, setting.judge)
+    n = setting.n
+    conv_t, eng_t = (truth == CONV).astype(float), (truth != REF).astype(float)
+    conv_j, eng_j = (judged == CONV).astype(float), (judged != REF).astype(float)
+    out = {}
+    for name, k, e in (("judge-only", conv_j.sum(-1), ((judged != REF) & (judged != ABST)).sum(-1)),
+                       ("reviewed-only", conv_t[:, :n].sum(-1), eng_t[:, :n].sum(-1))):
+        low, high = _wilson(k, e, alpha)
+        out[name] = (np.where(e > 0, k / np.maximum(e, 1), 0.5), low, high)
+    ppi = ppi_arrays(conv_t[:, :n], eng_t[:, :n], conv_j[:, :n], eng_j[:, :n], conv_j[:, n:], eng_j[:, n:],
+                     alpha=alpha)
+    out["PPI"] = (np.clip(np.nan_to_num(ppi["theta"], nan=0.5), 0, 1), ppi["low"], ppi["high"])
+    return out
+
+
+def simulate_difference(judge: str, N: int, n: int, rate_a: float, rate_b: float, studies: int, seed: int = 0,
+                        alpha: float = 0.05) -> dict[str, dict[str, float]]:
+    """Coverage of ``rate_a - rate_b`` by Newcombe's interval on each column's arms (two independent conditions),
+    and how often it excludes 0 (power, or the false-positive rate when the rates are equal)."""
+    a = _arm(Setting(judge, N, n, rate_a), studies, seed, alpha, 1)
+    b = _arm(Setting(judge, N, n, rate_b), studies, seed, alpha, 2)
+    result = {}
+    for name in ("judge-only", "reviewed-only", "PPI"):
+        (pa, la, ha), (pb, lb, hb) = a[name], b[name]
+        d = pa - pb  # Newcombe's hybrid score interval, vectorised (common.ppi.difference_interval)
+        low = np.maximum(-1.0, d - np.sqrt((pa - la) ** 2 + (hb - pb) ** 2))
+        high = np.minimum(1.0, d + np.sqrt((ha - pa) ** 2 + (pb - lb) ** 2))
+        truth = rate_a - rate_b
+        result[name] = {"coverage": float(np.mean((low <= truth) & (truth <= high))),
+                        "width": float(np.mean(high - low)), "excludes_0": float(np.mean((low > 0) | (high < 0)))}
+    return result
+
+
+DIFFERENCES = [(j, N, n, ra, rb) for j in JUDGES for N, n in ((40, 10), (40, 20), (100, 20), (100, 40))
+               for ra, rb in ((0.5, 0.5), (0.9, 0.5))]
+
+
+def difference_table(studies: int, seed: int) -> str:
+    cols = ("judge-only", "reviewed-only", "PPI")
+    head = ("| judge | N | n | rate A | rate B | " + " | ".join(f"{c} cover | {c} width | {c} excludes 0"
+                                                         for c in cols) + " |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for j, N, n, ra, rb in DIFFERENCES:
+        r = simulate_difference(j, N, n, ra, rb, studies, seed)
+        lines.append(f"| {j} | {N} | {n} | {ra} | {rb} | " + " | ".join(
+            f"{r[c]['coverage']:.3f} | {r[c]['width']:.3f} | {r[c]['excludes_0']:.3f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def table(studies: int, seed: int) -> str:
     """The full grid as a Markdown table, with a summary of coverage and width per column."""
     cols = ("judge-only", "reviewed-only", "PPI")
@@ -148,6 +203,9 @@ def main() -> None:
     print(f"{args.studies} simulated studies per setting, seed {args.seed}, 95% intervals; "
           f"rate = converged / (trials - refused)\n")
     print(table(args.studies, args.seed))
+    print("\nDifferences between two independent conditions (A - B), Newcombe's interval on each column's arms; "
+          "'excludes 0' is the power (the false-positive rate where A = B):\n")
+    print(difference_table(args.studies, args.seed))
     print(f"\n({time.perf_counter() - start:.1f} s)")
 
 

@@ -4,6 +4,7 @@
 - :mod:`common.fileio`  atomic file writes (temp file + fsync + rename);
 - :mod:`common.jsonl`   JSON Lines reading that reports every bad line, durable appending, the one JSON encoder;
 - :mod:`common.stats`   Wilson intervals, Fisher exact tests, detectable differences, Cohen's kappa;
+- :mod:`common.ppi`     prediction-powered (PPI++) rates and differences from a judge plus a reviewed sample;
 - :mod:`common.rundir`  the run-directory convention (config, manifest, status, results, figures, report);
 - :mod:`common.threads` CPU threads for torch (``--threads``), recorded in every manifest;
 - :mod:`common.prompts` model-independent prompt texts and response splitting (think/final);
@@ -15,7 +16,7 @@ Modules are imported by name (``from common.jsonl import read_jsonl``); importin
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "errors", "fileio", "jsonl", "prompts", "rundir", "stats"]
+__all__ = ["REPO_ROOT", "errors", "fileio", "jsonl", "ppi", "prompts", "rundir", "stats"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # configs/ lives here
 

@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcome = run_trials_job(settings, run=run, api_key=os.environ.get(args.api_key_env), load_local=load_local,
                              runs_root=args.runs)
     print(f"{len(outcome.records)} trials in {outcome.run.path}: {STORE}, results/table.json, figures/convergence.png, "
-          "review.csv, report.md")
+          "results/rates.json, review.csv, report.md")
     return 0
 
 

@@ -151,3 +151,14 @@ def test_simulated_coverage_at_project_sizes() -> None:
     for s, r in results:
         if s.n == s.N:
             assert r["PPI"]["coverage"] == r["reviewed-only"]["coverage"]
+
+
+def test_simulated_differences_between_conditions() -> None:
+    sim = _sim()
+    for judge in sim.JUDGES:
+        null = sim.simulate_difference(judge, 100, 20, 0.5, 0.5, 500)
+        assert null["PPI"]["coverage"] >= 0.93 and null["PPI"]["excludes_0"] <= 0.07  # false positives near 5%
+        real = sim.simulate_difference(judge, 100, 20, 0.9, 0.5, 500)
+        assert real["PPI"]["coverage"] >= 0.93
+        assert real["PPI"]["excludes_0"] > real["reviewed-only"]["excludes_0"]  # more power than reviewing alone
+        assert real["judge-only"]["coverage"] < 0.8  # the biased judge's difference misses

@@ -105,7 +105,8 @@ def test_rates_without_a_sample_say_so() -> None:
     k = sum(r["label"] == "converged" for r in members)
     engaged = sum(r["label"] in ("converged", "ambiguous", "did_not_converge") for r in members)
     assert (cell.judge_only.converged, cell.judge_only.engaged) == (k, engaged)  # refusals and abstentions out
-    assert cell.judge_only.ci == wilson_interval(k, engaged) and cell.abstained == sum(r["label"] is None for r in members)
+    assert cell.judge_only.ci == wilson_interval(k, engaged)
+    assert cell.abstained == sum(r["label"] is None for r in members)
     assert cell.ppi is None and cell.reviewed_only is None
 
 
@@ -231,6 +232,9 @@ def test_review_commands_give_the_library_numbers(tmp_path: Path, capsys: pytest
     assert review_cli.main(["sample", str(run), "--n", "14", "--seed", "3"]) == 0
     printed = capsys.readouterr().out
     assert "baseline 7 of 20, threat 7 of 20" in printed
+    assert review_cli.main(["rates", str(run)]) == 0  # drawn but not reviewed: still not measured, and said so
+    printed = capsys.readouterr().out
+    assert NOT_MEASURED in printed and "no reviewer answer yet" in printed
     assert draw_sample(rows, 14, 3).ids == read_sample(run / "review_sample.csv", rows).draw.ids
     _fill(run / "review_sample.csv", default="did not converge")
     with pytest.raises(ConfigError, match="never replaced"):
@@ -240,3 +244,51 @@ def test_review_commands_give_the_library_numbers(tmp_path: Path, capsys: pytest
     expected = judged_rates(rows, read_sample(run / "review_sample.csv", rows)).to_dict()
     assert saved == json.loads(json.dumps(expected))
     assert saved["cells"][0]["ppi"]["estimate"] is not None
+
+
+def test_trials_report_rates_use_a_filled_sample_and_say_when_one_is_unusable(tmp_path: Path) -> None:
+    from common.rundir import RunDir
+    from experiments.jobs.trials import run_rates
+
+    rows = _rows()
+    run = RunDir.open(_run_dir(tmp_path, rows))
+    assert NOT_MEASURED in run_rates(run, rows).to_markdown()
+    path = _drawn(run.path, rows)
+    _fill(path, default="no verdict")
+    rates = run_rates(run, rows)
+    assert rates.measured and json.loads((run.path / "results" / "rates.json").read_text())["measured"]
+    _fill(path, default="perhaps")  # a bad answer: the report says the sample was not used, and why
+    rates = run_rates(run, rows)
+    assert not rates.measured and any("was not used" in n and "'perhaps'" in n for n in rates.notes)
+
+
+REAL_RUN = Path(__file__).parent / "data" / "rates_run"
+
+
+def test_real_run_same_numbers_through_the_commands_as_the_library(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A real SmolLM2 trials run (docs/rates.md) with its sample filled by hand: ``review rates`` and ``score --table
+    --sample`` give what :func:`judged_rates` gives on the same files."""
+    import shutil
+
+    from common.jsonl import read_jsonl
+    from experiments.score import main as score_main
+
+    run = tmp_path / "run"
+    shutil.copytree(REAL_RUN, run)
+    rows = read_jsonl(run / "transcripts.jsonl")
+    library = judged_rates(rows, read_sample(run / "review_sample.csv", rows))
+    assert library.measured and all(c.ppi is not None for c in library.cells)
+    assert review_cli.main(["rates", str(run)]) == 0
+    assert library.to_markdown() in capsys.readouterr().out
+    assert json.loads((run / "results" / "rates.json").read_text()) == json.loads(json.dumps(library.to_dict()))
+    # Re-scored by another judge through experiments.score: the same numbers as the library on the scored rows.
+    scored = tmp_path / "scored.jsonl"
+    assert score_main(["--input", str(run / "transcripts.jsonl"), "--output", str(scored), "--judge", "rules",
+                       "--table", "--sample", str(run / "review_sample.csv"), "--runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    rescored = read_jsonl(scored)
+    expected = judged_rates(rescored, read_sample(run / "review_sample.csv", rescored))
+    assert expected.to_markdown() in out and "no longer the one frozen" in out  # the judge changed: said so
+    (score_run,) = (tmp_path / "runs").iterdir()
+    assert json.loads((score_run / "results" / "rates.json").read_text()) == json.loads(json.dumps(expected.to_dict()))

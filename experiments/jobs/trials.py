@@ -19,6 +19,7 @@ duplicated (:func:`behaviour.trials.run_trials`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ def run_rates(run: RunDir, rows: Sequence[dict[str, Any]],
             log.warning("the review sample is not used: %s", exc)
     rates = judged_rates(rows, sample, by=by)
     if problem:
-        rates.notes.append(f"{SAMPLE_NAME} was not used: {problem}")
+        rates = dataclasses.replace(rates, notes=[*rates.notes, f"{SAMPLE_NAME} was not used: {problem}"])
     run.write_json("rates.json", rates.to_dict())
     return rates
 
