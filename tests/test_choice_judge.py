@@ -37,7 +37,7 @@ def test_choice_tokens_per_tokenizer() -> None:
 
 def test_probabilities_come_from_the_answer_position() -> None:
     model = tiny_model("llama", seed=0)
-    rubric = "Grade it. A: converged B: ambiguous C: did_not_converge D: refused"  # the full rubric exceeds tiny's n_ctx
+    rubric = "Grade it. A: converged B: ambiguous C: did_not_converge D: refused"  # the full one exceeds tiny's n_ctx
     judge = local_judge(model)
     judge.rubric = rubric
     j = judge.judge(RESPONSE)

@@ -33,7 +33,8 @@ SPEC_HELP = ("'rules', 'embedding', 'local:<model name>' (constrained answer), '
              "text), 'openai:<base_url>#<model>', an ensemble joined by "
              "'+' (e.g. 'rules+embedding') or a cascade joined by '/' (e.g. 'rules/embedding')")
 
-_KIND = r"(?=(?:rules|embedding)(?:$|\s|[+/])|local:|local-text:|openai:)"  # so a path in local:/x/embedding-v2 is not split
+# Split only before a judge kind, so that a path in local:/x/embedding-v2 is not split.
+_KIND = r"(?=(?:rules|embedding)(?:$|\s|[+/])|local:|local-text:|openai:)"
 _CASCADE_BREAK = re.compile(r"/\s*" + _KIND)
 _MEMBER_BREAK = re.compile(r"\+\s*" + _KIND)
 

@@ -16,5 +16,5 @@ Each job takes typed settings and writes its artefacts to a :class:`common.rundi
 - :mod:`experiments.jobs.smoke`         one greedy reply of a model to one scenario condition.
 """
 
-__all__ = ["backends", "choice_judge", "evaluate", "from_run", "probe", "probe_config", "probe_report", "projection", "score", "smoke",
-           "trials"]
+__all__ = ["backends", "choice_judge", "evaluate", "from_run", "probe", "probe_config", "probe_report", "projection",
+           "score", "smoke", "trials"]
