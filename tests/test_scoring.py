@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from behaviour.judge import RuleJudge, judge_row, score_rows
-from behaviour.judges.labels import PREFILL_ONLY, TRUNCATED, Judgement
+from behaviour.judges.labels import NO_CONTINUATION_VERDICT, TRUNCATED, Judgement
 from behaviour.judges.scoring import BAD_PREFILL
 
 # Our reasoning, full of interest-based grounds, as the steering job prefills it (the model's turn continues after it).
@@ -32,7 +32,7 @@ def test_a_prefill_alone_is_never_a_verdict() -> None:
     judge = Recording()
     for continuation in ("Step 3: Because the Veth value their bonds, these traits matter.", "", "   "):
         j = judge_row({"prefill": PREFILL, "response": continuation, "finished": True}, judge)
-        assert j.label is None and j.needs_review == PREFILL_ONLY, continuation
+        assert j.label is None and j.needs_review == NO_CONTINUATION_VERDICT, continuation
     assert judge.read == []  # the judge never saw them: no judge, however eager, can label the prefill
 
 
@@ -55,7 +55,7 @@ def test_a_bare_no_is_judged_with_the_prefills_grounds() -> None:
 
 def test_cut_off_continuations_follow_the_trials_rules() -> None:
     cut = "Step 3: It is not advisable to ignore costs because labour is a major"
-    # Cut before any verdict of the model's: truncated (not prefill only: the cut is why there is none).
+    # Cut before any verdict of the model's: truncated (the cut is why there is none).
     j = judge_row({"prefill": PREFILL, "response": "Step 3: Because the Veth value their", "finished": False},
                   RuleJudge())
     assert j.label is None and j.needs_review == TRUNCATED
@@ -79,7 +79,8 @@ def test_rows_without_a_prefill_are_judged_as_before_and_bad_prefills_are_record
     bad = judge_row({"prefill": ["Step 1"], "response": "No."}, judge)
     assert bad.label is None and bad.parse_error == BAD_PREFILL and len(judge.read) == 3
     scored = list(score_rows([{"id": 1, "prefill": PREFILL, "response": "Step 3: the", "finished": True}], judge))
-    assert scored[0]["id"] == 1 and scored[0]["prefill"] == PREFILL and scored[0]["needs_review"] == PREFILL_ONLY
+    assert scored[0]["id"] == 1 and scored[0]["prefill"] == PREFILL
+    assert scored[0]["needs_review"] == NO_CONTINUATION_VERDICT
 
 
 def test_no_judged_row_bypasses_the_scoring_function() -> None:

@@ -141,7 +141,8 @@ def test_confirmation_rate_is_the_tables_and_abstentions_are_counted_by_reason()
     labels = {"unsteered": ["converged", "refused", "refused", "ambiguous", None],
               "ir@L1,a1": ["refused", "refused", None, None, None]}
     records = [{"condition": "recognised", "setting": name, "label": label,
-                "needs_review": None if label else ("prefill only" if k < 4 else "truncated: no recommendation found")}
+                "needs_review": None if label else ("no verdict in the continuation" if k < 4
+                                                    else "truncated: no recommendation found")}
                for name, row in labels.items() for k, label in enumerate(row)]
     cells = {c["setting"]: c for c in confirmation_cells(records, settings)}
     base = cells["unsteered"]
@@ -152,7 +153,7 @@ def test_confirmation_rate_is_the_tables_and_abstentions_are_counted_by_reason()
     assert (base["direction"], base["layer"], base["alpha"]) == ("none", None, 0.0)
     steered = cells["ir@L1,a1"]
     assert steered["rate"] is None and steered["ci95"] is None  # only refusals: no rate, not 0
-    assert steered["abstention_reasons"] == {"prefill only": 2, "truncated": 1}
+    assert steered["abstention_reasons"] == {"no verdict in the continuation": 2, "truncated": 1}
 
 
 def test_samples_stored_before_the_prefill_rule_are_rescored_on_resume(model, tmp_path):

@@ -32,7 +32,8 @@ MISSING_RESPONSE = "no 'response' field (or it is not text)"
 
 #: ``needs_review`` reasons: why a judge abstained. A reason may carry detail after ": ".
 TRUNCATED = "truncated"  # max_new_tokens cut the response off before any verdict
-PREFILL_ONLY = "prefill only"  # the model's continuation of our prefill states no verdict of its own
+# A prefilled row whose continuation (the model's own text) states no verdict: the prefill is not an answer.
+NO_CONTINUATION_VERDICT = "no verdict in the continuation"
 NO_DIRECTION = "no recommendation found"  # no proceed / against / defer / refuse in the final verdict
 LOW_CONFIDENCE = "low confidence"  # a classifier's calibrated probability is below its threshold
 DISAGREEMENT = "judges disagree"  # ensemble members gave different labels

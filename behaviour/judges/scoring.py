@@ -11,8 +11,8 @@ The rules, in order:
 1. **A prefill is context, not an answer.** A row may carry ``prefill``: text *we* wrote at the start of the model's
    turn (the steering job's Steps 1-2), with ``response`` holding only the model's continuation. The verdict must
    come from the continuation: where its verdict text states no recommendation or refusal, the judge abstains with
-   :data:`~behaviour.judges.labels.PREFILL_ONLY` (or :data:`~behaviour.judges.labels.TRUNCATED` when it was cut
-   off), however much reasoning the prefill holds. Where the continuation does state one, the judge reads
+   :data:`~behaviour.judges.labels.NO_CONTINUATION_VERDICT` (or :data:`~behaviour.judges.labels.TRUNCATED` when it
+   was cut off), however much reasoning the prefill holds. Where the continuation does state one, the judge reads
    ``prefill + response``, so the prefill may supply the grounds that a bare "No." refers to.
 2. **A cut-off response is not judged as if complete**: cut off (:func:`was_cut_off`) before any verdict
    (:func:`~behaviour.judges.verdict_text.reached_verdict`, applied to the model's own text) it abstains with
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from behaviour.judges.labels import (
-    EMPTY_RESPONSE, MISSING_RESPONSE, PREFILL_ONLY, TRUNCATED, EmptyResponseError, Judge, Judgement,
+    EMPTY_RESPONSE, MISSING_RESPONSE, NO_CONTINUATION_VERDICT, TRUNCATED, EmptyResponseError, Judge, Judgement,
 )
 from behaviour.judges.rule_direction import direction_hits, refusal_cue
 from behaviour.judges.text import split_sentences
@@ -71,8 +71,8 @@ def judge_row(row: dict[str, Any], judge: Judge) -> Judgement:
         if cut:
             return _abstain(response, judge, TRUNCATED, "the continuation was cut off (max_new_tokens) before its "
                             "verdict; the prefill is context, not an answer")
-        return _abstain(response, judge, PREFILL_ONLY, "the model's continuation states no verdict; the prefill's "
-                        "reasoning is ours, not the model's answer")
+        return _abstain(response, judge, NO_CONTINUATION_VERDICT, "the model's continuation states no verdict; the "
+                        "prefill's reasoning is ours, not the model's answer")
     if cut and response.strip() and not reached_verdict(response):
         return _abstain(response, judge, TRUNCATED, "the response was cut off (max_new_tokens) before its verdict")
     try:

@@ -412,7 +412,7 @@ def confirmation_cells(records: list[dict[str, Any]], settings: list[tuple[str, 
 
 
 def abstention_counts(records: list[dict[str, Any]]) -> dict[str, int]:
-    """How many rows the judge abstained on, by reason (``prefill only``, ``truncated`` ...)."""
+    """How many rows the judge abstained on, by reason (``no verdict in the continuation``, ``truncated`` ...)."""
     return dict(Counter(abstention_reason(r) for r in records if effective_label(r) is None))
 
 
