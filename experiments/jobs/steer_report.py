@@ -125,8 +125,8 @@ def confirmation_lines(cfg: Any, confirmation: dict[str, Any]) -> list[str]:
              f"{cfg.max_new_tokens} new tokens max, judge `{confirmation.get('judge')}`. Each sample is scored "
              "through the shared row scoring: the verdict must come from the model's continuation (our prefill is "
              "context, not an answer; a continuation with no verdict of its own abstains as `no verdict in the "
-             "continuation`, one cut off before its verdict as `truncated`). Transcripts: `results/generations.jsonl` (each row's "
-             "`prefill` and the model's `response` apart).", "",
+             "continuation`, one cut off before its verdict as `truncated`). Transcripts: "
+             "`results/generations.jsonl` (each row's `prefill` and the model's `response` apart).", "",
              f"Abstained: {sum(abstained.values())} of {total} samples" + (f" ({why})." if why else "."), "",
              "| condition | setting | labelled | converged | ambiguous | did not converge | refused | "
              "abstained (why) |", "|---|---|---|---|---|---|---|---|"]
