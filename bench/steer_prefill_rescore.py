@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's packages, not an installed copy
 
 from behaviour.judges.labels import LABELS
 from behaviour.judges.scoring import judge_row
@@ -34,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--judge", default=None, help="judge spec (default: the run's config)")
+    parser.add_argument("--show-rows", action="store_true", help="also print each row's old and new label")
     args = parser.parse_args()
     config = json.loads((args.run_dir / "config.json").read_text())
     judge = get_judge(args.judge or config.get("judge") or config.get("settings", {}).get("judge"))
@@ -43,6 +47,8 @@ def main() -> None:
         old = judge.judge(row["prefill"] + row["response"]) if (row["prefill"] + row["response"]).strip() else None
         new = judge_row(row, judge)
         reason = "" if new.label is not None else abstention_reason(new.to_dict())
+        if args.show_rows:
+            print(f"{row.get('id')}: old {None if old is None else old.label}, new {new.label or reason}")
         cells.setdefault((row["condition"], row["setting"]), []).append(
             (None if old is None else old.label, new.label, reason))
     print(f"judge {judge.name}; {len(rows)} generations; run {args.run_dir}\n")
