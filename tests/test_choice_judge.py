@@ -59,6 +59,12 @@ def test_probabilities_come_from_the_answer_position() -> None:
     assert torch.allclose(got, expected, atol=1e-4), (got, expected)
     # The position matters: one token earlier gives other numbers (so the check above could fail).
     assert not torch.allclose(torch.softmax(logits[-2, letters], dim=-1), expected, atol=1e-3)
+    # The optional reason is generated after the chosen letter and never changes the label.
+    explained = local_judge(model, explain=True)
+    explained.rubric = rubric
+    e = explained.judge(RESPONSE)
+    assert e.label == j.label and e.probabilities == pytest.approx(j.probabilities)
+    assert e.rationale.startswith(j.rationale + " | ")
 
 
 def test_constrained_judge_never_fails_to_parse() -> None:
