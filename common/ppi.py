@@ -58,8 +58,9 @@ class PPIEstimate:
 
     ``estimate`` is clipped to [0, 1] (``raw_estimate`` is the unclipped solution); ``ci`` the small-n interval
     (Wilson at ``n_effective``, see :func:`ppi_arrays`); ``wald_ci`` the plain PPI++ normal interval
-    ``raw_estimate +- z se`` that ``ppi_py`` reports. ``lam`` is the power-tuning weight of the judge (0: reviewed-only, 1: plain PPI).
-    ``n_reviewed`` counts the reviewed trials used, ``n_total`` every trial (reviewed and not).
+    ``raw_estimate +- z se`` that ``ppi_py`` reports. ``lam`` is the power-tuning weight of the judge (0:
+    reviewed-only, 1: plain PPI). ``n_reviewed`` counts the reviewed trials used, ``n_total`` every trial (reviewed
+    and not).
     """
 
     estimate: float

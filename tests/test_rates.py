@@ -292,3 +292,41 @@ def test_real_run_same_numbers_through_the_commands_as_the_library(tmp_path: Pat
     assert expected.to_markdown() in out and "no longer the one frozen" in out  # the judge changed: said so
     (score_run,) = (tmp_path / "runs").iterdir()
     assert json.loads((score_run / "results" / "rates.json").read_text()) == json.loads(json.dumps(expected.to_dict()))
+
+
+def test_score_refuses_a_bad_sample_before_scoring(tmp_path: Path) -> None:
+    from experiments.score import main as score_main
+
+    rows = _rows()
+    run = _run_dir(tmp_path, rows)
+    path = _drawn(run, rows)
+    _fill(path, default="sort of")
+    out = tmp_path / "scored.jsonl"
+    args = ["--input", str(run / "transcripts.jsonl"), "--output", str(out), "--judge", "rules"]
+    with pytest.raises(ConfigError, match="needs|add --table"):
+        score_main([*args, "--sample", str(path)])
+    with pytest.raises(SampleError, match="'sort of' is not an answer"):
+        score_main([*args, "--table", "--sample", str(path), "--runs", str(tmp_path / "runs")])
+    assert not out.exists() and not (tmp_path / "runs").exists()  # nothing scored or written
+
+
+def test_soft_predictions_are_used_when_rows_carry_probabilities(tmp_path: Path) -> None:
+    rows = _rows()
+    rng = np.random.default_rng(2)
+    for r in rows:  # a calibrated judge: probabilities over the four labels, abstentions included
+        p = rng.dirichlet(np.ones(4))
+        r["probabilities"] = dict(zip(("converged", "ambiguous", "did_not_converge", "refused"), map(float, p)))
+    path = _drawn(tmp_path, rows, n=16)
+    _fill(path, default="ambiguous")
+    sample = read_sample(path, rows)
+    cell = judged_rates(rows, sample).cell("m", "threat")
+    members = [r for r in rows if r["condition"] == "threat"]
+    reviewed = [r for r in members if r["id"] in sample.labels]
+    unreviewed = [r for r in members if r["id"] not in sample.labels]
+
+    def soft(rs: list[dict], converged: bool) -> list[float]:
+        return [r["probabilities"]["converged"] if converged else 1 - r["probabilities"]["refused"] for r in rs]
+
+    expected = ppi_ratio([0.0] * len(reviewed), [1.0] * len(reviewed), soft(reviewed, 1), soft(reviewed, 0),
+                         soft(unreviewed, 1), soft(unreviewed, 0))
+    assert cell.ppi == expected

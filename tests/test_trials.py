@@ -400,6 +400,9 @@ def test_cli_on_the_embedded_model(runs_root, capsys):
     assert all(r["prompt_text"].startswith("<|im_start|>system") for r in rows)
     assert sum(len(r["response"].split()) for r in rows) > 40  # real text, not empty strings
     assert (run / "figures" / "convergence.png").exists() and (run / "report.md").exists()
+    # No blind sample yet: the report's judge-aware rates say the judge was not measured on these outputs.
+    assert "agreement with a reviewer on this model's outputs not measured" in (run / "report.md").read_text()
+    assert json.loads((run / "results" / "rates.json").read_text())["measured"] is False
 
 
 def test_default_length_follows_the_model(backend, scenario):
