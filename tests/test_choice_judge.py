@@ -67,6 +67,18 @@ def test_probabilities_come_from_the_answer_position() -> None:
     assert e.rationale.startswith(j.rationale + " | ")
 
 
+def test_base_models_get_a_document_ending_in_the_cue() -> None:
+    from experiments.jobs.choice_judge import choice_prompt
+
+    model = tiny_model("llama", seed=0, chat=False)  # no chat template: prompted as a document
+    tokens = resolve_choice_tokens(model.tokenizer)
+    assert choice_prompt(model, tokens, "Grade it.", "Verdict: no.") == "Grade it.\n\nVerdict: no.\n\nAnswer: "
+    judge = local_judge(model)
+    judge.rubric = "Grade it."
+    j = judge.judge(RESPONSE)
+    assert j.label in LABELS and sum(j.probabilities.values()) == pytest.approx(1.0)
+
+
 def test_constrained_judge_never_fails_to_parse() -> None:
     asked = []
 
