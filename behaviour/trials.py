@@ -145,6 +145,7 @@ class TrialRecord:
     needs_review: str | None = None
     members: dict[str, str | None] | None = None
     confidence: float | None = None
+    probabilities: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

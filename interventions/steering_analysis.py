@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -138,17 +138,3 @@ def select_setting(eff: dict[tuple[int, str, float], float], side: dict[tuple[in
     kl = side[(layer, direction, alpha)]["kl"]
     return Selection(direction, layer, alpha, value, kl,
                      f"largest effect among settings with KL <= {kl_threshold} in layers < {max(allowed) + 1}")
-
-
-def wilson_rows(labels: Sequence[str | None], positive: str = "converged") -> dict[str, Any]:
-    """Label counts and the rate of ``positive`` over labelled rows with a Wilson 95% interval."""
-    from common.stats import wilson_interval
-
-    labelled = [x for x in labels if x is not None]
-    k, n = sum(x == positive for x in labelled), len(labelled)
-    lo, hi = wilson_interval(k, n)
-    counts: dict[str, int] = defaultdict(int)
-    for x in labels:
-        counts[str(x)] += 1
-    return {"n": n, "n_unlabelled": len(labels) - n, "k": k, "rate": k / n if n else float("nan"),
-            "ci95": [lo, hi], "labels": dict(counts)}

@@ -283,9 +283,9 @@ def test_judge_deliberation_is_dropped_before_parsing() -> None:
 
 @pytest.mark.slow
 def test_local_judge_with_smollm2_runs_the_full_rubric() -> None:
-    """The real embedded model takes the full rubric through its chat template; whatever it answers is either a
-    valid label or recorded as unparseable, and the judged text is the extracted verdict."""
-    judge = get_any_judge("local:smollm2-135m-instruct")
+    """The real embedded model takes the full free-text rubric through its chat template; whatever it answers is
+    either a valid label or recorded as unparseable, and the judged text is the extracted verdict."""
+    judge = get_any_judge("local-text:smollm2-135m-instruct")
     j = judge.judge("<think>ignore me</think>Step 1: x\n\nFinal verdict: Not advisable; enslaving them is wrong.")
     assert j.final_verdict == "Not advisable; enslaving them is wrong."
     assert (j.label in LABELS and j.parse_error is None) or (j.label is None and j.parse_error)

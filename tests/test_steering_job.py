@@ -9,8 +9,9 @@ import pytest
 from activations.tiny import tiny_model
 from common.errors import ConfigError
 from common.rundir import RunDir
+from common.stats import wilson_interval
 from experiments.jobs.steer import (
-    SteerConfig, assistant_text, check_against_model, load_prefills, run_steer_experiment,
+    SteerConfig, assistant_text, check_against_model, confirmation_cells, load_prefills, run_steer_experiment,
 )
 from interventions.gguf_export import read_control_vector
 from interventions.steering_analysis import (
@@ -107,15 +108,24 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
     assert set(analysis["selections"]) == {"interest_recognition", "perspective_taking"}
     assert analysis["comparisons"]["-interest_recognition"]
     conf = json.loads((run.path / "results" / "confirmation.json").read_text())
-    assert conf["cells"] and all(c["n"] + c["n_unlabelled"] == 2 for c in conf["cells"])
+    assert conf["cells"] and all(c["trials"] + c["abstained"] == 2 for c in conf["cells"])
+    assert conf["rate_definition"].startswith("converged / (trials - refused)")
     for concept, sel in analysis["selections"].items():  # confirm_alpha_range: every swept alpha up to the selected
         mine = [s for s in conf["settings"] if s.startswith(concept)]
         assert len(mine) == len([a for a in cfg.alphas if a <= sel["alpha"]])
 
     gens = (run.path / "results" / "generations.jsonl").read_text().splitlines()
     assert len(gens) == 2 * len(conf["settings"]) * 2
+    rows = [json.loads(g) for g in gens]
+    prefills = load_prefills(cfg.path(cfg.prefills))["generation_prefills"]
+    # Our prefill and the model's continuation are kept apart, and every row went through the shared row scoring.
+    assert all(r["prefill"] == prefills[r["condition"]] and not r["response"].startswith("Step 1") for r in rows)
+    assert all(r["judge"] == conf["judge"] and (r["label"] is not None or r["needs_review"]) for r in rows)
     report = (run.path / "report.md").read_text()
     assert "random directions" in report and "small model" in report
+    n_abstained = sum(r["label"] is None for r in rows)
+    assert f"Abstained: {n_abstained} of {len(rows)} samples" in report
+    assert "judge-only; agreement with a reviewer on this model's outputs not measured" in report
     for fig in ("dose_response", "side_effects", "convergence"):
         assert (run.path / "figures" / f"{fig}.png").exists()
     for concept, sel in analysis["selections"].items():  # kl_threshold 10: a setting is selected and exported
@@ -124,6 +134,76 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
         assert meta["controlvector.veth.concept"] == concept and list(vectors) == [1]
     norms = json.loads((run.path / "results" / "norms.json").read_text())
     assert len(norms["norms"]) == model.n_layers and all(x > 0 for x in norms["norms"])
+
+
+def test_confirmation_rate_is_the_tables_and_abstentions_are_counted_by_reason():
+    settings = [("unsteered", "none", None, 0.0), ("ir@L1,a1", "interest_recognition", 1, 1.0)]
+    labels = {"unsteered": ["converged", "refused", "refused", "ambiguous", None],
+              "ir@L1,a1": ["refused", "refused", None, None, None]}
+    records = [{"condition": "recognised", "setting": name, "label": label,
+                "needs_review": None if label else ("no verdict in the continuation" if k < 4
+                                                    else "truncated: no recommendation found")}
+               for name, row in labels.items() for k, label in enumerate(row)]
+    cells = {c["setting"]: c for c in confirmation_cells(records, settings)}
+    base = cells["unsteered"]
+    # Refusals leave the denominator: 1 converged of 2 engaged, not 1 of 4 labelled.
+    assert (base["converged"], base["engaged"], base["trials"], base["abstained"]) == (1, 2, 4, 1)
+    assert base["rate"] == 0.5 and base["ci95"] == pytest.approx(list(wilson_interval(1, 2)))
+    assert base["abstention_reasons"] == {"truncated": 1}  # the reason up to its detail, as the table counts it
+    assert (base["direction"], base["layer"], base["alpha"]) == ("none", None, 0.0)
+    steered = cells["ir@L1,a1"]
+    assert steered["rate"] is None and steered["ci95"] is None  # only refusals: no rate, not 0
+    assert steered["abstention_reasons"] == {"no verdict in the continuation": 2, "truncated": 1}
+
+
+def test_samples_stored_before_the_prefill_rule_are_rescored_on_resume(model, tmp_path):
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
+                                layers=(1,), max_pairs=2, n_samples=2, max_new_tokens=4, kl_threshold=10.0,
+                                metric_prompts=("plain",), generation_conditions=("recognised",), batch_size=4)
+    run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)
+    run_steer_experiment(model, cfg, run)
+    path = run.path / "results" / "generations.jsonl"
+    today = [json.loads(line) for line in path.read_text().splitlines()]
+    # The old form: prefill + continuation judged as one text, labelled by the prefill's reasoning.
+    legacy = [{k: v for k, v in r.items() if k in ("condition", "setting", "direction", "layer", "alpha", "sample",
+                                                      "prefill", "seed", "finished")}
+              | {"response": r["prefill"] + r["response"], "continuation": r["response"], "label": "converged",
+                 "final_verdict": "Step 2: ..."} for r in today]
+    path.write_text("".join(json.dumps(r) + "\n" for r in legacy))
+    run_steer_experiment(model, SteerConfig.from_run(run), run)
+    rescored = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rescored == today  # the same samples, each judged on the model's own continuation
+
+
+def test_a_filled_review_sample_gives_the_report_three_rate_columns(model, tmp_path):
+    import csv
+
+    from experiments import review as review_cli
+
+    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
+                                layers=(1,), max_pairs=2, n_samples=3, max_new_tokens=4, kl_threshold=10.0,
+                                metric_prompts=("plain",), generation_conditions=("recognised",), batch_size=8)
+    run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)
+    run_steer_experiment(model, cfg, run)
+    assert "judge-only; agreement with a reviewer" in (run.path / "report.md").read_text()
+    gens = run.path / "results" / "generations.jsonl"
+    assert review_cli.main(["sample", str(run.path), "--n", "4", "--seed", "1", "--input", str(gens)]) == 0
+    sample = run.path / "review_sample.csv"
+    with sample.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all("/" in r["id"] for r in rows)
+    for k, r in enumerate(rows):
+        r["reviewed_label"] = ("converged", "ambiguous", "no verdict", "did_not_converge")[k]
+    with sample.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    run_steer_experiment(model, SteerConfig.from_run(run), run)  # every stage resumes; the rates are recomputed
+    report = (run.path / "report.md").read_text()
+    assert "Reviewed-only (Wilson)" in report and "PPI (PPI++)" in report
+    assert "not measured" not in report
+    rates = json.loads((run.path / "results" / "rates.json").read_text())
+    assert rates["measured"] and sum(c["reviewed"] for c in rates["cells"]) == 4
 
 
 def test_interrupted_run_resumes_without_loss_or_duplication(model, tmp_path, monkeypatch):

@@ -3,7 +3,10 @@
 - ``rules``: the offline rule judge (:mod:`behaviour.judges.rule_judge`);
 - ``embedding``: the learned judge (:mod:`behaviour.judges.embedding_judge`; MiniLM + a classifier trained on the labelled
   set's dev split);
-- ``local:<model name>`` / ``openai:<base_url>#<model>``: a model-graded judge (:mod:`behaviour.judges.llm_judge`);
+- ``local:<model name>``: a model-graded judge constrained to four single-token answers, read from their
+  log-probabilities (:class:`~behaviour.judges.llm_judge.ConstrainedLLMJudge`: never unparseable, with the four
+  probabilities); ``local-text:<model name>`` the same model answering in free text (``LABEL: ...``), and
+  ``openai:<base_url>#<model>`` a served model in free text (:mod:`behaviour.judges.llm_judge`);
 - ``A+B[+C]``: an ensemble of any of these (:mod:`behaviour.judges.ensemble`), e.g. ``rules+embedding`` or
   ``rules+openai:http://localhost:8000/v1#qwen3-32b``: a label only where every member agrees;
 - ``A/B[/C]``: a cascade (:mod:`behaviour.judges.ensemble`), e.g. ``rules/embedding`` ("rules, else embedding"): the first
@@ -28,19 +31,22 @@ from behaviour.judges.rule_judge import RuleJudge
 #: (0.32 vs 0.31), the round-4 rule. No judge is reliable on a 135M model's outputs; review them.
 DEFAULT_JUDGE = "embedding"
 
-SPEC_HELP = ("'rules', 'embedding', 'local:<model name>', 'openai:<base_url>#<model>', an ensemble joined by "
+SPEC_HELP = ("'rules', 'embedding', 'local:<model name>' (constrained answer), 'local-text:<model name>' (free "
+             "text), 'openai:<base_url>#<model>', an ensemble joined by "
              "'+' (e.g. 'rules+embedding') or a cascade joined by '/' (e.g. 'rules/embedding')")
 
-_KIND = r"(?=(?:rules|embedding)(?:$|\s|[+/])|local:|openai:)"  # so a path in local:/x/embedding-v2 is not split
+# Split only before a judge kind, so that a path in local:/x/embedding-v2 is not split.
+_KIND = r"(?=(?:rules|embedding)(?:$|\s|[+/])|local:|local-text:|openai:)"
 _CASCADE_BREAK = re.compile(r"/\s*" + _KIND)
 _MEMBER_BREAK = re.compile(r"\+\s*" + _KIND)
 
 
-def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None = None,
+def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[..., Judge] | None = None,
               embedding: Judge | None = None) -> Judge:
     """Build a judge from a spec (see the module docstring); raises :class:`ConfigError` for an unknown one.
 
-    ``local`` builds a ``local:<model name>`` judge from the model name: loading a model is the model side's work,
+    ``local(name)`` builds a ``local:<model name>`` judge from the model name (``local(name, free_text=True)`` a
+    ``local-text:`` one): loading a model is the model side's work,
     so the layer that joins both passes it in (:func:`experiments.jobs.backends.get_judge`). ``embedding``, when
     given, stands for every ``embedding`` member instead of the saved classifier (cross-validation trains its own)."""
     spec = (spec or DEFAULT_JUDGE).strip()
@@ -62,12 +68,13 @@ def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[[str], Judge] | None
         from behaviour.judges.embedding_judge import load_embedding_judge
 
         return load_embedding_judge()
-    if spec.startswith("local:") and local is not None:
-        name = spec.partition(":")[2].strip()
-        if not name:
-            raise ConfigError(f"bad judge spec {spec!r}; use local:<model name>, e.g. local:smollm2-135m-instruct")
-        return local(name)
-    if spec.startswith("local:") or spec.startswith("openai:"):
+    if spec.startswith(("local:", "local-text:")) and local is not None:
+        kind, _, name = spec.partition(":")
+        if not name.strip():
+            raise ConfigError(f"bad judge spec {spec!r}; use {kind}:<model name>, e.g. {kind}:smollm2-135m-instruct")
+        # local(name) is the constrained judge; the free-text one is asked for by keyword (the default stays short).
+        return local(name.strip()) if kind == "local" else local(name.strip(), free_text=True)
+    if spec.startswith(("local:", "local-text:", "openai:")):
         from behaviour.judges.llm_judge import llm_judge_from_spec
 
         return llm_judge_from_spec(spec)

@@ -32,6 +32,8 @@ MISSING_RESPONSE = "no 'response' field (or it is not text)"
 
 #: ``needs_review`` reasons: why a judge abstained. A reason may carry detail after ": ".
 TRUNCATED = "truncated"  # max_new_tokens cut the response off before any verdict
+# A prefilled row whose continuation (the model's own text) states no verdict: the prefill is not an answer.
+NO_CONTINUATION_VERDICT = "no verdict in the continuation"
 NO_DIRECTION = "no recommendation found"  # no proceed / against / defer / refuse in the final verdict
 LOW_CONFIDENCE = "low confidence"  # a classifier's calibrated probability is below its threshold
 DISAGREEMENT = "judges disagree"  # ensemble members gave different labels
@@ -41,7 +43,8 @@ NOT_JUDGEABLE = "not judgeable"  # empty or missing response, no final answer (s
 
 
 #: The fields a judgement adds to a scored row (:meth:`Judgement.to_dict`).
-JUDGE_FIELDS = ("label", "final_verdict", "rationale", "judge", "parse_error", "needs_review", "members", "confidence")
+JUDGE_FIELDS = ("label", "final_verdict", "rationale", "judge", "parse_error", "needs_review", "members", "confidence",
+                "probabilities")
 
 
 class EmptyResponseError(ToolkitError, ValueError):
@@ -55,7 +58,9 @@ class Judgement:
     ``label`` is one of :data:`LABELS`, or None when the judge abstained; ``needs_review`` then says why (one of the
     reasons above, possibly with detail) and ``parse_error`` is set when the input or a model's answer could not be
     read at all. ``final_verdict`` is the exact text that was judged. ``members`` holds each ensemble member's label
-    (``{judge name: label or None}``); ``confidence`` a classifier's probability for its label.
+    (``{judge name: label or None}``); ``confidence`` a classifier's probability for its label. ``probabilities``
+    (``{label: p}`` over all four :data:`LABELS`, summing to 1) is a judge's full distribution where it has one (the
+    constrained LLM judge): a soft prediction for estimators that can use it.
     """
 
     label: str | None
@@ -66,6 +71,7 @@ class Judgement:
     needs_review: str | None = None
     members: dict[str, str | None] | None = None
     confidence: float | None = None
+    probabilities: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.label is None and self.needs_review is None:

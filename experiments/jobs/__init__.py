@@ -10,10 +10,11 @@ Each job takes typed settings and writes its artefacts to a :class:`common.rundi
 - :mod:`experiments.jobs.from_run`      a saved probe run's directions scored on an outside file, no retraining;
 - :mod:`experiments.jobs.probe_report`  the probe job's ``report.md``;
 - :mod:`experiments.jobs.backends`      the local-model backend (``LocalBackend``) and judges run on a local model;
+- :mod:`experiments.jobs.choice_judge`  the constrained LLM judge's model side: answer tokens, one forward pass each;
 - :mod:`experiments.jobs.trials`        the trials job: backend, judge, resumable run, table, review file, report;
 - :mod:`experiments.jobs.score`         resumable scoring of a JSONL file, reviews, table and report;
 - :mod:`experiments.jobs.smoke`         one greedy reply of a model to one scenario condition.
 """
 
-__all__ = ["backends", "evaluate", "from_run", "probe", "probe_config", "probe_report", "projection", "score", "smoke",
-           "trials"]
+__all__ = ["backends", "choice_judge", "evaluate", "from_run", "probe", "probe_config", "probe_report", "projection",
+           "score", "smoke", "trials"]

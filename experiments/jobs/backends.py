@@ -7,8 +7,9 @@ layer:
 - :class:`LocalBackend` renders each prompt with the model's chat template (or base-model document framing) and
   generates through the TransformerLens bridge (:mod:`activations.generation`: hooks apply, and each prompt samples
   with its own ``torch.Generator`` seeded by its seed, so a trial's output does not depend on its batch);
-- :func:`get_judge` builds any judge spec, ``local:<model name>`` included (the model is loaded here), and passes
-  the others to :func:`behaviour.judge.get_judge`.
+- :func:`get_judge` builds any judge spec, ``local:<model name>`` (constrained answers) and
+  ``local-text:<model name>`` (free text) included (the model is loaded here), and passes the others to
+  :func:`behaviour.judge.get_judge`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from behaviour.backends import Completion
 from behaviour.judge import Judge
 from behaviour.judges.factory import DEFAULT_JUDGE
 from behaviour.judges.factory import get_judge as get_behaviour_judge
-from behaviour.judges.llm_judge import RUBRIC_VERSION, LLMJudge, backend_complete
+from behaviour.judges.llm_judge import (
+    CHOICE_RUBRIC_VERSION, RUBRIC_VERSION, ConstrainedLLMJudge, LLMJudge, backend_complete,
+)
 from common.errors import ConfigError
 from common.prompts import PromptSource
+from experiments.jobs.choice_judge import choice_explainer, choice_scorer, resolve_choice_tokens
 from interventions.directions_source import normalise_concept
 from interventions.steered_trials import ResolvedSteering
 from interventions.steering import generate_steered, plan_for
@@ -65,12 +69,24 @@ class LocalBackend:
         return [Completion(g.text, None, g.finished, len(g.token_ids)) for g in generations]
 
 
-def local_judge(model: LoadedModel | str, *, max_new_tokens: int = 64) -> LLMJudge:
-    """An :class:`~behaviour.judges.llm_judge.LLMJudge` that grades with ``model`` (a loaded model or a registry name)."""
+def local_judge(model: LoadedModel | str, *, free_text: bool = False, explain: bool = False,
+                max_new_tokens: int = 64) -> Judge:
+    """A judge that grades with ``model`` (a loaded model or a registry name).
+
+    By default the constrained judge (:class:`~behaviour.judges.llm_judge.ConstrainedLLMJudge`: four single-token
+    answers read from one forward pass, :mod:`experiments.jobs.choice_judge`), with a generated reason when
+    ``explain``; ``free_text`` gives the free-text :class:`~behaviour.judges.llm_judge.LLMJudge` (``LABEL: ...``,
+    ``max_new_tokens`` greedy tokens). The answer tokens are checked before the model is ever run.
+    """
     loaded = load_model(model) if isinstance(model, str) else model
-    backend = LocalBackend(loaded, batch_size=1)
     name = model if isinstance(model, str) else loaded.spec.name
-    return LLMJudge(backend_complete(backend, max_new_tokens=max_new_tokens), f"llm:local:{name}:{RUBRIC_VERSION}")
+    if free_text:
+        backend = LocalBackend(loaded, batch_size=1)
+        return LLMJudge(backend_complete(backend, max_new_tokens=max_new_tokens),
+                        f"llm:local:{name}:{RUBRIC_VERSION}")
+    tokens = resolve_choice_tokens(loaded.tokenizer)
+    return ConstrainedLLMJudge(choice_scorer(loaded, tokens), f"llm:local:{name}:{CHOICE_RUBRIC_VERSION}",
+                               explain=choice_explainer(loaded, tokens) if explain else None)
 
 
 def get_judge(spec: str = DEFAULT_JUDGE) -> Judge:

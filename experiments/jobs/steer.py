@@ -14,8 +14,10 @@ Steps (each writes its results before the next starts):
    (``results/side_effects.json``);
 6. the layer-choice rule (:mod:`interventions.steering_analysis`) and the comparison with random directions
    (``results/analysis.json``);
-7. confirmation generation at the selected settings (alpha 0 and a random direction of the same norm included), scored
-   by the judge, convergence rate with Wilson intervals (``results/generations.jsonl``, ``results/confirmation.json``);
+7. confirmation generation at the selected settings (alpha 0 and a random direction of the same norm included), each
+   row (our ``prefill``, the model's continuation as ``response``) scored through the shared row scoring
+   (:func:`behaviour.judges.scoring.score_rows`: the verdict must be the model's own), the convergence table's rate
+   converged / (trials - refused) with Wilson intervals (``results/generations.jsonl``, ``results/confirmation.json``);
 8. figures and ``report.md``.
 """
 
@@ -26,6 +28,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,14 @@ from activations.generation import row_seed
 from activations.models import LoadedModel
 from activations.prompts import render_prompt
 from behaviour.judges.factory import DEFAULT_JUDGE
+from behaviour.judges.scoring import score_rows
+from behaviour.rates import RATE_DEFINITION
+from behaviour.table import abstention_reason, convergence_table, effective_label
 from behaviour.scenario import load_scenario
 from common import REPO_ROOT
 from common.errors import ConfigError
 from experiments.jobs.backends import get_judge  # local:<model> judges load through the model side
+from experiments.jobs.trials import run_rates
 from common.fileio import atomic_write_bytes, atomic_write_text
 from common.jsonl import append_jsonl, dumps_jsonl, read_jsonl_lenient
 from common.rundir import RunDir
@@ -54,7 +61,7 @@ from interventions.steering import (
     steered_forward,
 )
 from interventions.steering_analysis import (
-    RANDOM_PREFIX, auto_layers, compare_to_random, effects, select_setting, side_effect_table, wilson_rows,
+    RANDOM_PREFIX, auto_layers, compare_to_random, effects, select_setting, side_effect_table,
 )
 from interventions.verdict import VerdictTokens, resolve_verdict_tokens, verdict_log_odds
 
@@ -346,8 +353,8 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
             for k in range(cfg.n_samples):
                 prompts.append(text)
                 rows.append([] if L is None else [Steer(named[d][L], a, (L,), hook=cfg.hook, positions=cfg.positions)])
-                meta.append({"condition": condition, "setting": name, "direction": d, "layer": L, "alpha": a,
-                             "sample": k, "prefill": prefill})
+                meta.append({"id": _sample_id(condition, name, k), "condition": condition, "setting": name,
+                             "direction": d, "layer": L, "alpha": a, "sample": k, "prefill": prefill})
     if not prompts:
         return {"settings": [], "cells": []}
     # One seed per sample, fixed by its position in the plan, so a resumed run draws the same samples.
@@ -363,24 +370,50 @@ def run_confirmation(model: LoadedModel, cfg: SteerConfig, scenario_text: str, p
         gens = generate_steered(model, [prompts[i] for i in index], plan.subset(index), batch_size=len(index),
                                 seeds=[seeds[i] for i in index], max_new_tokens=cfg.max_new_tokens,
                                 temperature=cfg.temperature, top_p=cfg.top_p, attention="sdpa")
-        batch = []
-        for i, g in zip(index, gens):
-            m = meta[i]
-            response = m["prefill"] + g.text
-            j = judge.judge(response) if response.strip() else None
-            batch.append({**m, "response": response, "continuation": g.text, "seed": g.seed,
-                          "finished": g.finished, "label": None if j is None else j.label,
-                          "final_verdict": None if j is None else j.final_verdict})
+        # The row keeps our prefill apart from the model's continuation: the shared row scoring judges the model's
+        # own verdict, with the prefill as context (behaviour.judges.scoring), and the cut-off rule of trials.
+        generated = [{**meta[i], "response": g.text, "seed": g.seed, "finished": g.finished}
+                     for i, g in zip(index, gens)]
+        batch = list(score_rows(generated, judge))
         append_jsonl(path, batch)  # fsynced per batch: an interruption loses at most the batch in flight
         records += batch
         log.info("confirmation: %d/%d samples (%.0f s)", len(records), len(prompts), time.perf_counter() - start)
+    if any(r.get("judge") != judge.name for r in records):  # stored by an older version or another judge
+        records = list(score_rows(records, judge))
+        atomic_write_text(path, dumps_jsonl(records))
+    cells = confirmation_cells(records, settings)
+    # Judge-only rates, or all three columns once a blind sample of these rows is filled (review_sample.csv).
+    rates = run_rates(run, records, by=("condition", "setting"))
+    return {"settings": [s[0] for s in settings], "cells": cells, "judge": judge.name,
+            "rate_definition": RATE_DEFINITION, "abstained": abstention_counts(records),
+            "rates_markdown": rates.to_markdown()}
+
+
+def _sample_id(condition: str, setting: str, sample: int) -> str:
+    """A generation's id (for the blind review sample and its rates): unique within the run's plan."""
+    return f"{condition}/{setting}/{sample}"
+
+
+def confirmation_cells(records: list[dict[str, Any]], settings: list[tuple[str, str, int | None, float]]
+                       ) -> list[dict[str, Any]]:
+    """One cell per (condition, setting): the convergence table's counts, rate and Wilson interval
+    (:func:`behaviour.table.convergence_table`, so the rate is the table's converged / (trials - refused)), with the
+    abstentions and their reasons."""
+    where = {name: (d, L, a) for name, d, L, a in settings}
+    table = convergence_table(records, by=("condition", "setting"))
     cells = []
-    for condition in cfg.generation_conditions:
-        for name, d, L, a in settings:
-            labels = [r["label"] for r in records if r["condition"] == condition and r["setting"] == name]
-            cells.append({"condition": condition, "setting": name, "direction": d, "layer": L, "alpha": a,
-                          **wilson_rows(labels)})
-    return {"settings": [s[0] for s in settings], "cells": cells, "judge": judge.name}
+    for cell in table.cells:
+        condition, setting = cell.key
+        d, L, a = where[setting]
+        mine = [r for r in records if r["condition"] == condition and r["setting"] == setting]
+        cells.append({**cell.to_dict(table.by), "direction": d, "layer": L, "alpha": a,
+                      "abstention_reasons": abstention_counts(mine)})
+    return cells
+
+
+def abstention_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many rows the judge abstained on, by reason (``no verdict in the continuation``, ``truncated`` ...)."""
+    return dict(Counter(abstention_reason(r) for r in records if effective_label(r) is None))
 
 
 _META_KEYS = ("condition", "setting", "sample")
@@ -393,6 +426,7 @@ def _resume_generations(path: Path, meta: list[dict[str, Any]]) -> list[dict[str
     rows, bad = read_jsonl_lenient(path)
     if bad:  # only a torn tail can be bad in a file we append to; rewrite without it
         atomic_write_text(path, dumps_jsonl(rows))
+    rows = [_from_legacy(r) for r in rows]
     if len(rows) > len(meta):
         raise ConfigError(f"{path} holds {len(rows)} samples but this run plans {len(meta)}: it is another run's")
     for row, m in zip(rows, meta):
@@ -401,6 +435,15 @@ def _resume_generations(path: Path, meta: list[dict[str, Any]]) -> list[dict[str
                               f"this run plans {m['condition']}/{m['setting']} #{m['sample']}: resume with the "
                               "original settings or start a new run")
     return rows
+
+
+def _from_legacy(row: dict[str, Any]) -> dict[str, Any]:
+    """A sample stored before the prefill rule (``response`` = prefill + continuation, the continuation apart) in
+    today's form, ``response`` = the model's continuation; it has no ``judge`` field, so it is scored again."""
+    if "continuation" not in row:
+        return row
+    out = {k: v for k, v in row.items() if k not in ("continuation", "label", "final_verdict")}
+    return {"id": _sample_id(row["condition"], row["setting"], row["sample"]), **out, "response": row["continuation"]}
 
 
 def export_selected(model: LoadedModel, cfg: SteerConfig, named: dict[str, dict[int, Any]], selections: dict[str, Any],

@@ -88,19 +88,20 @@ def steer_figures(run: RunDir, cfg: Any, analysis: dict[str, Any], layers: list[
             for k, (direction, layer) in enumerate(lines):
                 pts = ([base] if base else []) + sorted(
                     (c for c in mine if c["direction"] == direction and c["layer"] == layer), key=lambda c: c["alpha"])
+                pts = [c for c in pts if c["rate"] is not None]  # no engaged trial: no rate to draw
                 xs = [(c["alpha"] if c["layer"] is not None else 0.0) + 0.004 * k for c in pts]
                 ys = [c["rate"] for c in pts]
-                err = [[max(0.0, y - c["ci95"][0]) if not math.isnan(y) else 0 for y, c in zip(ys, pts)],
-                       [max(0.0, c["ci95"][1] - y) if not math.isnan(y) else 0 for y, c in zip(ys, pts)]]
+                err = [[max(0.0, y - c["ci95"][0]) for y, c in zip(ys, pts)],
+                       [max(0.0, c["ci95"][1] - y) for y, c in zip(ys, pts)]]
                 ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, ls="--" if direction.startswith(RANDOM_PREFIX)
                             else "-", label=f"{direction} L{layer}")
-            if not lines and base:
+            if not lines and base and base["rate"] is not None:
                 ax.errorbar([0], [base["rate"]], fmt="o", capsize=3, label="unsteered")
-            ax.set_title(f"{condition} (n per point: {mine[0]['n'] + mine[0]['n_unlabelled']})")
+            ax.set_title(f"{condition} (n per point: {mine[0]['trials'] + mine[0]['abstained']})")
             ax.set_xlabel("alpha")
             ax.set_ylim(-0.05, 1.05)
             ax.legend(fontsize=6)
-        axes[0][0].set_ylabel("convergence rate (Wilson 95%)")
+        axes[0][0].set_ylabel("converged / (trials - refused)\n(Wilson 95%)")
         fig.suptitle("Confirmation generation, judged")
         run.save_figure(fig, "convergence")
 
@@ -111,6 +112,37 @@ def _fmt(x: Any, nd: int = 3) -> str:
     if isinstance(x, float):
         return "nan" if math.isnan(x) else f"{x:.{nd}f}"
     return str(x)
+
+
+def confirmation_lines(cfg: Any, confirmation: dict[str, Any]) -> list[str]:
+    """The confirmation section: counts per cell with the abstentions and why, then the rates (judge-only, or
+    judge-only, reviewed-only and PPI once a blind sample is filled: :func:`behaviour.rates.judged_rates`)."""
+    cells = confirmation["cells"]
+    abstained = confirmation.get("abstained") or {}
+    why = "; ".join(f"{reason}: {k}" for reason, k in sorted(abstained.items(), key=lambda kv: -kv[1]))
+    total = sum(c["trials"] + c["abstained"] for c in cells)
+    lines = [f"n = {cfg.n_samples} samples per cell, temperature {cfg.temperature}, top-p {cfg.top_p}, "
+             f"{cfg.max_new_tokens} new tokens max, judge `{confirmation.get('judge')}`. Each sample is scored "
+             "through the shared row scoring: the verdict must come from the model's continuation (our prefill is "
+             "context, not an answer; a continuation with no verdict of its own abstains as `no verdict in the "
+             "continuation`, one cut off before its verdict as `truncated`). Transcripts: "
+             "`results/generations.jsonl` (each row's `prefill` and the model's `response` apart).", "",
+             f"Abstained: {sum(abstained.values())} of {total} samples" + (f" ({why})." if why else "."), "",
+             "| condition | setting | labelled | converged | ambiguous | did not converge | refused | "
+             "abstained (why) |", "|---|---|---|---|---|---|---|---|"]
+    for cell in cells:
+        reasons = ", ".join(f"{r} {k}" for r, k in cell.get("abstention_reasons", {}).items())
+        lines.append(f"| {cell['condition']} | {cell['setting']} | {cell['trials']} | {cell['converged']} | "
+                     f"{cell['ambiguous']} | {cell['did_not_converge']} | {cell['refused']} | "
+                     f"{cell['abstained']}{f' ({reasons})' if reasons else ''} |")
+    rates = confirmation.get("rates_markdown")
+    if rates:
+        lines += ["", "### Rates of convergence", "", rates.rstrip(), "",
+                  "To measure the judge on these generations: `python -m experiments.review sample RUN_DIR --n K "
+                  "--seed S --input RUN_DIR/results/generations.jsonl`, fill `reviewed_label` in "
+                  "`RUN_DIR/review_sample.csv`, then run the same steering command on RUN_DIR again (every stage "
+                  "resumes; the rates gain the reviewed-only and PPI columns)."]
+    return lines
 
 
 def steer_report(model: LoadedModel, cfg: Any, layers: list[int], tokens: VerdictTokens, norms: ResidualNorms,
@@ -179,18 +211,7 @@ def steer_report(model: LoadedModel, cfg: Any, layers: list[int], tokens: Verdic
     cells = confirmation.get("cells") or []
     lines += ["", "## Confirmation generation", ""]
     if cells:
-        lines += [f"n = {cfg.n_samples} samples per cell, temperature {cfg.temperature}, top-p {cfg.top_p}, "
-                  f"{cfg.max_new_tokens} new tokens max, judge `{confirmation.get('judge')}`; convergence rate with "
-                  "Wilson 95% interval over labelled responses. Transcripts: `results/generations.jsonl`.", "",
-                  "| condition | setting | n labelled | converged | rate | 95% CI | labels (None = judge abstained) |",
-                  "|---|---|---|---|---|---|---|"]
-        for cell in cells:
-            lo, hi = cell["ci95"]
-            # No labelled response (all abstained): there is no rate to give, not a rate of nan.
-            rate, ci = ("-", "-") if not cell["n"] else (_fmt(cell["rate"], 2), f"{_fmt(lo, 2)}..{_fmt(hi, 2)}")
-            labels = ", ".join(f"{k} {v}" for k, v in cell["labels"].items())
-            lines.append(f"| {cell['condition']} | {cell['setting']} | {cell['n']} | {cell['k']} | {rate} | {ci} | "
-                         f"{labels} |")
+        lines += confirmation_lines(cfg, confirmation)
     else:
         lines.append("No confirmation generation (n_samples = 0 or no setting selected).")
     small = n < SMALL_MODEL_LAYERS and model.d_model < 2048

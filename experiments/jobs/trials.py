@@ -201,9 +201,11 @@ def write_outputs(run: RunDir, records: list[TrialRecord], settings: dict[str, A
                                      rates_md=rates.to_markdown()))
 
 
-def run_rates(run: RunDir, rows: Sequence[dict[str, Any]]) -> RatesTable:
-    """The run's rates (:func:`behaviour.rates.judged_rates`) with its filled blind sample when there is one, saved
-    as ``results/rates.json``. A sample that fails its checks is not used, and the table says why."""
+def run_rates(run: RunDir, rows: Sequence[dict[str, Any]],
+              by: Sequence[str] = ("model", "condition")) -> RatesTable:
+    """The run's rates (:func:`behaviour.rates.judged_rates`, grouped by ``by``) with its filled blind sample when
+    there is one, saved as ``results/rates.json``. A sample that fails its checks is not used, and the table says
+    why."""
     sample_path = run.path / SAMPLE_NAME
     sample, problem = None, None
     if sample_path.exists():
@@ -212,7 +214,7 @@ def run_rates(run: RunDir, rows: Sequence[dict[str, Any]]) -> RatesTable:
         except SampleError as exc:
             problem = str(exc)
             log.warning("the review sample is not used: %s", exc)
-    rates = judged_rates(rows, sample, by=("model", "condition"))
+    rates = judged_rates(rows, sample, by=by)
     if problem:
         rates = dataclasses.replace(rates, notes=[*rates.notes, f"{SAMPLE_NAME} was not used: {problem}"])
     run.write_json("rates.json", rates.to_dict())
