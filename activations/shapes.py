@@ -24,12 +24,9 @@ device for every architecture here, so the arithmetic cannot drift from the real
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from common.errors import ConfigError
-
-if TYPE_CHECKING:  # registry imports this module; only the type goes the other way
-    from activations.registry import ModelSpec
 
 __all__ = ["ModelShape", "ParameterCount", "parse_shape", "count_parameters", "hf_config", "ARCHITECTURES"]
 
@@ -109,6 +106,15 @@ def parse_shape(raw: object, where: str) -> ModelShape:
     return ModelShape(**raw)
 
 
+class ShapedSpec(Protocol):
+    """What :func:`hf_config` reads of a registry entry (``activations.registry.ModelSpec``, which imports this
+    module, so the type is structural rather than imported)."""
+
+    name: str
+    architecture: str | None
+    shape: ModelShape | None
+
+
 @dataclass(frozen=True)
 class ParameterCount:
     """Parameters by the convention in this module's docstring; ``how`` is the arithmetic, term by term."""
@@ -163,7 +169,7 @@ def count_parameters(shape: ModelShape, architecture: str) -> ParameterCount:
                           per_layer=layer, how=how)
 
 
-def hf_config(spec: ModelSpec, n_layers: int | None = None, *, vocab_size: int | None = None) -> Any:
+def hf_config(spec: ShapedSpec, n_layers: int | None = None, *, vocab_size: int | None = None) -> Any:
     """A transformers config of ``spec``'s exact shape (``n_layers`` keeps the first N layers' shape).
 
     The language model only: Llama 4 Scout gives a ``Llama4TextConfig`` (its vision encoder is not needed for text
