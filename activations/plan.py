@@ -15,8 +15,9 @@ Model of memory (bytes; ``b`` = bytes per element of the dtype, ``B`` batch, ``T
   plus the selected rows kept for the store.
 - generation: the KV cache ``2 L kv_heads head_dim B (T + N) b`` plus the prefill, which runs the whole prompt once
   (a working set as in extraction) and computes the logits of every prompt position in float32 (``B T V 4``).
-- attribution patching: one forward and one backward through the prompt with the parameters frozen (no parameter
-  gradients): autograd keeps each layer's inputs for the backward, ``L B T b (S_d d + S_q (q + 2 kv) + S_m m)``,
+- attribution patching: one forward and one backward through the prompt; TransformerLens drives it with
+  ``torch.autograd.grad`` to the activations, so no parameter gradient is allocated, but autograd keeps each layer's
+  inputs for the backward, ``L B T b (S_d d + S_q (q + 2 kv) + S_m m)``,
   plus eager attention's probabilities ``L B H T^2 b``, plus the logits and their gradient ``2 B T V b``.
 
 The constants ``W_*`` and ``S_*`` count the tensors of one position a layer holds; they are the ones
@@ -205,7 +206,7 @@ def _attribution_extra(shape: ModelShape, b: int, B: int, T: int) -> Figure:
                   f"saved for backward {shape.n_layers} layers x B {B} x T {T} x {b} B x {how} = {fmt_bytes(saved)}; "
                   f"attention probabilities {shape.n_layers} x B x {shape.n_heads} heads x T^2 x {b} B = "
                   f"{fmt_bytes(attn)}; logits + gradient 2 x B x T x V {shape.vocab_size} x {b} B = "
-                  f"{fmt_bytes(logits)}; parameters frozen (no parameter gradients)")
+                  f"{fmt_bytes(logits)}; no parameter gradients (autograd.grad to the activations only)")
 
 
 def _store_size(shape: ModelShape, job: ProbeJob) -> Figure:
