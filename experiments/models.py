@@ -14,10 +14,12 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from activations.plan import BYTES
 from activations.registry import load_registry
+from common.errors import ConfigError
 from experiments.cli import format_model_list, run_main
 
 
@@ -41,10 +43,47 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from experiments.jobs.cache import cache_command
+    from activations.housekeeping import list_entries, remove_entries, select
+    from activations.models import CACHE_DIR
+    from activations.plan import fmt_bytes
 
-    return cache_command(action=args.action, names=args.names, older_than=args.older_than, yes=args.yes,
-                         roots=args.root)
+    root = args.root or CACHE_DIR
+    if args.action == "list" and (args.names or args.older_than):
+        raise ConfigError("`cache list` takes no names or --older-than; use `cache remove NAME...` or "
+                          "`cache remove --older-than YYYY-MM-DD`")
+    entries = list_entries(root)
+    if args.action == "list":
+        rows = [("NAME", "KIND", "SIZE", "LAST USED (UTC)", "IN USE", "MODEL")]
+        rows += [(e.name, e.kind, fmt_bytes(e.bytes), e.last_used.strftime("%Y-%m-%d %H:%M"),
+                  "yes" if e.in_use else "no", e.what) for e in entries]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        print(f"cache root {root}: {len(entries)} entries, {fmt_bytes(sum(e.bytes for e in entries))}")
+        for row in rows:
+            print("  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[5]]).rstrip())
+        return 0
+    if not args.names and not args.older_than:
+        raise ConfigError("cache remove needs entry names (see `cache list`) or --older-than YYYY-MM-DD")
+    older = None
+    if args.older_than:
+        try:
+            older = datetime.strptime(args.older_than, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError as exc:
+            raise ConfigError(f"--older-than {args.older_than!r} is not a date: write YYYY-MM-DD") from exc
+    chosen = select(entries, args.names, older)
+    if not args.yes:
+        for e in chosen:
+            busy = f" (in use: {e.in_use}; would be kept)" if e.in_use else ""
+            print(f"would remove {e.name} ({fmt_bytes(e.bytes)}, last used {e.last_used:%Y-%m-%d}){busy}")
+        print(f"dry run: {len(chosen)} entries selected; add --yes to remove them")
+        return 0
+    kept = 0
+    for e, why in remove_entries(chosen):
+        if why:
+            kept += 1
+            print(f"kept {e.name}: {why}")
+        else:
+            print(f"removed {e.name} ({fmt_bytes(e.bytes)})")
+    return 1 if kept else 0
 
 
 def _positive(text: str) -> int:
@@ -84,8 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="remove every entry last used before this date")
     cache.add_argument("--yes", action="store_true", help="really remove (without it, removal only says what it "
                        "would remove)")
-    cache.add_argument("--root", type=Path, action="append", default=None,
-                       help="cache root(s) to look in (default: the converted-weights cache and the store root)")
+    cache.add_argument("--root", type=Path, default=None,
+                       help="cache root holding converted/ and activations/ (default: ~/.cache/veth-probes or "
+                            "$VETH_CACHE)")
 
     args = parser.parse_args(argv)
     if args.command == "plan":
