@@ -96,6 +96,7 @@ class StepPlan:
     peak_per_device: dict[str, int]
     fits: bool
     max_batch: int  # 0: not even one row fits
+    min_gpus: int | None = None  # GPUs of the first GPU's size this step needs at this batch (None: CPU plan, or > 64)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ class Plan:
         for step in self.steps:
             peak = ", ".join(f"{d} {fmt_bytes(b)}" for d, b in step.peak_per_device.items())
             verdict = "fits" if step.fits else "DOES NOT FIT"
-            lines.append(f"step {step.name}: +{step.extra}; peak {peak}: {verdict}; "
+            need = f"; needs {step.min_gpus} such GPUs at this batch" if step.min_gpus and not step.fits else ""
+            lines.append(f"step {step.name}: +{step.extra}; peak {peak}: {verdict}{need}; "
                          f"largest batch that fits: {step.max_batch}")
         lines.append(f"activation store (probe job): {self.store}")
         lines.append("verdict: " + ("every step fits" if self.fits else "some steps do not fit (see above)"))
@@ -302,15 +304,28 @@ def plan(spec: ModelSpec, *, dtype: str = "bfloat16", devices: Sequence[Device],
                     used[dev.name] += extra
         return used, text, layers
 
-    def fits(name: str, B: int) -> bool:
-        used, _, layers = placed(name, B)
-        return "offload" not in layers and all(used[d.name] <= d.usable for d in devices)
+    def fits(name: str, B: int, pool: Sequence[Device] = devices) -> bool:
+        nonlocal devices
+        saved, devices = devices, pool
+        try:
+            used, _, layers = placed(name, B)
+            return "offload" not in layers and all(used[d.name] <= d.usable for d in pool)
+        finally:
+            devices = saved
+
+    def min_gpus(name: str) -> int | None:
+        if devices[0].name == "cpu":
+            return None
+        size = devices[0].capacity
+        return next((k for k in range(1, 65) if fits(name, batch_size, [Device(f"cuda:{i}", size)
+                                                                          for i in range(k)])), None)
 
     steps = []
     for name in ("extract", "generate", "attribution"):
         used, _, _ = placed(name, batch_size)
         ok = fits(name, batch_size)
-        steps.append(StepPlan(name, step_extra(name, batch_size), used, ok, _largest_batch(lambda B: fits(name, B))))
+        steps.append(StepPlan(name, step_extra(name, batch_size), used, ok, _largest_batch(lambda B: fits(name, B)),
+                              min_gpus(name)))
     _, device_map, layers = _place(shape, params, b, devices, 0)
     if devices[0].name == "cpu":
         device_map = "cpu: the whole model (no GPU given: pass --gpus, e.g. --gpus 1x80GB)"
