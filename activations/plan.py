@@ -225,38 +225,39 @@ def _store_size(shape: ModelShape, job: ProbeJob) -> Figure:
                   f"{job.n_texts} rows x 80 B = {fmt_bytes(overhead)}")
 
 
-def _place(shape: ModelShape, params: ParameterCount, b: int, devices: Sequence[Device],
-           extra_per_layer: int) -> tuple[dict[str, int], str, dict[str, int]]:
-    """Assign layers to devices in order (as accelerate's sequential map does), each device holding its layers'
-    weights and ``extra_per_layer`` bytes per layer; the embedding table sits on the first device and the output
-    projection on the last. Layers no device can hold go to the CPU (offload). Returns the bytes per device, the
-    map as text, and the layers per device."""
+def _place(shape: ModelShape, params: ParameterCount, b: int, devices: Sequence[Device], extra_per_layer: int,
+           reserve: int = 0) -> tuple[dict[str, int], str, dict[str, int]]:
+    """Spread the layers over ``devices`` in proportion to the layers each can hold, as accelerate's balanced
+    ``auto`` map does: each device holds its layers' weights plus ``extra_per_layer`` bytes per layer (KV cache, saved
+    activations) and keeps ``reserve`` bytes free (a step's working set); the embedding table sits on the first device
+    and the output projection on the last. Layers no device can hold are offloaded. Returns the bytes per device, the
+    map as text, and the layers per device (key ``offload`` for the rest)."""
     layer_bytes = params.per_layer * b + extra_per_layer
-    first, last = params.embedding * b, (params.unembedding + shape.d_model) * b + shape.vision_parameters * b
-    used = {d.name: 0 for d in devices}
-    layers = {d.name: 0 for d in devices}
-    used[devices[0].name] += first
-    used[devices[-1].name] += last
-    d = 0
-    offloaded = 0
-    for _ in range(shape.n_layers):
-        while d < len(devices) and used[devices[d].name] + layer_bytes > devices[d].usable:
-            d += 1
-        if d == len(devices):
-            offloaded += 1
-            continue
-        used[devices[d].name] += layer_bytes
-        layers[devices[d].name] += 1
+    first, last = params.embedding * b, (params.unembedding + shape.d_model + shape.vision_parameters) * b
+    fixed = {d.name: (first if i == 0 else 0) + (last if i == len(devices) - 1 else 0) for i, d in enumerate(devices)}
+    room = [max(0, (d.usable - fixed[d.name] - reserve) // layer_bytes) for d in devices]
+    n = shape.n_layers
+    if sum(room) <= n:
+        counts = list(room)
+    else:  # proportional shares, rounded down, then the remainder to the devices with the most room left
+        counts = [min(r, n * r // sum(room)) for r in room]
+        for i in sorted(range(len(devices)), key=lambda i: room[i] - counts[i], reverse=True):
+            if sum(counts) == n:
+                break
+            counts[i] += min(room[i] - counts[i], n - sum(counts))
+    layers = {d.name: c for d, c in zip(devices, counts)}
+    used = {d.name: fixed[d.name] + c * layer_bytes + (reserve if c else 0) for d, c in zip(devices, counts)}
+    offloaded = n - sum(counts)
     parts, start = [], 0
-    for dev in devices:
-        n = layers[dev.name]
-        extras = [x for x, on in (("embeddings", dev is devices[0]), ("output head", dev is devices[-1])) if on]
-        span = f"layers {start}-{start + n - 1}" if n else "no layers"
+    for i, dev in enumerate(devices):
+        c = layers[dev.name]
+        extras = [x for x, on in (("embeddings", i == 0), ("output head", i == len(devices) - 1)) if on]
+        span = f"layers {start}-{start + c - 1}" if c else "no layers"
         parts.append(f"{dev.name}: {span}" + (f" + {' + '.join(extras)}" if extras else ""))
-        start += n
+        start += c
     if offloaded:
-        parts.append(f"cpu/disk offload: layers {start}-{shape.n_layers - 1} ({offloaded} layers; accelerate "
-                     "--device-map with offload, each forward streams them through the GPU: slow)")
+        parts.append(f"cpu/disk offload: layers {start}-{n - 1} ({offloaded} layers; accelerate --device-map with "
+                     "offload streams them through the GPU on every forward: slow)")
         layers["offload"] = offloaded
     return used, "; ".join(parts), layers
 
@@ -295,14 +296,11 @@ def plan(spec: ModelSpec, *, dtype: str = "bfloat16", devices: Sequence[Device],
 
     def placed(name: str, B: int) -> tuple[dict[str, int], str, dict[str, int]]:
         extra = step_extra(name, B).bytes
-        # KV cache and saved activations scale with the layers on a device; a working set is one layer's at a time.
-        per_layer = extra // shape.n_layers if name != "extract" else 0
-        used, text, layers = _place(shape, params, b, devices, per_layer)
+        # KV cache and saved activations scale with the layers on a device; a working set is one layer's at a time,
+        # kept free on every device.
         if name == "extract":
-            for dev in devices:
-                if layers[dev.name]:
-                    used[dev.name] += extra
-        return used, text, layers
+            return _place(shape, params, b, devices, 0, reserve=extra)
+        return _place(shape, params, b, devices, extra // shape.n_layers)
 
     def fits(name: str, B: int, pool: Sequence[Device] = devices) -> bool:
         nonlocal devices
