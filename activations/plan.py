@@ -6,22 +6,26 @@ patching forward + backward), how large the probe job's activation store grows o
 which device map it would use, and the largest batch that fits. Every :class:`Figure` carries the formula with the
 numbers put in, so a reader can redo the arithmetic; ``bench/bench_plan.py`` measures the same figures on CPU.
 
-Model of memory (bytes; ``b`` = bytes per element of the dtype, ``B`` batch, ``T`` prompt tokens, ``N`` new tokens):
+Model of memory (bytes; ``b`` = bytes per element of the dtype, ``B`` batch, ``T`` prompt tokens, ``N`` new tokens,
+``L`` layers, ``d`` width, ``q``/``kv`` query and key-value widths, ``m`` the MLP width: active + shared experts x
+expert width for a mixture, ``H`` heads, ``V`` vocabulary):
 
 - weights: parameters x ``b`` (:func:`activations.shapes.count_parameters`); a quantised checkpoint (GPT-OSS MXFP4)
   is dequantised to the dtype by the loader, so it is planned at ``b`` too, and the plan says so.
-- extraction (no gradient, fused attention, stops after the last hooked layer): the largest layer's working set,
-  ``B T b (W_d d + W_q (q + 2 kv) + W_m m)`` with ``m`` the MLP width (active experts x expert width for a mixture),
-  plus the selected rows kept for the store.
-- generation: the KV cache ``2 L kv_heads head_dim B (T + N) b`` plus the prefill, which runs the whole prompt once
-  (a working set as in extraction) and computes the logits of every prompt position in float32 (``B T V 4``).
+- extraction (no gradient, fused attention, stops after the last hooked layer): ``B T b (L d + W_d d + W_q (q + 2 kv)
+  + W_m m)``: every layer's residual output stays alive until the forward ends (measured: the bridge keeps each
+  block's output), plus the largest layer's working set.
+- generation: the KV cache ``2 L kv B (T + N) b``, plus the prefill, which runs the whole prompt once (as extraction)
+  and computes the logits of every prompt position in float32 (``B T V 4``).
 - attribution patching: one forward and one backward through the prompt; TransformerLens drives it with
   ``torch.autograd.grad`` to the activations, so no parameter gradient is allocated, but autograd keeps each layer's
-  inputs for the backward, ``L B T b (S_d d + S_q (q + 2 kv) + S_m m)``,
-  plus eager attention's probabilities ``L B H T^2 b``, plus the logits and their gradient ``2 B T V b``.
+  inputs for the backward, ``L B T b (S_d d + S_q (q + 2 kv) + S_m m + 2 H T)`` (the last term: eager attention's
+  scores and probabilities), plus the cached activations and their gradients at the ``L + 1`` residual hook points
+  (``2 (L + 1) B T d b``), plus the logits and their gradient (``2 B T V b``).
 
-The constants ``W_*`` and ``S_*`` count the tensors of one position a layer holds; they are the ones
-``bench/bench_plan.py`` measured against (SmolLM2, Gemma 3 270M, a 1B-shaped Llama on CPU; see docs/models-and-scale.md).
+The constants ``W_*`` and ``S_*`` count the tensors of one position a layer holds; they were fitted to
+``bench/bench_plan.py``'s measurements of SmolLM2 and checked on Gemma 3 270M and a 1B-shaped Llama (CPU; table and
+command in docs/models-and-scale.md).
 Device memory is the capacity less :data:`GPU_RESERVE` (CUDA context, allocator fragmentation); a KV cache or
 activations are placed where their layers are, so a split model needs each GPU to hold its share of both.
 """
@@ -49,9 +53,10 @@ GPU_RESERVE = 0.10
 #: baseline condition is 297 tokens; other tokenizers and templates vary by about 15% (Llama 3's header adds ~25).
 DEFAULT_PROMPT_TOKENS = 320
 
-# Tensors per position a layer holds (see the module docstring); measured by bench/bench_plan.py.
+# Tensors per position a layer holds (see the module docstring), fitted to bench/bench_plan.py's measurements.
 W_D, W_Q, W_M = 4, 1, 3  # extraction / prefill working set: residual, norm, attention out, MLP in/out; q, k, v; gate, up, act
-S_D, S_Q, S_M = 6, 2, 4  # attribution: inputs autograd keeps for the backward of each layer
+S_D, S_Q, S_M = 12, 3, 4  # attribution: what autograd keeps per layer (norm inputs and outputs, rotary q/k, repeated
+#                           k/v, attention and MLP inputs and outputs, bridge hook outputs); gate, up, act, act x up
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,9 @@ def _per_position(shape: ModelShape, c_d: int, c_q: int, c_m: int) -> tuple[int,
 
 def _extract_extra(shape: ModelShape, b: int, B: int, T: int) -> Figure:
     n, how = _per_position(shape, W_D, W_Q, W_M)
-    return Figure(B * T * b * n, f"B {B} x T {T} x {b} B x {how}")
+    kept = shape.n_layers * shape.d_model
+    return Figure(B * T * b * (kept + n), f"B {B} x T {T} x {b} B x ({shape.n_layers} layers x {shape.d_model} "
+                                          f"kept + working set {how})")
 
 
 def _generate_extra(shape: ModelShape, b: int, B: int, T: int, N: int) -> Figure:
@@ -202,12 +209,14 @@ def _generate_extra(shape: ModelShape, b: int, B: int, T: int, N: int) -> Figure
 def _attribution_extra(shape: ModelShape, b: int, B: int, T: int) -> Figure:
     n, how = _per_position(shape, S_D, S_Q, S_M)
     saved = shape.n_layers * B * T * b * n
-    attn = shape.n_layers * B * shape.n_heads * T * T * b
+    attn = 2 * shape.n_layers * B * shape.n_heads * T * T * b
+    cached = 2 * (shape.n_layers + 1) * B * T * shape.d_model * b
     logits = 2 * B * T * shape.vocab_size * b
-    return Figure(saved + attn + logits,
+    return Figure(saved + attn + cached + logits,
                   f"saved for backward {shape.n_layers} layers x B {B} x T {T} x {b} B x {how} = {fmt_bytes(saved)}; "
-                  f"attention probabilities {shape.n_layers} x B x {shape.n_heads} heads x T^2 x {b} B = "
-                  f"{fmt_bytes(attn)}; logits + gradient 2 x B x T x V {shape.vocab_size} x {b} B = "
+                  f"attention scores and probabilities 2 x {shape.n_layers} x B x {shape.n_heads} heads x T^2 x {b} B = "
+                  f"{fmt_bytes(attn)}; cached activations + gradients 2 x {shape.n_layers + 1} points x B x T x "
+                  f"{shape.d_model} x {b} B = {fmt_bytes(cached)}; logits + gradient 2 x B x T x V {shape.vocab_size} x {b} B = "
                   f"{fmt_bytes(logits)}; no parameter gradients (autograd.grad to the activations only)")
 
 
