@@ -104,6 +104,8 @@ def child(name: str, step: str, batch: int, new_tokens: int, prompt_tokens: int)
         gen = torch.Generator().manual_seed(0)
         ids = [torch.randint(3, 400, (prompt_tokens,), generator=gen).tolist() for _ in range(batch)]
         texts = [model.tokenizer.decode(i) for i in ids]
+        if step != "attribution":  # extraction and generation re-tokenize the decoded texts
+            prompt_tokens = max(len(model.encode(t)) for t in texts)
     Path("/proc/self/clear_refs").write_text("5")
     start = time.perf_counter()
     store_bytes = None
