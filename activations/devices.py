@@ -28,13 +28,15 @@ def _torch_version() -> str:
     return torch.__version__.split("+")[0]
 
 
-def check_device(device: str | None, dtype: str, *, device_map: str | None = None,
+def check_device(device: str | None, dtype: str, *, device_map: str | dict | None = None,
                  n_devices: int | None = None) -> None:
     """Raise :class:`DeviceError` (one line, saying what to do) unless ``device``/``device_map``/``n_devices`` and
     ``dtype`` can be used here. ``device`` None means the CPU (or the device map's choice)."""
     # --device-map auto/balanced/sequential place on whatever exists (the CPU too); cuda:N or several devices need GPUs.
-    wants_cuda = (device is not None and device.strip().lower().startswith("cuda")) or (n_devices or 1) > 1 or (
-        device_map is not None and device_map.strip().lower().startswith("cuda"))
+    # A dict map names a device per module: any cuda:N or bare GPU index in it needs a GPU.
+    targets = [str(v) for v in device_map.values()] if isinstance(device_map, dict) else [str(device_map or "")]
+    wants_cuda = (device is not None and device.strip().lower().startswith("cuda")) or (n_devices or 1) > 1 or any(
+        t.strip().lower().startswith("cuda") or t.strip().isdigit() for t in targets)
     if device is not None:
         try:
             parsed = torch.device(device)
