@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -303,36 +303,30 @@ def plan(spec: ModelSpec, *, dtype: str = "bfloat16", devices: Sequence[Device],
             return _generate_extra(shape, b, B, prompt_tokens, new_tokens)
         return _attribution_extra(shape, b, B, prompt_tokens)
 
-    def placed(name: str, B: int) -> tuple[dict[str, int], str, dict[str, int]]:
+    def placed(name: str, B: int, pool: Sequence[Device]) -> tuple[dict[str, int], str, dict[str, int]]:
         extra = step_extra(name, B).bytes
         # KV cache and saved activations scale with the layers on a device; a working set is one layer's at a time,
         # kept free on every device.
         if name == "extract":
-            return _place(shape, params, b, devices, 0, reserve=extra)
-        return _place(shape, params, b, devices, extra // shape.n_layers)
+            return _place(shape, params, b, pool, 0, reserve=extra)
+        return _place(shape, params, b, pool, extra // shape.n_layers)
 
     def fits(name: str, B: int, pool: Sequence[Device] = devices) -> bool:
-        nonlocal devices
-        saved, devices = devices, pool
-        try:
-            used, _, layers = placed(name, B)
-            return "offload" not in layers and all(used[d.name] <= d.usable for d in pool)
-        finally:
-            devices = saved
+        used, _, layers = placed(name, B, pool)
+        return "offload" not in layers and all(used[d.name] <= d.usable for d in pool)
 
     def min_gpus(name: str) -> int | None:
         if devices[0].name == "cpu":
             return None
         size = devices[0].capacity
-        return next((k for k in range(1, 65) if fits(name, batch_size, [Device(f"cuda:{i}", size)
-                                                                          for i in range(k)])), None)
+        return next((k for k in range(1, 65)
+                     if fits(name, batch_size, [Device(f"cuda:{i}", size) for i in range(k)])), None)
 
     steps = []
     for name in ("extract", "generate", "attribution"):
-        used, _, _ = placed(name, batch_size)
-        ok = fits(name, batch_size)
-        steps.append(StepPlan(name, step_extra(name, batch_size), used, ok, _largest_batch(lambda B: fits(name, B)),
-                              min_gpus(name)))
+        used, _, _ = placed(name, batch_size, devices)
+        steps.append(StepPlan(name, step_extra(name, batch_size), used, fits(name, batch_size),
+                              _largest_batch(lambda B: fits(name, B)), min_gpus(name)))
     _, device_map, layers = _place(shape, params, b, devices, 0)
     if devices[0].name == "cpu":
         device_map = "cpu: the whole model (no GPU given: pass --gpus, e.g. --gpus 1x80GB)"
@@ -342,7 +336,7 @@ def plan(spec: ModelSpec, *, dtype: str = "bfloat16", devices: Sequence[Device],
                 steps=tuple(steps), store=_store_size(shape, probe), notes=tuple(notes))
 
 
-def _largest_batch(fits_at: Any, cap: int = 4096) -> int:
+def _largest_batch(fits_at: Callable[[int], bool], cap: int = 4096) -> int:
     """The largest batch in [0, cap] for which ``fits_at`` holds (memory grows with the batch, so bisect)."""
     if not fits_at(1):
         return 0
