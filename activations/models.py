@@ -22,6 +22,7 @@ import torch
 from common.errors import ConfigError, ModelLoadError, UnknownModelError
 from common.fileio import sha256_file  # noqa: F401  (re-exported: callers import it from here)
 from activations import weight_cache
+from activations.devices import check_device
 from activations.registry import DEFAULT_MODEL, ModelSpec, get_spec, load_registry
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def load_model(
         raise ConfigError(f"unknown dtype '{dtype}'; choose one of {sorted(DTYPES)}")
     if device_map is not None and device is not None:
         raise ConfigError("pass either --device or --device-map, not both")
+    check_device(device, dtype, device_map=device_map, n_devices=n_devices)
     spec = resolve_spec(model, weights)
     if spec.source == "packaged":
         if device_map is not None or (n_devices or 1) > 1:

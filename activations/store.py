@@ -51,6 +51,7 @@ from safetensors.torch import save
 
 from common.errors import ToolkitError
 from common.fileio import atomic_write_bytes
+from activations.housekeeping import touch
 from activations.selection import Item, ResolvedItem, parse_position_key
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,7 @@ class ActivationStore:
                     f"{_identity_line(wanted)}. Rows of different weights or dtypes are never mixed: pass another "
                     f"store directory (store_dir_for(base, model.identity) gives one per model) or load the model "
                     "that wrote this store")
+        touch(root)  # the directory's mtime is the store's last use (python -m experiments.models cache list)
         return cls(root, manifest["model"])
 
     def _load_index(self) -> None:

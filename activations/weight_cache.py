@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from common.fileio import atomic_write_text, fsync_dir, sha256_file
+from activations.housekeeping import touch
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,9 @@ def load_or_convert(
     check = check_entry(path, source_sha256)
     if check.usable:
         try:
-            return load_entry(path, dtype)
+            loaded = load_entry(path, dtype)
+            touch(path)  # the entry's mtime is its last use (python -m experiments.models cache list)
+            return loaded
         except Exception as exc:  # sound by its manifest but unloadable (e.g. written by a broken transformers)
             check = CacheCheck(False, f"load failed: {type(exc).__name__}: {exc}")
     if check.problem is not None:

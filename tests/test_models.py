@@ -155,8 +155,11 @@ def test_device_map_and_n_devices_reach_boot_transformers(save_tiny, monkeypatch
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without GPUs")
 def test_n_devices_is_honoured_not_dropped(save_tiny):
-    # Real behaviour, not a spy: TransformerLens refuses to split over 2 GPUs that are not there.
-    with pytest.raises(ModelLoadError, match="n_devices=2 requires CUDA"):
+    # Real behaviour, not a spy: asking to split over 2 GPUs that are not there is refused before loading, with
+    # what to install (activations.devices.check_device), instead of TransformerLens's "n_devices=2 requires CUDA".
+    from activations.devices import DeviceError
+
+    with pytest.raises(DeviceError, match="built without CUDA" if torch.version.cuda is None else "GPU"):
         load_model(str(save_tiny("llama")), n_devices=2)
 
 
