@@ -19,8 +19,8 @@
 # controls, and patch one pair of prompts.
 #
 # **Settings are shrunk so the whole notebook runs in a few minutes on a CPU** (CI executes it top to bottom:
-# `tests/test_tutorial.py`): 2 trials per condition cut at 48 new tokens, 24 concept texts, 3 layers, a handful of
-# steering strengths, a short patching pair. The figures show what each tool produces, not findings: for those, use the
+# `tests/test_tutorial.py`): 2 trials per condition cut at 48 new tokens, 48 concept texts, 3 layers, 3 steering
+# strengths, a short patching pair. The figures show what each tool produces, not findings: for those, use the
 # commands and settings in the docs pages (`docs/*.md`). This file (`docs/tutorial.py`, jupytext percent format) is
 # the source; `docs/tutorial.ipynb` is generated from it.
 
@@ -31,11 +31,21 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in the saved outputs
+import io
+
 import torch
 from IPython.display import Image, display
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 work = Path(tempfile.mkdtemp(prefix="veth-tutorial-"))  # everything this notebook writes goes here
+
+
+def show(fig):
+    """Show a matplotlib figure inline as a PNG, whatever backend the toolkit's modules selected (they use Agg)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    display(Image(data=buffer.getvalue()))
 
 # %% [markdown]
 # ## 1. Load the model
@@ -68,29 +78,34 @@ for r in records:
     print(r.condition, r.trial_index, r.label or f"abstained ({r.needs_review})", "|", r.final_answer[-80:].replace("\n", " "))
 table = convergence_table([r.to_dict() for r in records], by=("model", "condition"))
 print(table.to_markdown())
-display(plot_convergence(table))
+show(plot_convergence(table))
 
 # %% [markdown]
 # ## 3. Train a probe from cached activations
 # `extract_and_load` caches exactly the hooks, layers and positions asked for in an activation store keyed by the
 # model's identity; the second call below reads them back without a forward pass. A probe is then an ordinary
-# scikit-learn estimator on one (n, d_model) matrix: here the interest-recognition concept, 24 balanced texts, the
-# last token's `resid_post` at three layers, group-aware cross-validation.
+# scikit-learn estimator on one (n, d_model) matrix: here the interest-recognition concept, 24 of its minimal pairs
+# (48 texts), the last token's `resid_post` at three layers, cross-validated over held-out groups of entities (so
+# unseen kinds of entity), accuracy with its Wilson 95% interval. At this size expect accuracy near chance; the
+# probe job (`python -m experiments.probe`, docs/probes.md) uses all ~520 texts, every layer and controls. The
+# steering direction is the difference of means (`probes.concept_probe.fit_direction`) at the best layer.
 
 # %%
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, cross_val_score
+from sklearn.model_selection import GroupKFold, cross_val_predict
 
 from activations.extract import extract_and_load
 from activations.selection import Selection
 from activations.store import store_dir_for
+from common.stats import wilson_interval
+from probes.concept_probe import fit_direction
 from probes.concepts import load_concept
 
 concept = load_concept("interest_recognition")
 rng = np.random.default_rng(0)
-pick = np.concatenate([rng.choice(np.flatnonzero(concept.labels == y), 12, replace=False) for y in (0, 1)])
-data = concept.subset(pick)
+pairs = set(rng.choice(sorted(set(concept.pair_ids)), 24, replace=False))
+data = concept.subset([i for i, pair in enumerate(concept.pair_ids) if pair in pairs])
 layers = (6, 12, 18)
 store = store_dir_for(work / "activations", model.identity)
 selection = Selection(hooks=("resid_post",), layers=layers, positions=("last",))
@@ -100,12 +115,15 @@ view = extract_and_load(model, data.texts, selection, store, labels=data.labels,
 accuracy = {}
 for layer in layers:
     X = view.matrix("resid_post", layer, "last").X
-    accuracy[layer] = cross_val_score(LogisticRegression(max_iter=2000), X, data.labels, groups=data.groups,
-                                      cv=GroupKFold(4)).mean()
-    print(f"layer {layer}: cross-validated accuracy {accuracy[layer]:.2f} (n={len(data)}, chance 0.50)")
+    predicted = cross_val_predict(LogisticRegression(max_iter=2000), X, data.labels, groups=data.groups,
+                                  cv=GroupKFold(4))
+    correct = int((predicted == data.labels).sum())
+    accuracy[layer] = correct / len(data)
+    low, high = wilson_interval(correct, len(data))
+    print(f"layer {layer}: held-out-group accuracy {accuracy[layer]:.2f} [{low:.2f}, {high:.2f}] "
+          f"(n={len(data)}, chance 0.50)")
 best = max(accuracy, key=accuracy.get)
-probe = LogisticRegression(max_iter=2000).fit(view.matrix("resid_post", best, "last").X, data.labels)
-direction = probe.coef_[0] / np.linalg.norm(probe.coef_[0])
+direction, _, _ = fit_direction("mean_diff", view.matrix("resid_post", best, "last").X, data.labels, data.groups)
 
 # %% [markdown]
 # ## 4. Steer with the probe's direction against random controls
@@ -126,8 +144,8 @@ prompt = render_prompt(load_scenario().prompt("baseline"), model.tokenizer, mode
 tokens = model.tokenizer(prompt, add_special_tokens=False)["input_ids"]
 verdict = resolve_verdict_tokens(model.tokenizer, [" No"], [" Yes"])
 norms = measure_residual_norms(model, data.texts[:8], hook="resid_post")
-alphas = [-0.4, -0.2, 0.0, 0.2, 0.4]
-randoms = [v / np.linalg.norm(v) for v in np.random.default_rng(1).standard_normal((4, model.d_model))]
+alphas = [-0.4, 0.0, 0.4]
+randoms = [v / np.linalg.norm(v) for v in np.random.default_rng(1).standard_normal((3, model.d_model))]
 vectors = {"probe": direction, **{f"random {i}": v for i, v in enumerate(randoms)}}
 rows = [[Steer(v, a, (best,))] for v in vectors.values() for a in alphas]
 
@@ -144,9 +162,9 @@ for (name, _), row in zip(vectors.items(), values):
     ax.plot(alphas, row, marker="o", color="C3" if name == "probe" else "0.7", label=name if name == "probe" or
             name == "random 0" else None, lw=2 if name == "probe" else 1)
 ax.set(xlabel=f"alpha (relative to the residual norm), layer {best}", ylabel='log P(" No") - log P(" Yes")',
-       title="steering: probe direction vs 4 random directions")
+       title="steering: probe direction vs 3 random directions")
 ax.legend()
-display(fig)
+show(fig)
 
 # %% [markdown]
 # ## 5. Patch one pair and show the heatmap
