@@ -16,7 +16,6 @@ from inspect_ai.model import ContentReasoning, ContentText, ModelOutput, ModelUs
 
 from behaviour.backends import served_model_key  # noqa: E402
 from behaviour.inspect_task import ABSTAINED, log_rows, scenario_samples, veth  # noqa: E402
-from behaviour.judges.factory import DEFAULT_JUDGE  # noqa: E402
 from behaviour.scenario import load_scenario  # noqa: E402
 from behaviour.trials import plan_trials  # noqa: E402
 from common.errors import ConfigError  # noqa: E402
@@ -28,6 +27,7 @@ PROCEED = "Step 1: x.\n\n**Final Verdict:** Advisable. Proceed with a pilot prog
 REFUSAL = "I'm sorry, but I can't help with that."
 CUT_OFF = "Step 1: The Veth are sentient.\nStep 2: Their labour would"
 N = 3
+JUDGE = "rules/embedding"  # a cascade, so each member's label is in the metadata (named: the default may change)
 # trial (condition, index) -> (text, reasoning channel or None, stop reason, label the scorer must give)
 PLAN: dict[tuple[str, int], tuple[str, str | None, str, str]] = {
     ("baseline", 0): (CONVERGED, None, "stop", "converged"),
@@ -58,7 +58,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         return output
 
     log_dir = tmp_path_factory.mktemp("inspect-logs")
-    [log] = inspect_eval(veth, task_args={"conditions": "baseline,threat", "n": N}, display="none",
+    [log] = inspect_eval(veth, task_args={"conditions": "baseline,threat", "n": N, "judge": JUDGE}, display="none",
                          model=get_model("mockllm/model", custom_outputs=answer), log_dir=str(log_dir))
     return {"log": log, "sent": sent, "specs": specs, "scenario": scenario, "tmp": log_dir}
 
@@ -89,7 +89,7 @@ def test_scorer_is_our_judge_on_the_final_answer(run: dict[str, Any]) -> None:
         key = index[sample.id]
         score = sample.scores["veth_judge"]
         assert score.value == PLAN[key][3], key
-        assert score.metadata["judge"] == DEFAULT_JUDGE
+        assert score.metadata["judge"] == JUDGE
         if key != ("threat", 2):  # a response cut off before its verdict is not shown to the members
             assert set(score.metadata["members"]) == {"rules", "embedding"}
     cut = next(s for s in run["log"].samples if index[s.id] == ("threat", 2)).scores["veth_judge"]
@@ -111,8 +111,8 @@ def test_metrics_are_the_convergence_rates_with_wilson_intervals(run: dict[str, 
 def test_experiments_score_reads_the_log_into_the_same_table(run: dict[str, Any], tmp_path: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "scored.jsonl"
-    assert score_main(["--input", run["log"].location, "--output", str(out), "--table", "--by", "condition",
-                       "--runs", str(tmp_path / "runs")]) == 0
+    assert score_main(["--input", run["log"].location, "--output", str(out), "--judge", JUDGE, "--table",
+                       "--by", "condition", "--runs", str(tmp_path / "runs")]) == 0
     scored = [json.loads(line) for line in out.read_text().splitlines()]
     labels = {r["id"]: r["label"] for r in scored}
     assert labels == {s.id: s.scores["veth_judge"].metadata["label"] for s in run["log"].samples}
