@@ -121,7 +121,8 @@ def trial_row(sample_id: str | int | None, metadata: dict[str, Any], output: Mod
             "base_condition": metadata.get("base_condition"), "trial_index": metadata.get("trial_index"),
             "prompt_hash": metadata.get("prompt_hash"), "prompt_format": metadata.get("prompt_format"),
             "seed": metadata.get("seed"), "response": _response(output),
-            "finished": None if stop is None else stop not in _CUT_OFF,
+            # "unknown": the provider did not say; then the judge's scoring path looks at the text (was_cut_off)
+            "finished": None if stop in (None, "unknown") else stop not in _CUT_OFF,
             "n_tokens": usage.output_tokens if usage is not None else None, "error": error}
 
 
