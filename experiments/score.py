@@ -1,6 +1,7 @@
 """Score responses with a judge: ``python -m experiments.score --input IN.jsonl --output OUT.jsonl``.
 
-Each input row needs a ``response``; every other field is kept. Output rows add ``label`` (converged / ambiguous /
+Each input row needs a ``response``; every other field is kept. An Inspect eval log (``--input LOG.eval`` or
+``.json``, from ``inspect eval behaviour/inspect_task.py``) is read as trial rows, one per sample. Output rows add ``label`` (converged / ambiguous /
 did_not_converge / refused, or null when no label could be given), ``final_verdict`` (the text judged),
 ``rationale``, ``judge`` and ``parse_error``. Malformed JSON lines and rows with an empty or missing response are
 reported with their line numbers; the rest are scored and written (atomically), and the exit status is 1. Progress
@@ -28,7 +29,9 @@ from experiments.jobs.score import check_paths, run_score_job
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.score", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", required=True, type=Path, help="JSONL file of rows with a 'response' field")
+    parser.add_argument("--input", required=True, type=Path,
+                        help="JSONL file of rows with a 'response' field, or an Inspect eval log (.eval or .json) of "
+                             "behaviour/inspect_task.py, whose samples are read as trial rows")
     parser.add_argument("--output", required=True, type=Path, help="JSONL file to write the scored rows to")
     parser.add_argument("--judge", default=DEFAULT_JUDGE,
                         help=f"{SPEC_HELP} (default: {DEFAULT_JUDGE})")

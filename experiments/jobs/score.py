@@ -1,6 +1,7 @@
 """The scoring job: a JSONL file of responses judged row by row, resumable, with reviews, table and run directory.
 
-Output rows add ``label``, ``final_verdict``, ``rationale``, ``judge`` and ``parse_error`` to every input field.
+Output rows add ``label``, ``final_verdict``, ``rationale``, ``judge`` and ``parse_error`` to every input field. The
+input is a JSONL file of rows, or an Inspect eval log (``.eval``/``.json``), whose samples become trial rows.
 Progress is appended to ``OUT.jsonl.partial`` every :data:`RESUME_BATCH` rows, under the same resume rule as the trial
 store (:func:`common.jsonl.read_resumable`), so an interrupted run (slow LLM judges) resumes where it stopped.
 """
@@ -8,7 +9,7 @@ store (:func:`common.jsonl.read_resumable`), so an interrupted run (slow LLM jud
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from common.fileio import atomic_write_text
 from common.jsonl import BadLine, append_jsonl, dumps_jsonl, iter_jsonl_numbered, read_resumable
 from common.rundir import RunDir
 
-__all__ = ["RESUME_BATCH", "ScoreOutcome", "check_paths", "resume_partial", "run_score_job"]
+__all__ = ["INSPECT_LOG_SUFFIXES", "RESUME_BATCH", "ScoreOutcome", "check_paths", "read_input", "resume_partial",
+           "run_score_job"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,23 @@ def resume_partial(partial: Path, rows: list[dict[str, Any]], judge_name: str) -
     return done
 
 
+#: Input suffixes read as Inspect eval logs (``inspect eval behaviour/inspect_task.py``); anything else is JSONL.
+INSPECT_LOG_SUFFIXES = (".eval", ".json")
+
+
+def read_input(input_path: Path, on_error: Callable[[BadLine], None]) -> list[tuple[int, dict[str, Any]]]:
+    """The rows to score, each with its line number: a JSONL file's rows, or an Inspect log's samples as trial rows
+    (:func:`behaviour.inspect_task.log_rows`; numbered by sample)."""
+    if input_path.suffix not in INSPECT_LOG_SUFFIXES:
+        return list(iter_jsonl_numbered(input_path, on_error=on_error))
+    try:
+        from behaviour.inspect_task import log_rows
+    except ImportError as exc:
+        raise ConfigError(f"{input_path} is read as an Inspect log, which needs inspect-ai ({exc}); install the extra: "
+                          "pip install -e '.[inspect]'") from None
+    return list(enumerate(log_rows(input_path), start=1))
+
+
 def _strip(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in JUDGE_FIELDS}
 
@@ -99,7 +118,7 @@ def run_score_job(input_path: Path, output: Path, judge: Judge, *, reviews: Path
     check_paths(input_path, output, force=force)
     reviewed = import_reviews(reviews) if reviews else None
     outcome = ScoreOutcome(rows=[])
-    numbered = list(iter_jsonl_numbered(input_path, on_error=outcome.bad_lines.append))
+    numbered = read_input(input_path, on_error=outcome.bad_lines.append)
     line_of = [n for n, _ in numbered]
     rows = [r for _, r in numbered]
     if sample is not None:
