@@ -18,6 +18,7 @@ llama.cpp is a test/benchmark tool here, never a dependency: the binary is looke
 
     python bench/bench_llamacpp_cvec.py                          # layer 10, relative scale 0.5
     python bench/bench_llamacpp_cvec.py --layer 20 --scale 1.0
+    python bench/bench_llamacpp_cvec.py --keep /tmp/cvec        # keep the exported vectors for a served run
 """
 
 from __future__ import annotations
@@ -260,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layer", type=int, default=10, help="L (resid_post); L-1 and L+1 are the controls")
     parser.add_argument("--scale", type=float, default=0.5, help="llama.cpp SCALE = our absolute alpha")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random direction")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="keep the exported control vectors (<direction>-L<k>.gguf) in DIR")
     args = parser.parse_args(argv)
     binary = find_llama_server()
     if binary is None:
@@ -270,7 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"load {os.getloadavg()[0]:.1f}")
     print(f"llama-server: {binary}")
     model = load_model(MODEL)
-    check = run_check(model, binary, layer=args.layer, scale=args.scale, seed=args.seed)
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+    check = run_check(model, binary, layer=args.layer, scale=args.scale, seed=args.seed, workdir=args.keep)
     print(format_check(check))
     return 0
 
