@@ -12,6 +12,9 @@ the same token ids:
    row's smallest difference is on the diagonal (k = j), for a random direction and for the verdict direction.
 2. The effect: the verdict log-odds (``interventions.verdict``: log P(" No") - log P(" Yes")) shift under the
    verdict direction at +scale and -scale, llama.cpp beside ours.
+3. Steered generation: greedy continuations (``--gen-tokens`` tokens) of the same prompt, unsteered and with the
+   verdict direction at L at +scale and -scale, llama.cpp beside ours (``generate_steered``): how many leading tokens
+   agree (the unsteered pair is the baseline: quantisation alone makes greedy paths part somewhere).
 
 llama.cpp is a test/benchmark tool here, never a dependency: the binary is looked up at ``$LLAMA_CPP_BIN`` (the
 ``llama-server`` file or its folder), else at the build folder this project's machine uses.
@@ -44,7 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from activations.models import LoadedModel, load_model, packaged_file  # noqa: E402
 from interventions.gguf_export import export_control_vector  # noqa: E402
-from interventions.steering import Steer, last_logits, measure_residual_norms, plan_for, steered_forward  # noqa: E402
+from interventions.steering import (  # noqa: E402
+    Steer, generate_steered, last_logits, measure_residual_norms, plan_for, steered_forward,
+)
 from interventions.verdict import VerdictTokens, resolve_verdict_tokens  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
@@ -57,7 +62,7 @@ TOP_K = 200
 
 
 def find_llama_server() -> Path | None:
-    """``llama-server`` at ``$LLAMA_CPP_BIN`` (the file or its folder), else in the default build folder; None if absent."""
+    """``llama-server`` at ``$LLAMA_CPP_BIN`` (the file or its folder), else in the default build folder, or None."""
     given = os.environ.get("LLAMA_CPP_BIN")
     base = Path(given) if given else DEFAULT_BIN
     path = base / "llama-server" if base.is_dir() else base
@@ -111,14 +116,23 @@ class LlamaServer:
                 self.process.kill()
                 self.process.wait()
 
+    def post(self, body: dict) -> dict:
+        req = urllib.request.Request(self.url + "/completion", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())
+
+    def greedy(self, tokens: Sequence[int], n: int) -> list[int]:
+        """llama.cpp's greedy continuation of ``tokens`` (``n`` tokens at most, stopping at end of generation)."""
+        body = {"prompt": [int(t) for t in tokens], "n_predict": n, "temperature": 0, "top_k": 1,
+                "cache_prompt": False, "return_tokens": True}
+        return [int(t) for t in self.post(body)["tokens"]]
+
     def logprobs(self, tokens: Sequence[int], vocab: int) -> np.ndarray:
         """llama.cpp's next-token log-probabilities after ``tokens`` (pre-sampling, the whole vocabulary)."""
         body = {"prompt": [int(t) for t in tokens], "n_predict": 1, "n_probs": vocab, "temperature": 0,
                 "cache_prompt": False, "post_sampling_probs": False}
-        req = urllib.request.Request(self.url + "/completion", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=120) as r:
-            top = json.loads(r.read())["completion_probabilities"][0]["top_logprobs"]
+        top = self.post(body)["completion_probabilities"][0]["top_logprobs"]
         out = np.full(vocab, -np.inf)
         for entry in top:
             out[int(entry["id"])] = float(entry["logprob"])
@@ -139,6 +153,9 @@ class CvecCheck:
     corr: dict[str, list[list[float]]] = field(default_factory=dict)
     # signed scale -> (ours, llama.cpp) verdict log-odds shift
     verdict_shift: dict[float, tuple[float, float]] = field(default_factory=dict)
+    # signed scale (0: unsteered) -> (ours, llama.cpp) greedy token ids
+    greedy: dict[float, tuple[list[int], list[int]]] = field(default_factory=dict)
+    gen_tokens: int = 0
 
     @property
     def layers(self) -> list[int]:
@@ -150,10 +167,19 @@ class CvecCheck:
         return all(int(np.argmin(m[k])) == k for k in range(len(m)))
 
 
-def prompt_tokens(model: LoadedModel) -> list[int]:
+def prompt_text(model: LoadedModel) -> str:
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
-    text = model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + RESPONSE
-    return model.encode(text)
+    return model.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + RESPONSE
+
+
+def agreed(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two continuations share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def our_logprobs(model: LoadedModel, tokens: list[int], rows: list[list[Steer]]) -> np.ndarray:
@@ -172,11 +198,12 @@ def log_odds(lp: np.ndarray, vt: VerdictTokens) -> float:
 
 
 def run_check(model: LoadedModel, binary: Path, *, layer: int, scale: float, seed: int = 0,
-              workdir: Path | None = None, log=print) -> CvecCheck:
+              workdir: Path | None = None, gen_tokens: int = 0, log=print) -> CvecCheck:
     """Serve the GGUF unsteered and steered with our exports, and compare with our steering (see module doc)."""
     gguf = packaged_file(model.spec)
     vocab = int(model.bridge.cfg.d_vocab)
-    tokens = prompt_tokens(model)
+    text = prompt_text(model)
+    tokens = model.encode(text)
     vt = resolve_verdict_tokens(model.tokenizer)
     norms = measure_residual_norms(model, [model.tokenizer.decode(tokens)], hook="resid_post")
     norm = float(norms.norms[layer])
@@ -203,17 +230,28 @@ def run_check(model: LoadedModel, binary: Path, *, layer: int, scale: float, see
         ours_base = ours[0]
         ours_at = {(n, j): ours[1 + i * len(layers) + jj] for i, n in enumerate(vectors) for jj, j in enumerate(layers)}
         ours_neg = ours[-1]
+        greedy_ll: dict[float, list[int]] = {}
 
-        def served(control: Sequence[tuple[Path, float]]) -> np.ndarray:
+        def served(control: Sequence[tuple[Path, float]], generate: float | None = None) -> np.ndarray:
             t0 = time.perf_counter()
             with LlamaServer(binary, gguf, control) as srv:
                 lp = srv.logprobs(tokens, vocab)
-            log(f"  llama-server {[f'{p.name}:{s}' for p, s in control] or 'unsteered'}: {time.perf_counter() - t0:.1f} s")
+                if generate is not None and gen_tokens:
+                    greedy_ll[generate] = srv.greedy(tokens, gen_tokens)
+            what = [f"{p.name}:{s}" for p, s in control] or "unsteered"
+            log(f"  llama-server {what}: {time.perf_counter() - t0:.1f} s")
             return lp
 
-        ll_base = served([])
-        ll_at = {key: served([(f, scale)]) for key, f in files.items()}
-        ll_neg = served([(files[("verdict", layer)], -scale)])
+        ll_base = served([], generate=0.0)
+        ll_at = {key: served([(f, scale)], generate=scale if key == ("verdict", layer) else None)
+                 for key, f in files.items()}
+        ll_neg = served([(files[("verdict", layer)], -scale)], generate=-scale)
+        if gen_tokens:
+            signed = [0.0, scale, -scale]
+            steer_rows = [[] if s == 0 else [Steer(vectors["verdict"], s, (layer,), absolute=True)] for s in signed]
+            gens = generate_steered(model, [text] * 3, plan_for(model, steer_rows), batch_size=3,
+                                    max_new_tokens=gen_tokens, temperature=0.0)
+            greedy_ours = {s: g.token_ids for s, g in zip(signed, gens)}
     finally:
         if tmp:
             tmp.cleanup()
@@ -236,10 +274,14 @@ def run_check(model: LoadedModel, binary: Path, *, layer: int, scale: float, see
     check.verdict_shift[scale] = (log_odds(ours_at[("verdict", layer)], vt) - base_o,
                                   log_odds(ll_at[("verdict", layer)], vt) - base_l)
     check.verdict_shift[-scale] = (log_odds(ours_neg, vt) - base_o, log_odds(ll_neg, vt) - base_l)
+    if gen_tokens:  # llama.cpp returns the end-of-generation token, ours does not
+        eos = {model.tokenizer.eos_token_id, model.tokenizer.convert_tokens_to_ids("<|im_end|>")}
+        check.greedy = {s: (greedy_ours[s], [t for t in greedy_ll[s] if t not in eos]) for s in greedy_ours}
+        check.gen_tokens = gen_tokens
     return check
 
 
-def format_check(c: CvecCheck) -> str:
+def format_check(c: CvecCheck, decode=str) -> str:
     lines = [f"layer L={c.layer}, scale {c.scale} x the layer's resid_post norm {c.norm:.2f} (prompt tokens)",
              f"unsteered: KL(ours || llama.cpp) = {c.unsteered_kl:.4f} nats; verdict log-odds ours "
              f"{c.unsteered_log_odds[0]:+.3f}, llama.cpp {c.unsteered_log_odds[1]:+.3f}"]
@@ -253,6 +295,12 @@ def format_check(c: CvecCheck) -> str:
         lines.append(f"  diagonal best in every row: {c.diagonal_wins(name)}")
     for s, (o, l) in c.verdict_shift.items():
         lines.append(f"verdict direction at L, scale {s:+}: log-odds shift ours {o:+.3f}, llama.cpp {l:+.3f}")
+    for s, (o, l) in c.greedy.items():
+        what = "unsteered" if s == 0 else f"verdict direction at L, scale {s:+}"
+        ends = " (both stop there)" if len(o) == len(l) < c.gen_tokens else ""
+        lines.append(f"greedy, {what}: {agreed(o, l)} of {min(len(o), len(l))} leading tokens agree{ends}")
+        lines.append(f"    ours:      {decode(o)!r}")
+        lines.append(f"    llama.cpp: {decode(l)!r}")
     return "\n".join(lines)
 
 
@@ -261,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layer", type=int, default=10, help="L (resid_post); L-1 and L+1 are the controls")
     parser.add_argument("--scale", type=float, default=0.5, help="llama.cpp SCALE = our absolute alpha")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random direction")
+    parser.add_argument("--gen-tokens", type=int, default=24, help="greedy tokens to compare (0: none)")
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="keep the exported control vectors (<direction>-L<k>.gguf) in DIR")
     args = parser.parse_args(argv)
@@ -275,8 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = load_model(MODEL)
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
-    check = run_check(model, binary, layer=args.layer, scale=args.scale, seed=args.seed, workdir=args.keep)
-    print(format_check(check))
+    check = run_check(model, binary, layer=args.layer, scale=args.scale, seed=args.seed, workdir=args.keep,
+                      gen_tokens=args.gen_tokens)
+    print(format_check(check, decode=model.tokenizer.decode))
     return 0
 
 

@@ -5,8 +5,10 @@ with a judge, and writes a run directory ``runs/<time>-trials-<model>/`` (``tran
 table and chart, ``review.csv``, ``report.md``: see :mod:`experiments.jobs.trials`).
 
 Generation goes through the local TransformerLens bridge by default; ``--backend openai --base-url URL`` uses an
-OpenAI-compatible server (vLLM, llama.cpp, TGI) instead. ``--resume RUN_DIR`` finishes an interrupted run with its
-stored settings (passing a different setting is an error); trials already stored are never redone or duplicated.
+OpenAI-compatible server (vLLM, llama.cpp, TGI) instead; a server steered with a llama.cpp control vector is declared
+with ``--served-control-vector FILE --served-control-scale S`` (docs/llamacpp.md). ``--resume RUN_DIR`` finishes an
+interrupted run with its stored settings (passing a different setting is an error); trials already stored are never
+redone or duplicated.
 The work is done by :func:`experiments.jobs.trials.run_trials_job`.
 """
 

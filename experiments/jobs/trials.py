@@ -153,7 +153,8 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
         log.info("run directory: %s", run.path)
     elif run.config.get("model_key") != identity["key"]:
         raise ConfigError(f"{run.path} was run with model identity {run.config.get('model_key')}, but the loaded "
-                          f"model is {identity['key']} (different weights, dtype or served control vector); start a new run")
+                          f"model is {identity['key']} (different weights, dtype or served control vector); start a "
+                          "new run")
     run.start()  # a resumed run is running again; run_main records how it ends
 
     records = run_trials(
@@ -171,8 +172,8 @@ def served_steering_line(identity: dict[str, Any]) -> str:
     cv = identity.get("control_vector")
     if not cv:
         return ""
-    return (f"\n- Served steering: the server adds a control vector (sha256 `{cv['sha256'][:16]}`, scale {cv['scale']}); "
-            "these are steered trials.")
+    return (f"\n- Served steering: the server adds a control vector (sha256 `{cv['sha256'][:16]}`, scale "
+            f"{cv['scale']}); these are steered trials.")
 
 
 def registry_thinking(settings: dict[str, Any]) -> bool | None:
