@@ -23,9 +23,9 @@ from typing import Any
 from activations.models import LoadedModel
 from behaviour.scenario import load_scenario
 from behaviour.judges.factory import SPEC_HELP
+from common.errors import ConfigError
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
-from common.errors import ConfigError
 from interventions.gguf_export import served_control_vector
 from interventions.steered_trials import SteeringSpec
 from experiments.jobs.trials import DEFAULTS, STORE, format_conditions, resume_settings, run_trials_job

@@ -10,8 +10,8 @@ which equals ``blocks.{k+1}.hook_resid_pre``. So ``resid_post`` at layer ``L`` i
 (``L >= 1``) and ``resid_pre`` at ``L`` as ``direction.{L-1}`` (``L >= 2``).
 
 Each tensor is the vector added (``alpha * norm[L] * unit``, or the raw vector); llama.cpp multiplies it by the
-``--control-vector-scaled FILE:SCALE`` factor, so export at alpha 1 and choose the strength there. Checked inside
-llama.cpp's own server by ``bench/bench_llamacpp_cvec.py`` (docs/llamacpp.md).
+``--control-vector-scaled FILE:SCALE`` factor (the steering job exports each selected setting at its own alpha, so
+SCALE 1 reproduces it). Checked inside llama.cpp's own server by ``bench/bench_llamacpp_cvec.py`` (docs/llamacpp.md).
 """
 
 from __future__ import annotations
