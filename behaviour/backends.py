@@ -85,10 +85,15 @@ class _Retryable(Exception):
     """A failure worth retrying (5xx, 429, timeout, dropped connection); carries the message for the final error."""
 
 
-def served_model_key(served_model: str, root: str | None = None) -> str:
+def served_model_key(served_model: str, root: str | None = None,
+                     control_vector: dict[str, Any] | None = None) -> str:
     """The identity key of a served model: its served name and the server's ``root`` (vLLM: the weights' path or hub
-    id), not its URL, so trials resume (and an Inspect run names them the same way) wherever it is served."""
-    return hashlib.sha256(json.dumps({"served_model": served_model, "root": root}).encode()).hexdigest()[:16]
+    id), not its URL, so trials resume (and an Inspect run names them the same way) wherever it is served; and the
+    control vector it serves with (sha256 and scale), when one is declared."""
+    keyed: dict[str, Any] = {"served_model": served_model, "root": root}
+    if control_vector:  # only then, so unsteered keys stay those of earlier runs
+        keyed["control_vector"] = control_vector
+    return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()[:16]
 
 
 class OpenAIBackend:
@@ -104,7 +109,7 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 300.0,
                  max_retries: int = 3, backoff: float = 1.0, prompt_format: Literal["chat", "document"] = "chat",
-                 max_concurrency: int = 16):
+                 max_concurrency: int = 16, control_vector: dict[str, Any] | None = None):
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"--base-url must start with http:// or https://, got {base_url!r}")
         if prompt_format not in ("chat", "document"):
@@ -119,6 +124,9 @@ class OpenAIBackend:
         self.backoff = backoff
         self.prompt_format = prompt_format
         self.max_concurrency = max_concurrency
+        # What the server was started with (e.g. llama.cpp's --control-vector-scaled FILE:SCALE), as the user
+        # declares it: the API cannot report it, yet the responses depend on it, so it is part of the identity.
+        self.control_vector = dict(control_vector) if control_vector else None
         self._identity: dict[str, Any] | None = None
 
     # -- HTTP --------------------------------------------------------------------------------------------------------
@@ -180,7 +188,8 @@ class OpenAIBackend:
         """The served model as the server describes it (``GET /v1/models``); checks that it is served.
 
         The key digests the served name and the server's ``root`` (vLLM: the weights' path or hub id), not the URL,
-        so a run can resume against the same model served elsewhere.
+        so a run can resume against the same model served elsewhere; with a declared ``control_vector`` (a steered
+        server) it digests that too, so steered and unsteered trials, or two vectors or scales, never share a key.
         """
         if self._identity is None:
             listing = self._request("/v1/models")
@@ -196,7 +205,8 @@ class OpenAIBackend:
             root = entry.get("root")
             self._identity = {"name": self.model_name, "source": "openai", "location": self.base_url, "root": root,
                               "owned_by": entry.get("owned_by"), "max_model_len": entry.get("max_model_len"),
-                              "prompt_format": self.prompt_format, "key": served_model_key(self.model_name, root)}
+                              "prompt_format": self.prompt_format, "control_vector": self.control_vector,
+                              "key": served_model_key(self.model_name, root, self.control_vector)}
         return self._identity
 
     def messages(self, source: PromptSource) -> list[dict[str, str]]:

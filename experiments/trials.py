@@ -5,8 +5,10 @@ with a judge, and writes a run directory ``runs/<time>-trials-<model>/`` (``tran
 table and chart, ``review.csv``, ``report.md``: see :mod:`experiments.jobs.trials`).
 
 Generation goes through the local TransformerLens bridge by default; ``--backend openai --base-url URL`` uses an
-OpenAI-compatible server (vLLM, llama.cpp, TGI) instead. ``--resume RUN_DIR`` finishes an interrupted run with its
-stored settings (passing a different setting is an error); trials already stored are never redone or duplicated.
+OpenAI-compatible server (vLLM, llama.cpp, TGI) instead; a server steered with a llama.cpp control vector is declared
+with ``--served-control-vector FILE --served-control-scale S`` (docs/llamacpp.md). ``--resume RUN_DIR`` finishes an
+interrupted run with its stored settings (passing a different setting is an error); trials already stored are never
+redone or duplicated.
 The work is done by :func:`experiments.jobs.trials.run_trials_job`.
 """
 
@@ -21,8 +23,10 @@ from typing import Any
 from activations.models import LoadedModel
 from behaviour.scenario import load_scenario
 from behaviour.judges.factory import SPEC_HELP
+from common.errors import ConfigError
 from common.rundir import RunDir
 from experiments.cli import add_model_args, add_run_args, format_model_list, load_from_args, parse_run_args, run_main
+from interventions.gguf_export import served_control_vector
 from interventions.steered_trials import SteeringSpec
 from experiments.jobs.trials import DEFAULTS, STORE, format_conditions, resume_settings, run_trials_job
 
@@ -68,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model name on the server (default: the registry hub id, else --model)")
     backend.add_argument("--prompt-format", choices=("chat", "document"), default=None,
                          help="openai backend: chat messages or a base-model document (default: from the registry)")
+    backend.add_argument("--served-control-vector", default=None, metavar="FILE.gguf",
+                         help="openai backend: the control vector the server steers with (llama.cpp's "
+                              "--control-vector-scaled FILE:SCALE); its sha256 and the scale join the trial identity")
+    backend.add_argument("--served-control-scale", type=float, default=None, metavar="SCALE",
+                         help="the SCALE the server applies to --served-control-vector (default: 1.0, as llama.cpp's "
+                              "--control-vector)")
     backend.add_argument("--api-key-env", default="OPENAI_API_KEY",
                          help="environment variable holding the server's API key (default: OPENAI_API_KEY)")
     return parser
@@ -93,7 +103,17 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "judge": args.judge,
         # Parsed now, so a malformed spec fails before a model loads; stored resolved for resumes and the manifest.
         "steering": SteeringSpec.from_file(args.steering).to_dict() if args.steering else None,
+        "served_control_vector": served_steering(args),
     }
+
+
+def served_steering(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The steered server's control vector as the trials identify it (its sha256 and scale), or None."""
+    if args.served_control_vector is None:
+        if args.served_control_scale is not None:
+            raise ConfigError("--served-control-scale needs --served-control-vector (the file the server steers with)")
+        return None
+    return served_control_vector(args.served_control_vector, args.served_control_scale)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,11 +10,13 @@ which equals ``blocks.{k+1}.hook_resid_pre``. So ``resid_post`` at layer ``L`` i
 (``L >= 1``) and ``resid_pre`` at ``L`` as ``direction.{L-1}`` (``L >= 2``).
 
 Each tensor is the vector added (``alpha * norm[L] * unit``, or the raw vector); llama.cpp multiplies it by the
-``--control-vector-scaled FILE SCALE`` factor, so export at alpha 1 and choose the strength there.
+``--control-vector-scaled FILE:SCALE`` factor (the steering job exports each selected setting at its own alpha, so
+SCALE 1 reproduces it). Checked inside llama.cpp's own server by ``bench/bench_llamacpp_cvec.py`` (docs/llamacpp.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Mapping
@@ -102,3 +104,26 @@ def steering_vector(unit: np.ndarray, alpha: float, norm: float) -> np.ndarray:
         raise ConfigError(f"alpha must be finite, got {alpha}")
     unit = np.asarray(unit, dtype=np.float64)
     return (alpha * norm * unit / np.linalg.norm(unit)).astype(np.float32)
+
+
+def served_control_vector(path: str | os.PathLike, scale: float | None) -> dict[str, Any]:
+    """What a server steered with ``--control-vector-scaled FILE:SCALE`` depends on: the file's sha256 and the scale.
+
+    The file must be a control vector (read back here); ``scale`` None is llama.cpp's ``--control-vector`` (1.0).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"control vector {path} not found; pass the file the server was started with")
+    try:
+        meta, vectors = read_control_vector(path)
+    except Exception as exc:  # the gguf reader raises assorted errors on foreign or truncated files
+        raise ConfigError(f"{path} is not a readable GGUF file ({exc}); pass the control vector the server "
+                          "was started with") from None
+    if meta.get("general.architecture") != ARCH or not vectors:
+        raise ConfigError(f"{path} is not a llama.cpp control vector (architecture "
+                          f"{meta.get('general.architecture')!r}, {len(vectors)} direction tensors)")
+    scale = 1.0 if scale is None else float(scale)
+    if not math.isfinite(scale):
+        raise ConfigError(f"--served-control-scale must be finite, got {scale}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"sha256": digest, "scale": scale}

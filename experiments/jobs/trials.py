@@ -53,7 +53,7 @@ STORE = "transcripts.jsonl"
 #: Batch size, device and server URL only change how fast the same trials are produced.
 ENFORCED = ("model", "weights", "revision", "dtype", "scenario", "conditions", "paraphrases", "n", "temperature",
             "top_p", "max_new_tokens", "seed", "backend", "served_model", "prompt_format", "judge", "thinking",
-            "steering")
+            "steering", "served_control_vector")
 
 
 #: The settings of a trials run when nothing else is asked for (the trials CLI's defaults, used by compare too).
@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "weights": None, "revision": None, "dtype": "float32", "scenario": None, "conditions": ["baseline", "threat"],
     "paraphrases": False, "n": 20, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": None, "seed": 0,
     "batch_size": 8, "thinking": None, "backend": "local", "base_url": None, "served_model": None,
-    "prompt_format": None, "judge": DEFAULT_JUDGE, "steering": None,
+    "prompt_format": None, "judge": DEFAULT_JUDGE, "steering": None, "served_control_vector": None,
 }
 
 
@@ -103,16 +103,22 @@ def build_backend(settings: dict[str, Any], *, api_key: str | None,
     """The backend ``settings`` ask for; ``load_local`` loads the model for the local backend (only called then)."""
     if settings["backend"] == "openai":
         if settings.get("steering"):
-            raise ConfigError("--steering needs the local backend: a server cannot be steered through its API")
+            raise ConfigError("--steering needs the local backend: a server cannot be steered through its API. "
+                              "Start a steered server instead (llama.cpp: --control-vector-scaled FILE:SCALE) and "
+                              "declare it with --served-control-vector FILE --served-control-scale SCALE")
         if not settings["base_url"]:
             raise ConfigError("--backend openai needs --base-url (e.g. http://localhost:8000)")
         spec = load_registry().get(settings["model"])
         served = settings["served_model"] or (spec.hub_id if spec and spec.hub_id else settings["model"])
         prompt_format = settings["prompt_format"] or (spec.prompt_format if spec else "chat")
         return OpenAIBackend(settings["base_url"], served, api_key=api_key, prompt_format=prompt_format,
-                             max_concurrency=settings["batch_size"])
+                             max_concurrency=settings["batch_size"],
+                             control_vector=settings.get("served_control_vector"))
     if settings["base_url"] or settings["served_model"] or settings["prompt_format"]:
         raise ConfigError("--base-url, --served-model and --prompt-format are for --backend openai")
+    if settings.get("served_control_vector"):
+        raise ConfigError("--served-control-vector describes a steered server (--backend openai); steer the local "
+                          "model with --steering SPEC.yaml")
     log.info("loading %s ...", settings["model"])
     model = load_local()
     if settings.get("steering"):
@@ -153,7 +159,8 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
         log.info("run directory: %s", run.path)
     elif run.config.get("model_key") != identity["key"]:
         raise ConfigError(f"{run.path} was run with model identity {run.config.get('model_key')}, but the loaded "
-                          f"model is {identity['key']} (different weights or dtype); start a new run")
+                          f"model is {identity['key']} (different weights, dtype or served control vector); start a "
+                          "new run")
     run.start()  # a resumed run is running again; run_main records how it ends
 
     records = run_trials(
@@ -164,6 +171,15 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
     )
     write_outputs(run, records, settings, scenario, conditions, backend)
     return TrialsOutcome(run, records)
+
+
+def served_steering_line(identity: dict[str, Any]) -> str:
+    """The report's note on a steered server (empty for an unsteered one)."""
+    cv = identity.get("control_vector")
+    if not cv:
+        return ""
+    return (f"\n- Served steering: the server adds a control vector (sha256 `{cv['sha256'][:16]}`, scale "
+            f"{cv['scale']}); these are steered trials.")
 
 
 def registry_thinking(settings: dict[str, Any]) -> bool | None:
@@ -241,7 +257,7 @@ def report_markdown(records: list[TrialRecord], table_md: str, settings: dict[st
     return f"""# Trials: {backend.model_name}, scenario {scenario.name} v{scenario.version}
 
 - Model: `{backend.model_name}` via the {backend.name} backend; identity key `{identity['key']}` (full identity in
-  `manifest.json` and in every record).
+  `manifest.json` and in every record).{served_steering_line(identity)}
 - Trials: n = {settings['n']} per condition, {n_total} in all; conditions: {', '.join(conditions)}.
 - Sampling: temperature {settings['temperature']}, top-p {settings['top_p']}, at most {settings['max_new_tokens']} new
   tokens, thinking {thinking}. Base seed {settings['seed']}; each trial's seed is derived from the base seed and its
