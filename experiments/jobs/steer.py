@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from activations.generation import row_seed
 from activations.models import LoadedModel
@@ -43,6 +42,7 @@ from common import REPO_ROOT
 from common.errors import ConfigError
 from experiments.jobs.backends import get_judge  # local:<model> judges load through the model side
 from common.fileio import atomic_write_bytes, atomic_write_text
+from common.yamlfile import load_yaml, load_yaml_mapping
 from common.jsonl import append_jsonl, dumps_jsonl, read_jsonl_lenient
 from common.rundir import RunDir
 from interventions.directions_source import (
@@ -101,9 +101,7 @@ class SteerConfig:
         path = Path(path) if path is not None else DEFAULT_CONFIG
         if not path.exists():
             raise ConfigError(f"steering config {path} does not exist; see configs/steering/framing_shift.yaml")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings")
+        raw = load_yaml_mapping(path, "steering config")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -174,9 +172,7 @@ class SteerConfig:
 
 
 def _read_yaml(path: Path, required: tuple[str, ...]) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist")
-    raw = yaml.safe_load(path.read_text())
+    raw = load_yaml(path, "steering input")
     if not isinstance(raw, dict) or any(k not in raw for k in required):
         raise ConfigError(f"{path}: expected a mapping with {', '.join(required)}")
     raw["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
