@@ -8,8 +8,9 @@ is appended to ``OUT.jsonl.partial`` every few rows, so an interrupted run (slow
 when the same command is run again.
 
 ``--reviews FILE`` applies manually reviewed labels (``reviewed_label``, which take precedence in statistics) and
-reports judge/reviewer agreement; ``--table`` prints the convergence table and writes it, with the bar chart, to a
-run directory. The work is done by :func:`experiments.jobs.score.run_score_job`.
+reports judge/reviewer agreement; ``--table`` prints the convergence table and the judge-aware rates (judge-only,
+and with ``--sample review_sample.csv`` reviewed-only and PPI: ``docs/rates.md``) and writes them, with the bar chart,
+to a run directory. The work is done by :func:`experiments.jobs.score.run_score_job`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CSV/JSONL of reviewed labels (id, reviewed_label) to apply and compare with the judge")
     parser.add_argument("--table", action="store_true",
                         help="print the convergence table and save it with its bar chart in a run directory")
+    parser.add_argument("--sample", type=Path, default=None,
+                        help="filled blind review sample (review_sample.csv, drawn from these rows by "
+                             "'experiments.review sample') for the reviewed-only and PPI rate columns; needs --table")
     parser.add_argument("--by", default="model,condition",
                         help="comma-separated fields to group the table by (default: model,condition)")
     parser.add_argument("--force", action="store_true", help="replace --output if it already exists")
@@ -48,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     judge = get_judge(args.judge)  # before reading: a bad judge spec fails fast
     outcome = run_score_job(args.input, args.output, judge, reviews=args.reviews, table=args.table,
                             by=[f.strip() for f in args.by.split(",") if f.strip()], force=args.force,
-                            progress="local:" in args.judge or "openai:" in args.judge, runs_root=args.runs)
+                            progress="local:" in args.judge or "openai:" in args.judge, runs_root=args.runs,
+                            sample=args.sample)
     for bad in outcome.bad_lines:
         print(f"{bad.path}:{bad.line_number}: malformed line skipped: {bad.reason}", file=sys.stderr)
     for message in outcome.bad_input + outcome.unparseable:

@@ -35,6 +35,18 @@ SPLIT_GROUPS = {"training": TRAINING_SPLITS}
 FORMATS = ("plain", "think", "harmony", "memo")
 
 
+def _is_review_sample(path: Path) -> bool:
+    """A blind review sample (:mod:`behaviour.review_sample`) or its record: measured on, never learnt from. Checked by
+    name and by the record's ``kind`` (a renamed sample keeps its record beside it)."""
+    record = path.with_suffix(".json")
+    if path.name.startswith("review_sample"):
+        return True
+    try:
+        return record.exists() and '"kind": "review_sample"' in record.read_text(encoding="utf-8")[:200]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def load_labelled(paths: str | Path | Sequence[str | Path] = LABELLED_SETS,
                   split: str | None = None) -> list[dict[str, Any]]:
     """The labelled responses of one file or several (all, one ``split``, or a group such as ``training``), each
@@ -46,6 +58,9 @@ def load_labelled(paths: str | Path | Sequence[str | Path] = LABELLED_SETS,
         if not path.exists():
             raise ConfigError(f"{path} does not exist; the labelled sets live in configs/judge/ "
                               f"({', '.join(p.name for p in LABELLED_SETS)})")
+        if _is_review_sample(path):
+            raise ConfigError(f"{path} is a blind review sample: it measures a judge on a run (docs/rates.md) and "
+                              "never becomes labelled data a judge learns from or is tuned on")
         for i, row in enumerate(read_jsonl(path), start=1):
             rid, where = row.get("id"), f"{path.name} line {i}"
             if not rid or rid in seen:

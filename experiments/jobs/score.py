@@ -16,6 +16,8 @@ from typing import Any
 from behaviour.judge import EMPTY_RESPONSE, MISSING_RESPONSE, Judge, Judgement, score_rows
 from behaviour.judges.labels import JUDGE_FIELDS
 from behaviour.review import Agreement, agreement, apply_reviews, import_reviews
+from behaviour.rates import RatesTable, judged_rates
+from behaviour.review_sample import read_sample
 from behaviour.table import convergence_table, plot_convergence
 from common.errors import ConfigError
 from common.fileio import atomic_write_text
@@ -39,6 +41,7 @@ class ScoreOutcome:
     unparseable: list[str] = field(default_factory=list)  # rows the judge could not label
     agreement: Agreement | None = None  # judge vs reviewer, with --reviews
     table_markdown: str | None = None
+    rates: RatesTable | None = None  # with --table: judge-only, reviewed-only and PPI (the latter with --sample)
     run: RunDir | None = None  # with --table
 
     @property
@@ -89,15 +92,20 @@ def _table_fields(rows: list[dict[str, Any]], wanted: Sequence[str]) -> tuple[st
 
 def run_score_job(input_path: Path, output: Path, judge: Judge, *, reviews: Path | None = None, table: bool = False,
                   by: Sequence[str] = ("model", "condition"), force: bool = False, progress: bool = False,
-                  runs_root: str | Path | None = None) -> ScoreOutcome:
+                  runs_root: str | Path | None = None, sample: Path | None = None) -> ScoreOutcome:
     """Score ``input_path`` with ``judge`` into ``output`` (atomically), resuming an interrupted run of the same
-    command; apply ``reviews``; with ``table``, write the convergence table, chart and report to a run directory."""
+    command; apply ``reviews``; with ``table``, write the convergence table, the judge-aware rates (with the filled
+    blind ``sample`` drawn from these rows, if given), chart and report to a run directory."""
     check_paths(input_path, output, force=force)
     reviewed = import_reviews(reviews) if reviews else None
     outcome = ScoreOutcome(rows=[])
     numbered = list(iter_jsonl_numbered(input_path, on_error=outcome.bad_lines.append))
     line_of = [n for n, _ in numbered]
     rows = [r for _, r in numbered]
+    if sample is not None:
+        if not table:
+            raise ConfigError("--sample is used by the rates table; add --table")
+        read_sample(sample, rows)  # a bad sample fails before any scoring (it is checked again on the scored rows)
 
     def on_unscored(index: int, row: dict[str, Any], judgement: Judgement) -> None:
         where = f"{input_path}:{line_of[index]}"
@@ -143,27 +151,32 @@ def run_score_job(input_path: Path, output: Path, judge: Judge, *, reviews: Path
     if reviewed is not None:
         outcome.agreement = agreement(scored)
     if table and scored:
-        _write_table(outcome, input_path, output, judge, reviews, by, runs_root)
+        _write_table(outcome, input_path, output, judge, reviews, by, runs_root, sample)
     return outcome
 
 
 def _write_table(outcome: ScoreOutcome, input_path: Path, output: Path, judge: Judge, reviews: Path | None,
-                 by: Sequence[str], runs_root: str | Path | None) -> None:
+                 by: Sequence[str], runs_root: str | Path | None, sample: Path | None = None) -> None:
     scored = outcome.rows
     fields = _table_fields(scored, by)
     table_rows = scored if fields else [{**r, "group": "all"} for r in scored]
     table = convergence_table(table_rows, by=fields or ("group",))
-    outcome.table_markdown = table.to_markdown()
+    outcome.rates = judged_rates(table_rows, read_sample(sample, scored) if sample else None,
+                                 by=fields or ("group",))
+    outcome.table_markdown = table.to_markdown() + "\n" + outcome.rates.to_markdown()
     models = sorted({str(r.get("model", "")) for r in scored} - {""})
     run = RunDir.create("score", models[0] if len(models) == 1 else "mixed",
                         {"input": str(input_path), "output": str(output), "judge": judge.name,
-                         "reviews": str(reviews) if reviews else None, "by": list(fields)}, root=runs_root)
+                         "reviews": str(reviews) if reviews else None, "by": list(fields),
+                         "sample": str(sample) if sample else None}, root=runs_root)
     with run:  # completed, or failed with the error: never left running by a library call
         run.write_json("table.json", table.to_dict())
+        run.write_json("rates.json", outcome.rates.to_dict())
         if outcome.agreement is not None:
             run.write_json("agreement.json", outcome.agreement.to_dict())
         run.save_figure(plot_convergence(table), "convergence")
         report = [outcome.agreement.to_markdown()] if outcome.agreement is not None else []
-        run.write_report("\n\n".join([f"# Scores of {input_path} ({judge.name})", table.to_markdown(), *report]))
+        run.write_report("\n\n".join([f"# Scores of {input_path} ({judge.name})", table.to_markdown(),
+                                       "## Judge-aware rates", outcome.rates.to_markdown(), *report]))
     log.info("table, figure and report written to %s", run.path)
     outcome.run = run

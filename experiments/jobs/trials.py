@@ -8,6 +8,9 @@ Writes a run directory (``runs/<time>-trials-<model>/``):
 - ``figures/convergence.png`` its bar chart;
 - ``review.csv``             the trials for manual review (fill ``reviewed_label``; ``python -m experiments.score
                              --reviews``);
+- ``results/rates.json``     the rates in three columns (judge-only, reviewed-only, PPI) once a blind sample
+                             (``review_sample.csv``, ``python -m experiments.review sample``) is filled; judge-only
+                             until then (:func:`run_rates`);
 - ``report.md``              the table, the prompts (hashes), the sampling settings, the n and the caveats.
 
 A resumed run keeps its stored settings (:func:`resume_settings`); trials already stored are never redone or
@@ -26,7 +29,9 @@ from activations.models import LoadedModel
 from activations.registry import load_registry
 from behaviour.backends import Backend, OpenAIBackend
 from behaviour.judges.factory import DEFAULT_JUDGE
+from behaviour.rates import RatesTable, judged_rates
 from behaviour.review import export_for_review
+from behaviour.review_sample import SAMPLE_NAME, SampleError, read_sample
 from behaviour.scenario import Scenario, load_scenario
 from behaviour.table import convergence_table, plot_convergence
 from behaviour.trials import TrialRecord, default_max_new_tokens, expand_conditions, run_trials
@@ -37,7 +42,7 @@ from experiments.jobs.backends import LocalBackend, SteeredBackend, get_judge
 from interventions.steered_trials import SteeringSpec, resolve_steering
 
 __all__ = ["DEFAULTS", "ENFORCED", "STORE", "TrialsOutcome", "build_backend", "default_trials_settings",
-           "format_conditions", "prompt_summary", "report_markdown", "resume_settings", "run_trials_job",
+           "format_conditions", "prompt_summary", "report_markdown", "resume_settings", "run_rates", "run_trials_job",
            "write_outputs"]
 
 log = logging.getLogger(__name__)
@@ -190,11 +195,31 @@ def write_outputs(run: RunDir, records: list[TrialRecord], settings: dict[str, A
         log.info("kept the existing %s (it may hold reviews)", review)
     else:
         export_for_review(rows, review)
-    run.write_report(report_markdown(records, table.to_markdown(), settings, scenario, conditions, backend))
+    rates = run_rates(run, rows)
+    run.write_report(report_markdown(records, table.to_markdown(), settings, scenario, conditions, backend,
+                                     rates_md=rates.to_markdown()))
+
+
+def run_rates(run: RunDir, rows: Sequence[dict[str, Any]]) -> RatesTable:
+    """The run's rates (:func:`behaviour.rates.judged_rates`) with its filled blind sample when there is one, saved
+    as ``results/rates.json``. A sample that fails its checks is not used, and the table says why."""
+    sample_path = run.path / SAMPLE_NAME
+    sample, problem = None, None
+    if sample_path.exists():
+        try:
+            sample = read_sample(sample_path, rows)
+        except SampleError as exc:
+            problem = str(exc)
+            log.warning("the review sample is not used: %s", exc)
+    rates = judged_rates(rows, sample, by=("model", "condition"))
+    if problem:
+        rates.notes.append(f"{SAMPLE_NAME} was not used: {problem}")
+    run.write_json("rates.json", rates.to_dict())
+    return rates
 
 
 def report_markdown(records: list[TrialRecord], table_md: str, settings: dict[str, Any], scenario: Scenario,
-                    conditions: Sequence[str], backend: Backend) -> str:
+                    conditions: Sequence[str], backend: Backend, rates_md: str | None = None) -> str:
     n_total = len(records)
     empty = sum(r.empty_response for r in records)
     cut = sum(r.finished is False for r in records)
@@ -234,14 +259,20 @@ Full texts: `{source}` (version {scenario.version}). The exact prompt each trial
 {table_md}
 ![convergence](figures/convergence.png)
 
+### Judge-aware rates
+
+{rates_md or "(not computed)"}
+
 Responses: {empty} empty, {cut} of {n_total} cut off at the {settings['max_new_tokens']}-token limit ({truncated} of them
 before any verdict: abstained as `truncated`), {unscored} abstained in all (label null, first in `review.csv`); mean
 length {mean_tokens} tokens.
 
 ## Caveats
 
-- Labels come from the `{settings['judge']}` judge. Check them against a manual review before quoting rates: fill
-  `reviewed_label` in `review.csv`, then `python -m experiments.score --input {STORE} --output scored.jsonl
+- Labels come from the `{settings['judge']}` judge. Measure them on this run before quoting rates: `python -m
+  experiments.review sample <run dir> --n K --seed S` draws a blind random sample; fill it and run `python -m
+  experiments.review rates <run dir>` for the judge-only, reviewed-only and PPI rates (docs/rates.md). For the
+  review queue: fill `reviewed_label` in `review.csv`, then `python -m experiments.score --input {STORE} --output scored.jsonl
   --reviews review.csv --table` reports judge/reviewer agreement (Cohen's kappa) and the reviewed table.
 - At n = {settings['n']} per cell the Wilson 95% intervals are wide; only the Fisher tests above say whether a
   difference between cells is distinguishable from sampling noise.
