@@ -64,10 +64,16 @@ def config_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first(model, config_path, tmp_path_factory):
+def store(tmp_path_factory):
+    """One activation store for the module: a study's probe step reads another's activations (keyed by model)."""
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="module")
+def first(model, config_path, tmp_path_factory, store):
     tmp = tmp_path_factory.mktemp("study")
     cfg = load_study_config(config_path)
-    result = run_study(model, cfg, runs_root=tmp / "runs", store_root=tmp / "store", progress=False)
+    result = run_study(model, cfg, runs_root=tmp / "runs", store_root=store, progress=False)
     return tmp, cfg, result
 
 
@@ -116,13 +122,13 @@ def test_rerun_reuses_every_step_and_adds_reviewed_labels(first, model, monkeypa
     for name in ("_probe_step", "_steering_step", "_patching_step"):
         monkeypatch.setitem(study_job._RUNNERS, name.strip("_").replace("_step", ""),
                             lambda *a, _n=name: called.append(_n))
-    again = run_study(model, cfg, runs_root=tmp / "runs", store_root=tmp / "store", progress=False)
+    again = run_study(model, cfg, runs_root=tmp / "runs", store_root=tmp / "store-unused", progress=False)
     assert again.run.path == result.run.path and not called
     assert sorted(p.name for p in (result.run.path / "runs").iterdir()) == before
 
 
 def test_interrupted_step_resumes_in_its_own_run_and_killed_runs_are_reaped(model, config_path, tmp_path,
-                                                                           monkeypatch):
+                                                                           monkeypatch, store):
     cfg = load_study_config(config_path)
     import experiments.jobs.steer as steer_job
 
@@ -133,7 +139,7 @@ def test_interrupted_step_resumes_in_its_own_run_and_killed_runs_are_reaped(mode
 
     monkeypatch.setattr(steer_job, "run_metric_sweep", dies)
     with pytest.raises(KeyboardInterrupt):
-        run_study(model, cfg, runs_root=tmp_path / "runs", store_root=tmp_path / "store", progress=False)
+        run_study(model, cfg, runs_root=tmp_path / "runs", store_root=store, progress=False)
     study = next((tmp_path / "runs").glob("*-study-*"))
     state = json.loads((study / "results" / "steps.json").read_text())
     assert state["trials"]["status"] == COMPLETED and state["steering"]["status"] == FAILED
@@ -148,7 +154,7 @@ def test_interrupted_step_resumes_in_its_own_run_and_killed_runs_are_reaped(mode
         run.write_json("manifest.json", manifest, top=True)
     trials_before = sorted((study / "runs").glob("*-trials-*"))
     monkeypatch.setattr(steer_job, "run_metric_sweep", real)
-    result = run_study(model, cfg, runs_root=tmp_path / "runs", store_root=tmp_path / "store", progress=False)
+    result = run_study(model, cfg, runs_root=tmp_path / "runs", store_root=store, progress=False)
     assert result.run.path == study
     manifest = steer_run.manifest
     assert manifest["status"] == COMPLETED and "stopped without recording an end" in \
@@ -158,26 +164,28 @@ def test_interrupted_step_resumes_in_its_own_run_and_killed_runs_are_reaped(mode
     assert {s["status"] for s in study_status(result.run)} == {COMPLETED}
 
 
-def test_full_disk_mid_step_is_one_error_and_keeps_what_was_written(model, config_path, tmp_path, monkeypatch):
+def test_full_disk_mid_step_is_one_error_and_keeps_what_was_written(model, config_path, tmp_path, monkeypatch,
+                                                                    store):
     import common.fileio as fileio
 
     cfg = load_study_config(config_path)
     real = fileio._write_file
 
     def full(path, data):
-        if "patch" in str(path) and "effects" in str(path):
+        if "-probe-" in str(path) and "sweep_" in str(path):  # mid-step: after its activations
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
 
     monkeypatch.setattr(fileio, "_write_file", full)
     with pytest.raises(OSError, match="No space left"):
-        run_study(model, cfg, runs_root=tmp_path / "runs", store_root=tmp_path / "store", progress=False)
+        run_study(model, cfg, runs_root=tmp_path / "runs", store_root=store, progress=False)
     study = next((tmp_path / "runs").glob("*-study-*"))
     state = json.loads((study / "results" / "steps.json").read_text())
-    assert [state[s]["status"] for s in ("trials", "probe", "steering")] == [COMPLETED] * 3
-    assert state["patching"]["status"] == FAILED and "No space left" in state["patching"]["error"]
+    assert state["trials"]["status"] == COMPLETED and "steering" not in state
+    assert state["probe"]["status"] == FAILED and "No space left" in state["probe"]["error"]
     assert (study / state["trials"]["run"] / "transcripts.jsonl").exists()
-    assert RunDir.open(study / state["patching"]["run"]).status == FAILED
+    probe_run = RunDir.open(study / state["probe"]["run"])
+    assert probe_run.status == FAILED and "No space left" in (probe_run.path / "error.txt").read_text()
     assert RunDir.open(study).status == FAILED
 
 

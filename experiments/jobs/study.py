@@ -171,7 +171,7 @@ def run_study(model: LoadedModel, cfg: StudyConfig, *, runs_root: str | Path | N
             state[step]["seconds"] = round(time.perf_counter() - start, 1)
             _save_state(study, state)
             ctx.results[step] = state[step]
-        answers = write_study_report(study, cfg, model, state, plan)
+        answers = write_study_report(study, cfg, model, state, plan, study_status(study))
     return StudyResult(study, state, answers)
 
 

@@ -160,9 +160,7 @@ def _rates_table(trials: dict[str, Any]) -> list[Any]:
 
 
 def build_document(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: dict[str, Any],
-                   plan: dict[str, Any] | None, found: list[V.Answer]) -> Document:
-    from experiments.jobs.study import study_status
-
+                   plan: dict[str, Any] | None, found: list[V.Answer], statuses: list[dict[str, Any]]) -> Document:
     doc = Document(f"Study: {model.identity.name}, scenario {Path(cfg.scenario or 'configs/scenario/veth.yaml').stem}")
     summary = Section("Summary: five questions")
     summary.blocks.append(table(
@@ -308,18 +306,20 @@ def build_document(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: d
         doc.sections.append(shrunk)
 
     runs = Section("Run directories")
+    runs.blocks.append(paragraph("The study run itself is still running while it writes this report; "
+                                 "`python -m experiments.study ... --status` lists the final statuses."))
     runs.blocks.append(table(["Run", "Status", "Error"], [[s["run"], s["status"], s["error"] or ""]
-                                                          for s in study_status(study)]))
+                                                          for s in statuses]))
     doc.sections.append(runs)
     return doc
 
 
 def write_study_report(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: dict[str, Any],
-                       plan: dict[str, Any] | None) -> list[dict[str, Any]]:
+                       plan: dict[str, Any] | None, statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Compute the answers, write ``results/summary.json``, ``report.md`` and ``report.html``; return the answers."""
     found = answers(cfg, state)
     study.write_json("summary.json", [a.to_dict() for a in found])
-    doc = build_document(study, cfg, model, state, plan, found)
+    doc = build_document(study, cfg, model, state, plan, found, statuses)
     study.write_report(render_markdown(doc))
     atomic_write_text(study.path / "report.html", render_html(doc, study.path))
     return [a.to_dict() for a in found]
