@@ -17,7 +17,7 @@ __all__ = ["analytic_plan", "calibrate", "add_estimates", "format_plan"]
 SEGMENTS_ESTIMATE = 12
 
 
-def _counts(cfg: StudyConfig, n_layers: int | None) -> dict[str, dict[str, Any]]:
+def _counts(cfg: StudyConfig, n_layers: int | None, has_base: bool) -> dict[str, dict[str, Any]]:
     from behaviour.scenario import load_scenario
     from behaviour.trials import DEFAULT_MAX_NEW_TOKENS, expand_conditions
     from experiments.jobs.steer import load_neutral
@@ -52,9 +52,8 @@ def _counts(cfg: StudyConfig, n_layers: int | None) -> dict[str, dict[str, Any]]
                      "_forward": n_prompts * settings + side_rows},
         "patching": {"forward_passes": f"~{patch_passes} (+1 backward)" if patch_layers else "all layers x segments",
                      "generated_tokens": 0, "_gen_tokens": 0, "_forward": patch_passes},
-        "compare": {"forward_passes": f"{n_texts} (base probe run)" if cfg.base or not cfg.quick else "skipped "
-                    "unless a base or cross_family model is set", "generated_tokens": 0, "_gen_tokens": 0,
-                    "_forward": n_texts},
+        "compare": {"forward_passes": f"{n_texts} (base probe run)" if has_base else "0 (no base: skipped)",
+                    "generated_tokens": 0, "_gen_tokens": 0, "_forward": n_texts if has_base else 0},
     }
 
 
@@ -86,7 +85,13 @@ def analytic_plan(cfg: StudyConfig, model_name: str, *, dtype: str = "float32", 
         notes += list(mem.notes)
     except ToolkitError as exc:  # a model without a registry shape: counts only, memory after loading
         notes.append(f"memory and disk not planned: {exc}")
-    counts = _counts(cfg, n_layers)
+    from activations.registry import load_registry
+
+    spec = load_registry().get(model_name)
+    has_base = bool(cfg.base or (spec is not None and spec.base) or cfg.section("compare").get("cross_family"))
+    if spec is not None and getattr(spec, "shape", None) is not None:
+        n_layers = spec.shape.n_layers
+    counts = _counts(cfg, n_layers, has_base)
     for step, c in counts.items():
         c["peak_memory"] = memory.get(step, "-")
         c["disk"] = disk if step in ("probe", "compare") else "-"
@@ -95,32 +100,42 @@ def analytic_plan(cfg: StudyConfig, model_name: str, *, dtype: str = "float32", 
 
 
 def calibrate(model: Any, batch_size: int = 8, new_tokens: int = 8) -> dict[str, float]:
-    """Seconds per forward row and per generated token (a batch of the scenario prompt) on the loaded model."""
+    """Seconds per prompt token of a forward pass and per generated token, from one batch of the scenario prompt on
+    the loaded model (after a small warm-up call, so one-off setup is not counted), and the token lengths the
+    estimate needs: the scenario prompt and the mean concept text."""
     import torch
 
     from activations.generation import generate
     from activations.prompts import render_prompt
     from behaviour.scenario import load_scenario
+    from probes.concepts import load_concepts
 
     text = render_prompt(load_scenario().prompt("baseline"), model.tokenizer, model.spec)
-    ids = model.encode(text)
+    ids = model.encode(text)[:512]
     rows = torch.tensor([ids] * batch_size, device=model.device)
-    start = time.perf_counter()
     with torch.no_grad():
-        model.bridge(rows[:, : min(len(ids), 512)], return_type="logits")
-    per_row = (time.perf_counter() - start) / batch_size
+        model.bridge(rows[:1, :16], return_type="logits")  # warm-up
+        start = time.perf_counter()
+        model.bridge(rows, return_type="logits")
+    per_token = (time.perf_counter() - start) / rows.numel()
     start = time.perf_counter()
     generate(model, [text] * batch_size, max_new_tokens=new_tokens, temperature=0.0, batch_size=batch_size)
-    per_token = (time.perf_counter() - start) / (batch_size * new_tokens)
-    return {"seconds_per_forward_row": per_row, "seconds_per_generated_token": per_token, "batch_size": batch_size}
+    per_generated = (time.perf_counter() - start) / (batch_size * new_tokens)
+    texts = [t for ds in load_concepts().values() for t in ds.texts][::20]
+    concept_tokens = sum(len(model.encode(t)) for t in texts) / max(1, len(texts))
+    return {"seconds_per_forward_token": per_token, "seconds_per_generated_token": per_generated,
+            "prompt_tokens": len(ids), "concept_tokens": concept_tokens, "batch_size": batch_size}
 
 
 def add_estimates(plan: dict[str, Any], calibration: dict[str, float]) -> dict[str, Any]:
-    """The plan with each step's time estimated from the calibration (generation dominated by tokens)."""
+    """The plan with each step's time estimated from the calibration: forward rows x their tokens (concept texts for
+    the probe, the scenario prompt elsewhere) x seconds per token, plus generated tokens x seconds per token (a
+    generated token's cost includes its share of the prefill)."""
     plan = {**plan, "calibration": calibration, "steps": {k: dict(v) for k, v in plan["steps"].items()}}
     total = 0.0
-    for step in plan["steps"].values():
-        seconds = step["_forward"] * calibration["seconds_per_forward_row"] + \
+    for name, step in plan["steps"].items():
+        tokens = calibration["concept_tokens"] if name in ("probe", "compare") else calibration["prompt_tokens"]
+        seconds = step["_forward"] * tokens * calibration["seconds_per_forward_token"] + \
             step["_gen_tokens"] * calibration["seconds_per_generated_token"]
         step["estimated"] = f"~{seconds / 60:.1f} min"
         total += seconds
@@ -136,7 +151,7 @@ def format_plan(plan: dict[str, Any]) -> str:
                      f"{s['peak_memory']:>14} {s['estimated']}")
     if plan.get("estimated_total_minutes") is not None:
         lines.append(f"estimated total: ~{plan['estimated_total_minutes']} min (one-batch calibration: "
-                     f"{plan['calibration']['seconds_per_forward_row']:.3f} s per forward row, "
+                     f"{plan['calibration']['seconds_per_forward_token'] * 1e3:.2f} ms per forward token, "
                      f"{plan['calibration']['seconds_per_generated_token']:.4f} s per generated token)")
     lines += [f"note: {n}" for n in plan.get("notes", [])]
     return "\n".join(lines)
