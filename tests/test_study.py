@@ -216,3 +216,33 @@ def test_cli_unknown_model_and_plan_only(capsys):
         cli.run_main(cli.main, ["--quick", "--plan-only"])
     out = capsys.readouterr().out
     assert info.value.code == 0 and "plan for smollm2-135m-instruct" in out and "steering" in out
+
+
+def test_cross_family_comparison_runs_only_the_probe_curves(first, model, store):
+    """No base in the registry: with compare.cross_family the step compares probe curves at normalised depth only,
+    labelled cross-family, reusing the study's own probe run for the studied model."""
+    from dataclasses import replace
+
+    tmp, cfg, result = first
+    sections = {**cfg.sections, "compare": {**cfg.sections["compare"], "cross_family": "other-family",
+                                            "concepts": ["interest_recognition"], "estimators": ["mean_diff"],
+                                            "n_splits": 2}}
+    cross_cfg = replace(cfg, sections=sections)
+    loaded = []
+
+    def load_base(name):
+        loaded.append(name)
+        return tiny_model("gemma3", seed=1)
+
+    ctx = study_job._Context(model, cross_cfg, result.run, store, load_base, False,
+                             results={s: result.steps[s] for s in ("trials", "probe")})
+    made = []
+    summary, run = study_job._compare_step(ctx, None, made.append)
+    assert loaded == ["other-family"] and made == [run] and run.status == COMPLETED
+    assert summary["relation"] == "cross-family" and "normalised depth" in summary["why"]
+    compare = json.loads((run.path / "config.json").read_text())
+    assert compare["analyses"] == ["probes"] and compare["probe_runs"]["instruct"].endswith(
+        result.steps["probe"]["run"].split("/")[-1])
+    with pytest.raises(study_job.StepSkipped, match="no base checkpoint"):
+        study_job._compare_step(study_job._Context(model, cfg, result.run, store, load_base, False), None,
+                                made.append)
