@@ -3,6 +3,7 @@ reuse and resumption after an interrupted step, stale runs reaped, and bad input
 
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import subprocess
@@ -122,9 +123,30 @@ def test_rerun_reuses_every_step_and_adds_reviewed_labels(first, model, monkeypa
     for name in ("_probe_step", "_steering_step", "_patching_step"):
         monkeypatch.setitem(study_job._RUNNERS, name.strip("_").replace("_step", ""),
                             lambda *a, _n=name: called.append(_n))
+    # a reviewer labels the blind sample; the rerun picks the labels up without redoing any step
+    trials_run = result.run.path / result.steps["trials"]["run"]
+    sample = trials_run / "review_sample.csv"
+    rows = list(csv.DictReader(sample.open()))
+    for row in rows:
+        row["reviewed_label"] = "converged"
+    with sample.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert result.steps["trials"]["summary"]["sample"]["labelled"] == 0
     again = run_study(model, cfg, runs_root=tmp / "runs", store_root=tmp / "store-unused", progress=False)
     assert again.run.path == result.run.path and not called
     assert sorted(p.name for p in (result.run.path / "runs").iterdir()) == before
+    trials = again.steps["trials"]["summary"]
+    assert trials["sample"]["labelled"] == len(rows)
+    assert any(c["reviewed_only"] for c in trials["rates"]["cells"])
+    effects = again.steps["probe"]["summary"]["effects"]
+    projection = json.loads((again.run.path / again.steps["probe"]["run"] / "results" /
+                             "trial_projection.json").read_text())
+    projected = {t["id"] for c in projection.get("concepts", {}).values() for t in c["trials"]}
+    assert effects["n_reviewed_used"] == len(projected & {r["id"] for r in rows})
+    assert effects["labels"].startswith("reviewer's label")
+    assert "A filled review sample was used" in (again.run.path / "report.md").read_text()
 
 
 def test_interrupted_step_resumes_in_its_own_run_and_killed_runs_are_reaped(model, config_path, tmp_path,

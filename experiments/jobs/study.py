@@ -153,6 +153,9 @@ def run_study(model: LoadedModel, cfg: StudyConfig, *, runs_root: str | Path | N
             sub = _sub_run(study, state, step, _EXPERIMENT[step])
             if record.get("status") in (COMPLETED, SKIPPED) and (sub is None or sub.status == COMPLETED):
                 log.info("step %s: %s earlier, reused", step, record["status"])
+                if record.get("status") == COMPLETED and step in _REFRESH:  # reviewed labels added since
+                    record["summary"] = _REFRESH[step](ctx, study.path / record["run"], record["summary"])
+                    _save_state(study, state)
                 ctx.results[step] = record
                 continue
             state[step] = {"status": RUNNING, "run": _rel(study, sub), "started": time.time()}
@@ -260,6 +263,28 @@ def review_sample(run: RunDir, rows: list[dict[str, Any]], settings: dict[str, A
         return {"path": SAMPLE_NAME, "labelled": 0, "note": f"not used: {exc}"}
     return {"path": SAMPLE_NAME, "labelled": labelled, "drawn": settings["n"],
             "note": f"{labelled} of the sample's trials labelled by a reviewer"}
+
+
+def _refresh_trials(ctx: _Context, run_path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """A finished trials step on a rerun: pick up the reviewer's labels in its sample (cheap: no model work)."""
+    from experiments.jobs.trials import run_rates
+
+    run = RunDir.open(run_path)
+    rows = read_jsonl(run_path / "transcripts.jsonl")
+    return {**summary, "sample": review_sample(run, rows, ctx.cfg.section("review")),
+            "rates": run_rates(run, rows).to_dict()}
+
+
+def _refresh_probe(ctx: _Context, run_path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """A finished probe step on a rerun: the effect sizes again with the reviewer's labels (no model work)."""
+    projection = run_path / "results" / "trial_projection.json"
+    trials = ctx.run_path("trials")
+    if not projection.exists() or trials is None:
+        return summary
+    effects = projection_effects(json.loads(projection.read_text()), reviewed_labels(trials),
+                                 ctx.cfg.section("effect"))
+    RunDir.open(run_path).write_json("trial_effects.json", effects)
+    return {**summary, "effects": effects}
 
 
 def reviewed_labels(run_path: Path) -> dict[str, str]:
@@ -444,4 +469,5 @@ def _compare_step(ctx: _Context, sub: RunDir | None, record: Callable[[RunDir], 
 
 _RUNNERS = {"trials": _trials_step, "probe": _probe_step, "steering": _steering_step, "patching": _patching_step,
             "compare": _compare_step}
+_REFRESH = {"trials": _refresh_trials, "probe": _refresh_probe}
 _EXPERIMENT = {"trials": "trials", "probe": "probe", "steering": "steer", "patching": "patch", "compare": "compare"}

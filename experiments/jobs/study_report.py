@@ -153,8 +153,10 @@ def _rates_table(trials: dict[str, Any]) -> list[Any]:
         rows.append([c["condition"], c["trials"], f"{_f(j['estimate'])} {_ci(j['ci'])}",
                      f"{_f(r['estimate'])} {_ci(r['ci'])} (n = {r['engaged']})" if r else "-",
                      f"{_f(p['estimate'])} {_ci(p['ci'])}" if p else "-"])
+    labelled = (trials.get("sample") or {}).get("labelled") or 0
     note = ("A filled review sample was used: the PPI column corrects the judge by its errors on the reviewed trials."
-            if rates.get("measured") else f"{rates.get('status')}: fill `reviewed_label` in the trials run's "
+            if rates.get("measured") and labelled else "Judge-only: agreement with a reviewer on this model's outputs "
+            "not measured yet. Fill `reviewed_label` in the trials run's "
             "`review_sample.csv` and rerun the same study command to add the reviewed-only and PPI columns.")
     return [table(["Condition", "Trials", "Judge-only", "Reviewed-only", "PPI"], rows), paragraph(note)]
 
