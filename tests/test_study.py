@@ -268,3 +268,23 @@ def test_cross_family_comparison_runs_only_the_probe_curves(first, model, store)
     with pytest.raises(study_job.StepSkipped, match="no base checkpoint"):
         study_job._compare_step(study_job._Context(model, cfg, result.run, store, load_base, False), None,
                                 made.append)
+
+
+def test_pair_rule_states_its_choice_and_its_skips(model, config_path, tmp_path):
+    from experiments.jobs.study_pairs import choose_pairs
+
+    scenario = str(config_path.parent / "short.yaml")
+    rows = [{"id": "a", "condition": "baseline", "trial_index": 0, "label": "converged",
+             "prompt_text": "P", "response": "Step 1: they matter.\nFinal verdict: no"},
+            {"id": "b", "condition": "baseline", "trial_index": 1, "label": "did_not_converge",
+             "prompt_text": "P", "response": "Step 1: profit wins over all of it.\nFinal verdict: yes"}]
+    choice = choose_pairs(model, rows, scenario, {"converged_pair": True})
+    assert choice.main.response == "Step 1: they matter.\nFinal verdict:"  # trial a's response cut at its verdict
+    assert "trial a's response" in choice.why and choice.main.corrupted_condition == "threat"
+    assert choice.converged is None and "no patchable segment" in choice.skipped[0]  # Step 1 lengths differ
+    none = choose_pairs(model, [], scenario, {"response": "Final verdict:", "converged_pair": True})
+    assert "no trial stated" in none.why and "no condition has both" in none.skipped[0]
+    one = tmp_path / "one.yaml"  # a scenario without a threat condition: a stated skip, not a crash
+    one.write_text(SHORT_SCENARIO.split("  threat:")[0])
+    skipped = choose_pairs(model, [], str(one), {"converged_pair": False})
+    assert skipped.main is None and "baseline vs threat: no patchable segment" in skipped.skipped[0]
