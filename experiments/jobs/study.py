@@ -172,6 +172,7 @@ def run_study(model: LoadedModel, cfg: StudyConfig, *, runs_root: str | Path | N
                 _save_state(study, state)
                 raise
             state[step]["seconds"] = round(time.perf_counter() - start, 1)
+            state[step]["measured"] = _measured(study, state[step].get("run"))
             _save_state(study, state)
             ctx.results[step] = state[step]
         answers = write_study_report(study, cfg, model, state, plan, study_status(study))
@@ -183,6 +184,16 @@ def _rel(study: RunDir, sub: RunDir | Path | None) -> str | None:
         return None
     path = sub.path if isinstance(sub, RunDir) else Path(sub)
     return str(path.relative_to(study.path))
+
+
+def _measured(study: RunDir, run: str | None) -> dict[str, float]:
+    """What a finished step measurably cost: its sub-run's size on disk and the process's peak RSS so far (the
+    activation store, shared across runs, is not counted in the sub-run)."""
+    import resource
+
+    size = sum(p.stat().st_size for p in (study.path / run).rglob("*") if p.is_file()) if run else 0
+    return {"disk_mib": round(size / 1024**2, 1),
+            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}
 
 
 def _record_run(study: RunDir, state: dict[str, Any], step: str, run: RunDir) -> None:

@@ -291,11 +291,18 @@ def build_document(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: d
     for step in ("trials", "probe", "steering", "patching", "compare"):
         p = planned.get(step, {})
         rec = state.get(step) or {}
+        m = rec.get("measured") or {}
         rows.append([step, p.get("forward_passes", "-"), p.get("generated_tokens", "-"),
-                     p.get("disk", "-"), p.get("peak_memory", "-"), p.get("estimated", "-"),
-                     f"{rec['seconds']:.0f} s" if rec.get("seconds") is not None else "-", rec.get("status", "-")])
-    cost.blocks.append(table(["Step", "Forward passes (planned)", "Generated tokens (planned)", "Disk (planned)",
-                              "Peak memory (planned)", "Time (planned)", "Time (measured)", "Status"], rows))
+                     f"{p.get('disk', '-')} / {m['disk_mib']} MiB" if m else p.get("disk", "-"),
+                     f"{p.get('peak_memory', '-')} / {m['peak_rss_gib']} GiB" if m else p.get("peak_memory", "-"),
+                     f"{p.get('estimated', '-')} / " + (f"{rec['seconds'] / 60:.1f} min"
+                                                        if rec.get("seconds") is not None else "-"),
+                     rec.get("status", "-")])
+    cost.blocks.append(paragraph("Planned / measured. Disk: planned = the activation store (shared, kept between "
+                                 "runs), measured = the step's sub-run directory. Memory: planned = the scale "
+                                 "planner's peak, measured = the process's peak RSS so far."))
+    cost.blocks.append(table(["Step", "Forward passes (planned)", "Generated tokens (planned)", "Disk",
+                              "Peak memory", "Time", "Status"], rows))
     if plan and plan.get("notes"):
         cost.blocks.append(bullets(plan["notes"]))
     doc.sections.append(cost)
