@@ -13,6 +13,7 @@ from experiments.jobs.study_verdicts import (
 @pytest.mark.parametrize("interval, n, beats, margin, expected", [
     ((0.2, 0.9), 30, True, 0.1, SUPPORTED),          # excludes the null, beats the control
     ((0.2, 0.9), 30, False, 0.1, NOT_SUPPORTED),     # excludes the null, loses to the control
+    ((0.01, 0.03), 30, True, 0.1, NOT_SUPPORTED),    # excludes the null, smaller than the margin
     ((-0.9, -0.2), 30, True, 0.1, NOT_SUPPORTED),    # the other way
     ((-0.05, 0.05), 30, None, 0.1, NOT_SUPPORTED),   # contains the null, narrower than the margin
     ((-0.5, 0.8), 30, None, 0.1, NOT_MEASURABLE),    # contains the null, too wide to tell
@@ -49,6 +50,8 @@ def test_each_question_gives_each_verdict_from_its_numbers():
     assert answer_steering(rep, margin=0.5).verdict == SUPPORTED
     assert answer_steering({**rep, "random": {"random_max": 1.8, "n_random": 6}}, margin=0.5).verdict == NOT_SUPPORTED
     assert answer_steering({**rep, "ci95": [-3.0, 6.0]}, margin=0.5).verdict == NOT_MEASURABLE
+    tiny = {**rep, "effect": 0.115, "ci95": [0.113, 0.117]}  # beats random directions, but too small to matter
+    assert answer_steering(tiny, margin=0.5).verdict == NOT_SUPPORTED
     assert answer_steering({"layer": None, "reason": "KL"}, margin=0.5).verdict == NOT_MEASURABLE
 
     top = {"layer": 5, "column": "Step 2", "effect": 0.9}

@@ -170,9 +170,9 @@ def build_document(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: d
         [[a.question, f"{_f(a.number, 3)} ({a.unit})" if a.number is not None else "-", _ci(a.interval, 3),
           a.control, a.n, f"**{a.verdict}**", a.why] for a in found]))
     summary.blocks.append(paragraph("Verdicts come from one rule applied to the numbers (docs/study.md, "
-                                    "`experiments/jobs/study_verdicts.py`): supported = the interval excludes the null "
-                                    "and the effect beats its control; not supported = it does not (or any effect is "
-                                    "below the margin); not measurable at this n = too few observations or an "
+                                    "`experiments/jobs/study_verdicts.py`): supported = the interval excludes the null, "
+                                    "the effect reaches the smallest that matters and beats its control; not "
+                                    "supported = it does not; not measurable at this n = too few observations or an "
                                     "interval too wide to tell."))
     if cfg.quick:
         summary.blocks.append(paragraph(f"**--quick**: `{model.identity.name}`, shrunk settings (section 'What "

@@ -5,8 +5,10 @@ rules are tested on planted numbers.
 **The rule** (every question; the question fixes the null, the margin and the control):
 
 1. fewer than ``min_n`` observations, or no number/interval: **not measurable at this n**;
-2. the interval lies wholly above the null and the effect beats its control: **supported**;
-3. the interval lies wholly above the null but the effect does not beat its control: **not supported**;
+2. the interval lies wholly above the null, the effect (the interval's centre) is at least ``margin`` above it (the
+   smallest effect that matters) and beats its control: **supported**;
+3. the interval lies wholly above the null but the effect is below the margin or does not beat its control: **not
+   supported**;
 4. the interval lies wholly below the null: **not supported** (the effect goes the other way);
 5. the interval contains the null: **not supported** when its upper end is within ``margin`` of the null (any effect
    is smaller than the smallest one that matters), else **not measurable at this n** (too wide to tell).
@@ -41,6 +43,8 @@ def verdict(interval: tuple[float, float] | None, *, n: int, min_n: int, null: f
         return NOT_MEASURABLE, "no interval could be computed"
     lo, hi = interval
     if lo > null:
+        if (lo + hi) / 2 < null + margin:
+            return NOT_SUPPORTED, f"the interval excludes the null but the effect is below the margin {margin:g}"
         if beats_control is False:
             return NOT_SUPPORTED, "the interval excludes the null but the effect does not beat its control"
         return SUPPORTED, "the interval excludes the null" + (" and the effect beats its control"
