@@ -94,12 +94,11 @@ def test_every_section_and_verdicts_from_the_numbers(first):
         .replace("href=\"#", "")  # self-contained: no external resource
     summary = json.loads((result.run.path / "results" / "summary.json").read_text())
     assert [a["key"] for a in summary] == ["converge", "probe", "steering", "patching", "base"]
-    for a in summary:  # every verdict is the rule applied to the numbers shown
-        assert a["verdict"] in VERDICTS
-        if a["interval"] is not None and a["key"] != "converge":
-            n = 1 if a["key"] == "patching" else None
-            if n is not None:
-                continue
+    assert all(a["verdict"] in VERDICTS for a in summary)
+    # each verdict is the rule applied to the numbers shown: recompute the ones this tiny run can measure
+    patching = steps["patching"]["summary"]
+    if abs(patching["gap"]) < 0.5:
+        assert summary[3]["verdict"] == "not measurable at this n" and "below 0.5" in summary[3]["why"]
     steering = summary[2]
     if steering["interval"] is not None:
         rep = steps["steering"]["summary"]["reported"]["interest_recognition"]
