@@ -10,8 +10,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
-import yaml
 
+from common.yamlfile import load_yaml
 from common.errors import ConfigError, UnknownModelError
 from activations.shapes import ModelShape, parse_shape
 
@@ -82,12 +82,7 @@ def _parse_entry(name: str, raw: object, where: Path) -> ModelSpec:
 
 def load_registry(path: Path = REGISTRY_PATH) -> dict[str, ModelSpec]:
     """Read and validate the registry file; raises :class:`ConfigError` with the file and entry on bad input."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"model registry not found at {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    data = load_yaml(path, "model registry")
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise ConfigError(f"{path}: expected a top-level 'models:' mapping")
     specs = {name: _parse_entry(name, raw, Path(path)) for name, raw in data["models"].items()}

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
+from common.yamlfile import load_yaml
 from common.errors import ConfigError
 from common.prompts import PromptSource
 from common import REPO_ROOT
@@ -76,12 +76,7 @@ def load_scenario(path: str | os.PathLike | None = None) -> Scenario:
     condition without its base-model ``document``.
     """
     path = SCENARIO_PATH if path is None else Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read scenario file {path}: {exc.strerror}; check the path") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    raw = load_yaml(path, "scenario file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with fields {sorted(_TOP_FIELDS)}")
     unknown = sorted(set(raw) - _TOP_FIELDS)

@@ -133,6 +133,7 @@ class RunDir:
             "model": model_identity,
             "threads": thread_settings(),
             "status": RUNNING,
+            "pid": os.getpid(),
         }
         self.write_json("manifest.json", manifest, top=True)
 
@@ -154,7 +155,9 @@ class RunDir:
             previous = {k: manifest.pop(k) for k in ("status", "finished", "error") if k in manifest}
             manifest.setdefault("earlier_attempts", []).append(previous)
             manifest["status"] = RUNNING
-            self.write_json("manifest.json", manifest, top=True)
+        if manifest.get("pid") != os.getpid() or manifest.get("host") != platform.node():
+            manifest.update(pid=os.getpid(), host=platform.node())  # who is working on it now (see reap_if_stale)
+        self.write_json("manifest.json", manifest, top=True)
         if _TRACKERS and self not in _TRACKERS[-1]:
             _TRACKERS[-1].append(self)
         return self
@@ -184,6 +187,23 @@ class RunDir:
             self.write_json("manifest.json", manifest, top=True)
         except (OSError, ValueError) as exc:
             log.warning("could not record the end of run %s: %s", self.path, exc)
+
+    def reap_if_stale(self) -> bool:
+        """Mark a ``running`` run whose process is gone (killed with -9, machine restarted) ``failed`` with that
+        reason; True when it did. A run on another host, or with no recorded pid, is left alone (it cannot be told
+        from a live one)."""
+        try:
+            manifest = self.manifest
+        except (OSError, ValueError):
+            return False
+        pid = manifest.get("pid")
+        if manifest.get("status") != RUNNING or not isinstance(pid, int) or manifest.get("host") != platform.node():
+            return False
+        if pid == os.getpid() or _alive(pid):
+            return False
+        self.finish(StaleRunError(f"the process that ran it (pid {pid} on {manifest.get('host')}) stopped without "
+                                  "recording an end (killed, or the machine restarted); work written so far is kept"))
+        return True
 
     def __enter__(self) -> RunDir:
         return self
@@ -218,6 +238,23 @@ class RunDir:
         target = self.path / name
         target.mkdir(parents=True, exist_ok=True)
         return target
+
+
+class StaleRunError(ToolkitError):
+    """A run found ``running`` whose process no longer exists."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @contextmanager

@@ -185,3 +185,62 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str], labels: Sequence[str]) -> Ka
     se = math.sqrt(po * (1 - po) / n) / (1 - pe)
     z = float(_sps.norm.ppf(0.975))
     return Kappa(kappa, po, pe, n, (max(-1.0, kappa - z * se), min(1.0, kappa + z * se)))
+
+
+@dataclass(frozen=True)
+class GroupDifference:
+    """Mean of ``a`` minus mean of ``b`` with a percentile-bootstrap 95% interval, Cohen's d and a two-sided
+    permutation p-value (labels shuffled ``n_permutations`` times; p = (1 + #|shuffled| >= |observed|) / (1 + N))."""
+
+    difference: float
+    ci95: tuple[float, float]
+    cohens_d: float
+    p_permutation: float
+    n_a: int
+    n_b: int
+    n_bootstrap: int
+    n_permutations: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"difference": self.difference, "ci95": list(self.ci95), "cohens_d": self.cohens_d,
+                "p_permutation": self.p_permutation, "n_a": self.n_a, "n_b": self.n_b,
+                "n_bootstrap": self.n_bootstrap, "n_permutations": self.n_permutations}
+
+
+def group_difference(a: Sequence[float], b: Sequence[float], *, n_bootstrap: int = 2000, n_permutations: int = 2000,
+                     seed: int = 0) -> GroupDifference:
+    """Effect size of ``a`` against ``b`` (e.g. a probe's projection of converged vs other trials), resampling each
+    group within itself for the interval; needs at least one value in each group."""
+    import numpy as np
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.size == 0 or y.size == 0:
+        raise ConfigError(f"group_difference needs values in both groups, got {x.size} and {y.size}")
+    rng = np.random.default_rng(seed)
+    observed = float(x.mean() - y.mean())
+    boots = rng.choice(x, (n_bootstrap, x.size)).mean(1) - rng.choice(y, (n_bootstrap, y.size)).mean(1)
+    lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
+    pooled = np.concatenate([x, y])
+    hits = 0
+    for _ in range(n_permutations):
+        perm = rng.permutation(pooled)
+        hits += abs(perm[:x.size].mean() - perm[x.size:].mean()) >= abs(observed) - 1e-12
+    dof = x.size + y.size - 2
+    var = ((x.size - 1) * x.var(ddof=1 if x.size > 1 else 0) + (y.size - 1) * y.var(ddof=1 if y.size > 1 else 0))
+    sd = math.sqrt(var / dof) if dof > 0 else math.nan
+    d = observed / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
+    return GroupDifference(observed, (lo, hi), float(d), (1 + hits) / (1 + n_permutations), int(x.size), int(y.size),
+                           n_bootstrap, n_permutations)
+
+
+def mean_interval(values: Sequence[float], alpha: float = 0.05) -> tuple[float, tuple[float, float]]:
+    """Mean and Student-t interval of ``values`` (``(nan, nan)`` for fewer than two values)."""
+    n = len(values)
+    if n == 0:
+        return math.nan, (math.nan, math.nan)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, (math.nan, math.nan)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(_sps.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, (mean - half, mean + half)

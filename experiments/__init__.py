@@ -9,7 +9,8 @@ The top layer: it may import everything below; nothing imports it. The work itse
 - :mod:`experiments.score`   scoring responses with a judge (:mod:`experiments.jobs.score`);
 - :mod:`experiments.review`  export for manual review, import and agreement;
 - :mod:`experiments.smoke`   a first end-to-end check of a model (:mod:`experiments.jobs.smoke`);
-- :mod:`experiments.models`  the model registry as a table.
+- :mod:`experiments.models`  the model registry as a table;
+- :mod:`experiments.study`   the whole study in one command (:mod:`experiments.jobs.study`).
 """
 
-__all__ = ["cli", "jobs", "models", "probe", "review", "score", "smoke", "trials"]
+__all__ = ["cli", "jobs", "models", "probe", "review", "score", "smoke", "study", "trials"]

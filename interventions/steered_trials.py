@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from activations.models import LoadedModel
 from common.errors import ConfigError
+from common.yamlfile import load_yaml, load_yaml_mapping
 from interventions.directions_source import concept_mean_differences, directions_from_run, normalise_concept
 from interventions.steering import (
     POSITION_RULES, STEER_HOOKS, ResidualNorms, Steer, measure_residual_norms,
@@ -52,7 +52,7 @@ class SteeringSpec:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"steering spec {path} does not exist")
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path, "steering spec")
         return cls.from_dict(raw if isinstance(raw, dict) else {}, where=str(path))
 
     @classmethod
@@ -117,6 +117,6 @@ def resolve_steering(model: LoadedModel, spec: SteeringSpec, *,
                                           seed=spec.seed)
     v = source.get(concept, spec.layer)
     if reference is None:
-        reference = [*yaml.safe_load(DEFAULT_NEUTRAL.read_text())["reference"]]
+        reference = [*load_yaml_mapping(DEFAULT_NEUTRAL, "neutral prompts")["reference"]]
     norms = measure_residual_norms(model, list(reference), hook=spec.hook, reference="steered trials reference")
     return ResolvedSteering(spec, (v / np.linalg.norm(v)).astype(np.float32), norms)

@@ -226,3 +226,30 @@ def test_atomic_writes_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_run_left_running_by_a_killed_process_is_reaped_as_failed(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from common.rundir import COMPLETED, FAILED, RUNNING, RunDir
+
+    # A process that started a run and was killed -9 before recording its end.
+    code = ("import os, signal, sys; sys.path.insert(0, '.'); from common.rundir import RunDir; "
+            f"r = RunDir.create('x', 'm', {{}}, root={str(tmp_path)!r}); print(r.path, flush=True); "
+            "os.kill(os.getpid(), signal.SIGKILL)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == -9
+    run = RunDir.open(out.stdout.strip())
+    (run.path / "results").mkdir()
+    (run.path / "results" / "kept.json").write_text("{}")
+    assert run.status == RUNNING
+    assert run.reap_if_stale()
+    assert run.status == FAILED and "stopped without recording an end" in run.manifest["error"]
+    assert (run.path / "results" / "kept.json").exists() and (run.path / "error.txt").exists()
+    assert not run.reap_if_stale()  # once
+    mine = RunDir.create("y", "m", {}, root=tmp_path)  # this live process's own run is never reaped
+    assert not mine.reap_if_stale() and mine.status == RUNNING
+    mine.finish()
+    assert mine.status == COMPLETED and json.loads((mine.path / "manifest.json").read_text())["pid"]

@@ -103,8 +103,20 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
     sweep = json.loads((run.path / "results" / "sweep.json").read_text())
     layers = json.loads((run.path / "results" / "inputs.json").read_text())["layers"]
     n_dirs = 2 * 2 + 5  # two concepts, their negations, five random
-    assert len(sweep) == 2 + 2 * len(layers) * n_dirs * 2
+    n_prompts = 2 + len(cfg.heldout_prompts)  # selection prompts + held-out prompts
+    assert len(sweep) == n_prompts + n_prompts * len(layers) * n_dirs * 2
     analysis = json.loads((run.path / "results" / "analysis.json").read_text())
+    # The held-out split: the setting is chosen on the selection prompts, reported on the held-out ones.
+    assert analysis["split"]["selection_prompts"] == ["plain", "after_shift"]
+    assert analysis["split"]["heldout_prompts"] == list(cfg.heldout_prompts) and analysis["split"]["held_out"]
+    for row in analysis["effects"]:
+        per = row["per_prompt"]
+        assert row["effect"] == pytest.approx((per["plain"] + per["after_shift"]) / 2)
+        assert row["heldout_effect"] == pytest.approx(sum(per[p] for p in cfg.heldout_prompts) / 4)
+    for concept, rep in analysis["reported"].items():
+        assert set(rep["per_prompt"]) == set(cfg.heldout_prompts) and rep["n_prompts"] == 4
+        assert rep["random"]["effect"] == pytest.approx(rep["effect"])
+        assert rep["ci95"][0] <= rep["effect"] <= rep["ci95"][1]
     assert set(analysis["selections"]) == {"interest_recognition", "perspective_taking"}
     assert analysis["comparisons"]["-interest_recognition"]
     conf = json.loads((run.path / "results" / "confirmation.json").read_text())
@@ -126,6 +138,7 @@ def test_end_to_end_on_a_tiny_model(model, tmp_path):
     n_abstained = sum(r["label"] is None for r in rows)
     assert f"Abstained: {n_abstained} of {len(rows)} samples" in report
     assert "judge-only; agreement with a reviewer on this model's outputs not measured" in report
+    assert "Chosen on (selection prompts): `plain`, `after_shift`" in report and "`recognition_v2`" in report
     for fig in ("dose_response", "side_effects", "convergence"):
         assert (run.path / "figures" / f"{fig}.png").exists()
     for concept, sel in analysis["selections"].items():  # kl_threshold 10: a setting is selected and exported
@@ -211,7 +224,8 @@ def test_interrupted_run_resumes_without_loss_or_duplication(model, tmp_path, mo
 
     cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
                                 layers=(1,), max_pairs=2, n_samples=3, max_new_tokens=4, kl_threshold=10.0,
-                                metric_prompts=("plain",), generation_conditions=("recognised",), batch_size=4)
+                                metric_prompts=("plain",), heldout_prompts=(), generation_conditions=("recognised",),
+                                batch_size=4)
     full = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path / "a")
     run_steer_experiment(model, cfg, full)
     expected = (full.path / "results" / "generations.jsonl").read_text().splitlines()
@@ -249,7 +263,7 @@ def test_job_steers_with_a_probe_runs_directions(model, tmp_path):
              for layer in range(model.n_layers)]
     save_directions(saved, tmp_path / "probe-run" / "directions")
     cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
-                                layers=(1,), n_samples=0, metric_prompts=("plain",),
+                                layers=(1,), n_samples=0, metric_prompts=("plain",), heldout_prompts=(),
                                 directions=str(tmp_path / "probe-run"))
     run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path / "runs")
     run_steer_experiment(model, cfg, run)

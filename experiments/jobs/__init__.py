@@ -13,8 +13,11 @@ Each job takes typed settings and writes its artefacts to a :class:`common.rundi
 - :mod:`experiments.jobs.choice_judge`  the constrained LLM judge's model side: answer tokens, one forward pass each;
 - :mod:`experiments.jobs.trials`        the trials job: backend, judge, resumable run, table, review file, report;
 - :mod:`experiments.jobs.score`         resumable scoring of a JSONL file, reviews, table and report;
-- :mod:`experiments.jobs.smoke`         one greedy reply of a model to one scenario condition.
+- :mod:`experiments.jobs.smoke`         one greedy reply of a model to one scenario condition;
+- :mod:`experiments.jobs.study`         the study: a hub over the jobs above, trials to mechanism, resumable, with
+  its config (``study_config``), pair rule (``study_pairs``), plan (``study_plan``), verdict rules
+  (``study_verdicts``) and report (``study_report``).
 """
 
 __all__ = ["backends", "choice_judge", "evaluate", "from_run", "probe", "probe_config", "probe_report", "projection",
-           "score", "smoke", "trials"]
+           "score", "smoke", "study", "trials"]

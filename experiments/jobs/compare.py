@@ -207,7 +207,8 @@ def probe_job(model: LoadedModel, cfg: CompareConfig) -> Path:
                                                        "model_key": model.identity.key},
                         root=Path(cfg.runs_root) if cfg.runs_root else None, model_identity=model.identity.to_dict())
     log.info("probe run for %s: %s", model.identity.name, run.path)
-    run_probe_job(model, probe_cfg, run)
+    with run:  # completed, or failed with the error: never left running by a library call
+        run_probe_job(model, probe_cfg, run)
     return run.path
 
 

@@ -137,12 +137,13 @@ def evaluate_saved_run(from_run: str | Path, eval_file: str | Path, *, runs_root
                         {"from_run": str(saved.run.path), "model_args": {k: model_args.get(k) for k in MODEL_ARGS},
                          **cfg.to_dict()}, root=runs_root, model_identity=identity)
     log.info("run directory: %s", run.path)
-    result = evaluate.evaluate_file(loaded_model, directions, datasets, cfg, model_store_dir(cfg, loaded_model),
-                                    eval_file)
-    result["from_run"] = {"run": str(saved.run.path), "hook": cfg.hook, "position": cfg.position,
-                          "concept_data_changed": changed}
-    run.write_json("eval.json", result)
-    run.write_report(report_markdown(loaded_model, saved, result))
+    with run:  # completed, or failed with the error: never left running by a library call
+        result = evaluate.evaluate_file(loaded_model, directions, datasets, cfg, model_store_dir(cfg, loaded_model),
+                                        eval_file)
+        result["from_run"] = {"run": str(saved.run.path), "hook": cfg.hook, "position": cfg.position,
+                              "concept_data_changed": changed}
+        run.write_json("eval.json", result)
+        run.write_report(report_markdown(loaded_model, saved, result))
     log.info("scored %d texts in %.1f s after the model load: %s", sum(c["n"] for c in result["concepts"].values()),
              time.perf_counter() - loaded_at, run.path / "report.md")
     return run, result

@@ -135,6 +135,9 @@ def project_trials(model: LoadedModel, results: dict[str, ConceptResult],
             "estimator": s["estimator"], "layer": s["layer"],
             "mean_normalised_by_condition": {c: float(np.mean(v)) for c, v in by_condition.items()},
             "separation": separation(labels, np.asarray(s["normalised"])),
+            # per trial, so a caller can relabel (e.g. with reviewed labels) and test the separation itself
+            "trials": [{"id": row.get("id"), "condition": row.get("condition"), "label": lab, "normalised": value}
+                       for row, lab, value in zip(kept, labels, s["normalised"])],
         }
     out["labels"] = {lab or "unscored": labels.count(lab) for lab in set(labels)}
     return out

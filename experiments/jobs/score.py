@@ -188,13 +188,14 @@ def _write_table(outcome: ScoreOutcome, input_path: Path, output: Path, judge: J
                         {"input": str(input_path), "output": str(output), "judge": judge.name,
                          "reviews": str(reviews) if reviews else None, "by": list(fields),
                          "sample": str(sample) if sample else None}, root=runs_root)
-    run.write_json("table.json", table.to_dict())
-    run.write_json("rates.json", outcome.rates.to_dict())
-    if outcome.agreement is not None:
-        run.write_json("agreement.json", outcome.agreement.to_dict())
-    run.save_figure(plot_convergence(table), "convergence")
-    report = [outcome.agreement.to_markdown()] if outcome.agreement is not None else []
-    run.write_report("\n\n".join([f"# Scores of {input_path} ({judge.name})", table.to_markdown(),
-                                   "## Judge-aware rates", outcome.rates.to_markdown(), *report]))
+    with run:  # completed, or failed with the error: never left running by a library call
+        run.write_json("table.json", table.to_dict())
+        run.write_json("rates.json", outcome.rates.to_dict())
+        if outcome.agreement is not None:
+            run.write_json("agreement.json", outcome.agreement.to_dict())
+        run.save_figure(plot_convergence(table), "convergence")
+        report = [outcome.agreement.to_markdown()] if outcome.agreement is not None else []
+        run.write_report("\n\n".join([f"# Scores of {input_path} ({judge.name})", table.to_markdown(),
+                                       "## Judge-aware rates", outcome.rates.to_markdown(), *report]))
     log.info("table, figure and report written to %s", run.path)
     outcome.run = run

@@ -114,8 +114,9 @@ def run_smoke_job(model: LoadedModel, config: dict[str, Any], *, scenario: Scena
     identity = model.identity.to_dict()
     run = RunDir.create("smoke", config.get("model", model.spec.name), config, root=runs_root,
                         model_identity=identity)
-    run.write_json("smoke.json", {**dataclasses.asdict(result), "tokens_per_second": result.tokens_per_second})
-    run.write_report(format_report(result, identity))
+    with run:  # completed, or failed with the error: never left running by a library call
+        run.write_json("smoke.json", {**dataclasses.asdict(result), "tokens_per_second": result.tokens_per_second})
+        run.write_report(format_report(result, identity))
     log.info("%d tokens in %.1f s; answer: %s", result.n_new_tokens, result.seconds,
              (result.answer[:200] + "...") if len(result.answer) > 200 else result.answer or "(empty)")
     return result, run

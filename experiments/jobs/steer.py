@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from activations.generation import row_seed
 from activations.models import LoadedModel
@@ -50,6 +49,7 @@ from common.errors import ConfigError
 from experiments.jobs.backends import get_judge  # local:<model> judges load through the model side
 from experiments.jobs.trials import run_rates
 from common.fileio import atomic_write_bytes, atomic_write_text
+from common.yamlfile import load_yaml, load_yaml_mapping
 from common.jsonl import append_jsonl, dumps_jsonl, read_jsonl_lenient
 from common.rundir import RunDir
 from interventions.directions_source import (
@@ -68,6 +68,8 @@ from interventions.verdict import VerdictTokens, resolve_verdict_tokens, verdict
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "steering" / "framing_shift.yaml"
+TUPLE_FIELDS = ("concepts", "alphas", "metric_prompts", "heldout_prompts", "against", "proceed",
+                "generation_conditions", "layers")
 
 
 @dataclass
@@ -90,6 +92,7 @@ class SteerConfig:
     alphas: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     n_random: int = 6
     metric_prompts: tuple[str, ...] = ("plain", "after_recognition", "after_shift")
+    heldout_prompts: tuple[str, ...] = ("recognition_v2", "shift_v2", "recognition_p1", "shift_p2")
     against: tuple[str, ...] = (" No",)
     proceed: tuple[str, ...] = (" Yes",)
     kl_threshold: float = 0.1
@@ -108,15 +111,13 @@ class SteerConfig:
         path = Path(path) if path is not None else DEFAULT_CONFIG
         if not path.exists():
             raise ConfigError(f"steering config {path} does not exist; see configs/steering/framing_shift.yaml")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings")
+        raw = load_yaml_mapping(path, "steering config")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
         values = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-        for key in ("concepts", "alphas", "metric_prompts", "against", "proceed", "generation_conditions", "layers"):
+        for key in TUPLE_FIELDS:
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -131,7 +132,8 @@ class SteerConfig:
         if stored.get("experiment") != "steer":
             raise ConfigError(f"{run.path} is a {stored.get('experiment')!r} run, not a steering run")
         values = {f.name: stored[f.name] for f in fields(cls) if f.name in stored}
-        for key in ("concepts", "alphas", "metric_prompts", "against", "proceed", "generation_conditions", "layers"):
+        values.setdefault("heldout_prompts", ())  # a run from before the held-out split: its sweep has none
+        for key in TUPLE_FIELDS:
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -171,19 +173,26 @@ class SteerConfig:
             if name not in prefills["metric_prompts"]:
                 raise ConfigError(f"unknown metric prompt {name!r}; {self.prefills} defines "
                                   f"{sorted(prefills['metric_prompts'])}")
+        scenario = load_scenario(self.path(self.scenario))
+        for name in self.heldout_prompts:
+            if name not in prefills["heldout_prompts"]:
+                raise ConfigError(f"unknown held-out prompt {name!r}; {self.prefills} defines "
+                                  f"{sorted(prefills['heldout_prompts'])}")
+            if name in self.metric_prompts:
+                raise ConfigError(f"{name!r} is both a metric prompt and a held-out prompt; a held-out prompt must "
+                                  "not be one the setting is chosen on")
+            scenario.prompt(prefills["heldout_prompts"][name]["condition"] or self.condition)
         for name in self.generation_conditions:
             if name not in prefills["generation_prefills"]:
                 raise ConfigError(f"unknown generation condition {name!r}; {self.prefills} defines "
                                   f"{sorted(prefills['generation_prefills'])}")
         load_neutral(self.path(self.neutral))
-        load_scenario(self.path(self.scenario)).prompt(self.condition)
+        scenario.prompt(self.condition)
         get_judge(self.judge)
 
 
 def _read_yaml(path: Path, required: tuple[str, ...]) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist")
-    raw = yaml.safe_load(path.read_text())
+    raw = load_yaml(path, "steering input")
     if not isinstance(raw, dict) or any(k not in raw for k in required):
         raise ConfigError(f"{path}: expected a mapping with {', '.join(required)}")
     raw["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -201,6 +210,13 @@ def load_prefills(path: Path) -> dict[str, Any]:
         return "\n".join(steps.get(x, x) for x in items)
 
     raw["metric_prompts"] = {k: resolve(v, k) for k, v in raw["metric_prompts"].items()}
+    heldout = raw.get("heldout_prompts") or {}
+    if not isinstance(heldout, dict) or any(not isinstance(v, dict) or "steps" not in v or set(v) - {"steps",
+                                                                                                     "condition"}
+                                            for v in heldout.values()):
+        raise ConfigError(f"{path}: heldout_prompts must map names to {{steps: [...], condition: <optional>}}")
+    raw["heldout_prompts"] = {k: {"condition": v.get("condition"), "text": resolve(v["steps"], k)}
+                              for k, v in heldout.items()}
     raw["generation_prefills"] = {k: resolve(v, k) for k, v in raw["generation_prefills"].items()}
     return raw
 
@@ -501,6 +517,28 @@ def _load_named(path: Path) -> dict[str, dict[int, np.ndarray]]:
     return named
 
 
+def reported_effects(selections: dict[str, Any], comparisons: dict[str, list[dict[str, Any]]],
+                     per_prompt: dict[str, dict[tuple[int, str, float], float]],
+                     prompts: list[str]) -> dict[str, dict[str, Any]]:
+    """Each selected setting's effect on the report prompts (held-out when there are any): the per-prompt effects,
+    their mean with a t interval over prompts, and the random-direction comparison at that setting."""
+    from common.stats import mean_interval
+
+    out: dict[str, dict[str, Any]] = {}
+    for concept, sel in selections.items():
+        if sel.layer is None:
+            out[concept] = {"layer": None, "reason": sel.reason}
+            continue
+        key = (sel.layer, concept, float(sel.alpha))
+        values = {p: per_prompt[p][key] for p in prompts if key in per_prompt.get(p, {})}
+        mean, ci = mean_interval(list(values.values()))
+        comp = next((c for c in comparisons.get(concept, [])
+                     if c["layer"] == sel.layer and c["alpha"] == float(sel.alpha)), None)
+        out[concept] = {"layer": sel.layer, "alpha": sel.alpha, "prompts": prompts, "per_prompt": values,
+                        "effect": mean, "ci95": list(ci), "n_prompts": len(values), "random": comp}
+    return out
+
+
 def check_against_model(model: LoadedModel, cfg: SteerConfig) -> tuple[VerdictTokens, list[int]]:
     """Checks that need the tokenizer or the model's size, before any forward pass: verdict tokens and layers."""
     tokens = resolve_verdict_tokens(model.tokenizer, cfg.against, cfg.proceed)
@@ -537,8 +575,14 @@ def run_steer_experiment(model: LoadedModel, cfg: SteerConfig, run: RunDir) -> d
     scenario = load_scenario(cfg.path(cfg.scenario))
     scenario_text = render_prompt(scenario.prompt(cfg.condition), model.tokenizer, model.spec)
     metric_prompts = {p: assistant_text(scenario_text, prefills["metric_prompts"][p]) for p in cfg.metric_prompts}
+    heldout_prompts = {}
+    for name in cfg.heldout_prompts:
+        item = prefills["heldout_prompts"][name]
+        rendered = render_prompt(scenario.prompt(item["condition"] or cfg.condition), model.tokenizer, model.spec)
+        heldout_prompts[name] = assistant_text(rendered, item["text"])
     run.write_json("inputs.json", {"verdict_tokens": tokens.to_dict(), "layers": layers,
-                                   "metric_prompts": metric_prompts, "prefills_sha256": prefills["sha256"],
+                                   "metric_prompts": metric_prompts, "heldout_prompts": heldout_prompts,
+                                   "prefills_sha256": prefills["sha256"],
                                    "neutral_sha256": neutral["sha256"], "scenario_text_hash":
                                        scenario.text_hash(cfg.condition)})
 
@@ -561,23 +605,35 @@ def run_steer_experiment(model: LoadedModel, cfg: SteerConfig, run: RunDir) -> d
                                        reference=f"{cfg.neutral} reference + prompts + scenario")
         run.write_json("norms.json", norms.to_dict())
 
-    sweep = _stage(run, "sweep.json", lambda: run_metric_sweep(model, cfg, metric_prompts, named, layers, norms,
-                                                               tokens))
+    sweep = _stage(run, "sweep.json", lambda: run_metric_sweep(model, cfg, {**metric_prompts, **heldout_prompts},
+                                                               named, layers, norms, tokens))
     side = _stage(run, "side_effects.json", lambda: run_side_effects(model, cfg, neutral, named, layers, norms))
 
-    eff = effects(sweep)
+    # The held-out split: the setting is chosen on the selection prompts' effects; the effect and the comparison with
+    # random directions are reported on the held-out prompts, which the choice never saw.
+    eff = effects(r for r in sweep if r["prompt"] in metric_prompts)
+    eff_report = effects(r for r in sweep if r["prompt"] in heldout_prompts) if heldout_prompts else eff
     side_tab = side_effect_table(side)
     selections = {c: select_setting(eff, side_tab, c, n_layers=n, kl_threshold=cfg.kl_threshold,
                                     skip_last_fraction=cfg.skip_last_fraction) for c in cfg.concepts}
-    comparisons = {d: [c.to_dict() for c in compare_to_random(eff, d)]
+    comparisons = {d: [c.to_dict() for c in compare_to_random(eff_report, d)]
                    for d in named if not d.startswith(RANDOM_PREFIX)}
-    per_prompt = {p: effects([r for r in sweep if r["prompt"] == p]) for p in metric_prompts}
+    all_prompts = [*metric_prompts, *heldout_prompts]
+    per_prompt = {p: effects([r for r in sweep if r["prompt"] == p]) for p in all_prompts}
     analysis = {
         "baseline_metric": {r["prompt"]: r["metric"] for r in sweep if r["alpha"] == 0},
+        "split": {"selection_prompts": list(metric_prompts), "heldout_prompts": list(heldout_prompts),
+                  "held_out": bool(heldout_prompts),
+                  "rule": "layer and alpha chosen on the selection prompts; effects and random-direction comparisons "
+                          "reported on the held-out prompts" if heldout_prompts else
+                          "no held-out prompts: effects are reported on the prompts the setting was chosen on"},
         "effects": [{"layer": L, "direction": d, "alpha": a, "effect": v,
-                     "per_prompt": {p: per_prompt[p][(L, d, a)] for p in metric_prompts},
+                     "heldout_effect": eff_report.get((L, d, a)),
+                     "per_prompt": {p: per_prompt[p][(L, d, a)] for p in all_prompts},
                      **side_tab.get((L, d, a), {})} for (L, d, a), v in sorted(eff.items())],
         "selections": {c: s.to_dict() for c, s in selections.items()},
+        "reported": reported_effects(selections, comparisons, per_prompt,
+                                     list(heldout_prompts) or list(metric_prompts)),
         "comparisons": comparisons,
         "unsteered_side_effects": side_tab.get((layers[0], next(iter(named)), 0.0)),
     }

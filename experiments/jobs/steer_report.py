@@ -167,8 +167,22 @@ def steer_report(model: LoadedModel, cfg: Any, layers: list[int], tokens: Verdic
     for c, s in analysis["selections"].items():
         lines.append(f"| {c} | {_fmt(s['layer'])} | {_fmt(s['alpha'], 2)} | {_fmt(s['effect'])} | {_fmt(s['kl'])} | "
                      f"{s['reason']} |")
+    split = analysis.get("split") or {"held_out": False, "selection_prompts": list(cfg.metric_prompts),
+                                        "heldout_prompts": []}
+    where = ("the held-out prompts " + ", ".join(f"`{p}`" for p in split["heldout_prompts"])
+             if split["held_out"] else "the same prompts the setting was chosen on (no held-out prompts: optimistic)")
+    lines += ["", "## Held-out split", "",
+              "- Chosen on (selection prompts): " + ", ".join(f"`{p}`" for p in split["selection_prompts"]) + ".",
+              f"- Reported on: {where}.", ""]
+    for c, r in (analysis.get("reported") or {}).items():
+        if r.get("layer") is None:
+            continue
+        lo, hi = r["ci95"]
+        lines.append(f"- **{c}** at layer {r['layer']}, alpha {r['alpha']:g}: effect {_fmt(r['effect'])} "
+                     f"(95% t interval over {r['n_prompts']} prompts {_fmt(lo)}..{_fmt(hi)}); per prompt "
+                     + ", ".join(f"{p} {_fmt(v)}" for p, v in r["per_prompt"].items()) + ".")
     lines += ["", "## Concept directions against random directions of the same norm", "",
-              "Effect = change in the verdict log-odds vs unsteered, mean over metric prompts. `outside` = above every "
+              f"Effect = change in the verdict log-odds vs unsteered, mean over {where}. `outside` = above every "
               "random direction's effect (or below every one); with k random directions, 1/(k+1) is the chance of "
               "that by luck, so one such setting among many is expected even with no real effect.", "",
               "| direction | layer | alpha | effect | random min..max | z | rank | outside | KL | perplexity |",

@@ -161,15 +161,15 @@ def run_trials_job(settings: dict[str, Any], *, run: RunDir | None, api_key: str
         raise ConfigError(f"{run.path} was run with model identity {run.config.get('model_key')}, but the loaded "
                           f"model is {identity['key']} (different weights, dtype or served control vector); start a "
                           "new run")
-    run.start()  # a resumed run is running again; run_main records how it ends
-
-    records = run_trials(
-        backend, scenario, conditions, settings["n"], out_path=run.path / STORE,
-        temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
-        base_seed=settings["seed"], batch_size=settings["batch_size"], judge=judge,
-        enable_thinking=settings["thinking"],
-    )
-    write_outputs(run, records, settings, scenario, conditions, backend)
+    run.start()  # a resumed run is running again
+    with run:  # the job records how its run ended (completed / failed with the error), CLI or library call alike
+        records = run_trials(
+            backend, scenario, conditions, settings["n"], out_path=run.path / STORE,
+            temperature=settings["temperature"], top_p=settings["top_p"], max_new_tokens=settings["max_new_tokens"],
+            base_seed=settings["seed"], batch_size=settings["batch_size"], judge=judge,
+            enable_thinking=settings["thinking"],
+        )
+        write_outputs(run, records, settings, scenario, conditions, backend)
     return TrialsOutcome(run, records)
 
 
