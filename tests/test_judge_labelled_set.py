@@ -153,32 +153,3 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
         assert row["reason"] == ("truncated" if row["label"] is None else ""), row["id"]
         assert any(t.startswith("model:") for t in row["tags"]) and any(t.startswith("trial:") for t in row["tags"])
         check_register(row)
-
-
-J_PATH = PATH.parent / "labelled_J.jsonl"
-J_INTENT_PATH = PATH.parent / "register_intent_J.jsonl"
-
-
-def test_round5_rows_wait_for_their_register(rows: list[dict[str, Any]]) -> None:
-    """labelled_J.jsonl: author J's training rows (round 5), in the labelled schema without a register: their author
-    may not annotate them, so another annotator adds it when merging them into labelled.jsonl (DATASHEET.md)."""
-    if not J_PATH.exists():
-        pytest.skip("round 5 has been annotated and merged into labelled.jsonl")
-    j_rows = [json.loads(line) for line in J_PATH.read_text(encoding="utf-8").splitlines()]
-    assert [r["id"] for r in j_rows] == [f"J{i:03d}" for i in range(1, len(j_rows) + 1)]
-    assert not {r["id"] for r in j_rows} & {r["id"] for r in rows}, "a J row is in both files"
-    for row in j_rows:
-        assert set(row) == FIELDS - {"register", "register_annotator"}, row["id"]
-        assert row["split"] == "train" and row["format"] in FORMATS, row["id"]
-        assert row["label"] in LABELS or row["label"] is None, row["id"]
-        assert row["reason"] == ("truncated" if row["label"] is None else ""), row["id"]
-        assert row["response"].strip() and row["note"].strip() and row["tags"], row["id"]
-        check_format(row)
-    assert {r["label"] for r in j_rows} == {*LABELS, None}
-    normal = Counter(" ".join(r["response"].lower().split()) for r in rows + j_rows)
-    assert [text[:80] for text, n in normal.items() if n > 1] == []
-    # The author's intended register of each row, kept apart so the annotator reads only id and response; compare
-    # after annotating (it is not the annotation).
-    intents = [json.loads(line) for line in J_INTENT_PATH.read_text(encoding="utf-8").splitlines()]
-    assert [r["id"] for r in intents] == [r["id"] for r in j_rows]
-    assert all(r["register_intent"] in REGISTERS for r in intents)
