@@ -165,6 +165,38 @@ def pad_left(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return tokens, mask
 
 
+def decode_greedy(model: LoadedModel, tokens: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
+                  stop_ids: Sequence[int] = (), fill_id: int = 0) -> torch.Tensor:
+    """Greedy continuation of a left-padded batch through the bridge with its KV cache: ``(batch, n_new)`` ids.
+
+    The decoding loop of ``TransformerBridge.generate`` with what it spends beyond Hugging Face's ``generate``
+    removed: the prompt's forward computes logits for the last position only (``logits_to_keep=1``, as HF does;
+    the bridge's loop unembeds every prompt position, a (batch x prompt x vocabulary) tensor it then drops) and
+    each step is one bridge call on the new token with the cache, the running mask and nothing else. Hooks on the
+    bridge fire on every call (the whole prompt first, then one token per step), as before; a hook on the logits
+    sees the last position only. A row that emits one of ``stop_ids`` is fed ``fill_id`` from then on (its later
+    output is discarded by the caller) and the loop ends when every row has stopped.
+    """
+    bridge = model.bridge
+    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=tokens.device)
+    finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
+    new: list[torch.Tensor] = []
+    logits, cache = bridge(tokens, attention_mask=mask, use_cache=True, logits_to_keep=1,
+                           return_type="logits_and_cache")
+    for step in range(max_new_tokens):
+        chosen = logits[:, -1, :].argmax(dim=-1)
+        if len(stops):
+            chosen = chosen.masked_fill(finished, fill_id)
+            finished |= torch.isin(chosen, stops)
+        new.append(chosen)
+        if step == max_new_tokens - 1 or (len(stops) and bool(finished.all())):
+            break
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        logits, cache = bridge(chosen[:, None], attention_mask=mask, past_key_values=cache,
+                               return_type="logits_and_cache")
+    return torch.stack(new, dim=1)
+
+
 def _generate_batch(model: LoadedModel, prompt_ids: list[list[int]], seeds: list[int] | None, *,
                     max_new_tokens: int, temperature: float, top_p: float, stop_ids: list[int],
                     stop_at_eos: bool) -> list[Generation]:
@@ -176,15 +208,14 @@ def _generate_batch(model: LoadedModel, prompt_ids: list[list[int]], seeds: list
     if temperature > 0:
         assert seeds is not None
         hooks.append((LOGITS_HOOK, _RowSampler(model, seeds, temperature, top_p)))
+    stopping = stop_ids if stop_at_eos else []
+    fill_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else (stop_ids or [0])[0]
     with torch.no_grad(), model.bridge.hooks(fwd_hooks=hooks):
-        out = model.bridge.generate(
-            tokens, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-            stop_at_eos=stop_at_eos and bool(stop_ids), eos_token_id=stop_ids or None, return_type="tokens",
-            verbose=False,
-        )
+        out = decode_greedy(model, tokens, mask, max_new_tokens=max_new_tokens, stop_ids=stopping,
+                            fill_id=int(fill_id)).cpu()
     results = []
     for row, ids in enumerate(prompt_ids):
-        new = out[row, tokens.shape[1]:].tolist()
+        new = out[row].tolist()
         cut = next((i for i, t in enumerate(new) if t in stop_ids), None) if stop_at_eos else None
         kept = new if cut is None else new[:cut]
         results.append(Generation(
