@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 
 from common.errors import ConfigError, UnknownModelError
+from activations.shapes import ModelShape, parse_shape
 
 from common import REPO_ROOT
 REGISTRY_PATH = REPO_ROOT / "configs" / "models.yaml"
@@ -42,6 +43,7 @@ class ModelSpec:
     base_note: str | None = None
     gated: bool = False
     description: str = ""
+    shape: ModelShape | None = None  # the architecture from the publisher's config.json (activations.shapes)
 
     @property
     def is_base(self) -> bool:
@@ -73,6 +75,8 @@ def _parse_entry(name: str, raw: object, where: Path) -> ModelSpec:
         raise ConfigError(f"{where}: hub entry '{name}' needs a hub_id")
     if raw["source"] == "packaged" and not all(raw.get(k) for k in ("package", "file", "sha256")):
         raise ConfigError(f"{where}: packaged entry '{name}' needs package, file and sha256")
+    if "shape" in raw:
+        raw = {**raw, "shape": parse_shape(raw["shape"], f"{where}: entry '{name}'")}
     return ModelSpec(name=name, **raw)
 
 

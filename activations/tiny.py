@@ -88,3 +88,30 @@ def tiny_model(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> Load
     """A bridged random-weight model of ``arch`` with the tiny tokenizer (deterministic for a given seed)."""
     hf_model = tiny_hf_model(arch, seed=seed, chat=chat)
     return bridge_hf_model(hf_model, tiny_tokenizer(chat), name=f"tiny-{arch}-seed{seed}")
+
+
+def shaped_hf_model(name: str, *, n_layers: int | None = None, seed: int = 0, dtype: torch.dtype = torch.float32,
+                    vocab_size: int | None = None) -> Any:
+    """A random-weight Hugging Face model of registry model ``name``'s exact shape (``n_layers``: the first N layers).
+
+    Built directly in ``dtype`` (``from_config`` would initialise a bfloat16 8B in float32 first, twice the memory).
+    The real vocabulary is kept unless ``vocab_size`` is given; the tiny tokenizer's 400 ids are valid in any of them.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from activations.registry import get_spec
+    from activations.shapes import hf_config
+
+    config = hf_config(get_spec(name), n_layers, vocab_size=vocab_size)
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = 1, 2, 0  # the tiny tokenizer's specials
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=dtype).eval()
+
+
+def shaped_model(name: str, *, n_layers: int | None = None, seed: int = 0, dtype: str = "float32",
+                 chat: bool = True) -> LoadedModel:
+    """:func:`shaped_hf_model` bridged, with the tiny tokenizer (for rehearsals of a large model's code paths)."""
+    from activations.models import DTYPES
+
+    hf_model = shaped_hf_model(name, n_layers=n_layers, seed=seed, dtype=DTYPES[dtype])
+    return bridge_hf_model(hf_model, tiny_tokenizer(chat), name=f"shaped-{name}-seed{seed}", dtype=dtype)
