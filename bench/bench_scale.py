@@ -1,8 +1,9 @@
 """Rehearse an 8B model on CPU: a random-weight Llama 3.1 8B of the exact shape, in bfloat16, through our code paths.
 
 Steps (each timed, with its peak resident memory against the weights' size):
-  build         the model in bfloat16 directly (``activations.tiny.shaped_hf_model``: no float32 copy first), the
-                real 128,256-token vocabulary, parameters frozen, bridged
+  build         the model in bfloat16 directly (``activations.tiny.shaped_hf_model``: no float32 copy first,
+                ``--init tiled`` random weights), the real 128,256-token vocabulary, parameters frozen, bridged
+                (the bridge hashes every weight for the model's identity)
   extract       a few texts at every layer (resid_post, last and mean) into an activation store on disk
   steer         residual norms on one text, then a steered generation of a few tokens (batch of 2)
   patch         segment patching (resid_pre) on a short clean/corrupted pair, at ``--patch-layers`` layers
@@ -120,6 +121,8 @@ def main() -> None:
     ap.add_argument("--patch-layers", default="first,middle,last",
                     help="layers of the exact patching grid (comma list of numbers or first/middle/last)")
     ap.add_argument("--new-tokens", type=int, default=4)
+    ap.add_argument("--init", choices=("tiled", "normal"), default="tiled",
+                    help="random weights: tiled (seconds) or the architecture's own init (minutes at 8B)")
     ap.add_argument("--max-ratio", type=float, default=1.3)
     ap.add_argument("--store", default=None, help="activation store directory (default: a temporary one)")
     args = ap.parse_args()
@@ -130,7 +133,7 @@ def main() -> None:
     tokenizer = tiny_tokenizer(True)
 
     with steps.step("build"):
-        hf_model = shaped_hf_model(args.model, n_layers=args.layers, dtype=torch.bfloat16)
+        hf_model = shaped_hf_model(args.model, n_layers=args.layers, dtype=torch.bfloat16, init=args.init)
         hf_model.requires_grad_(False)  # a backward must not allocate a model-sized .grad for every parameter
         steps.weights_bytes = sum(p.numel() * p.element_size() for p in hf_model.parameters())
         n_params = sum(p.numel() for p in hf_model.parameters())
