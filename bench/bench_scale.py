@@ -13,12 +13,12 @@ Steps (each timed, with its peak resident memory against the weights' size):
 Pass/fail lines: no step may copy the model (peak RSS at most ``--max-ratio`` x the weights, 1.3 by default), upcast
 it (every parameter still bfloat16 after each step), give it gradients (every ``.grad`` still None) or hold a
 (layers x positions x vocabulary) tensor (checked by the peak-memory bound: at 32 layers x 30 positions x 128,256
-that tensor alone is 0.5 GB in bfloat16, 1 GB in float32; the rehearsal's prompts are short, so the ratio is the
+that tensor alone is 0.25 GiB in bfloat16, 0.5 GiB in float32; the rehearsal's prompts are short, so the ratio is the
 check that matters for the weights). Peak RSS is the kernel's high-water mark (VmHWM), reset before each step
 (``/proc/self/clear_refs``), so each figure is that step's own peak.
 
-    OMP_NUM_THREADS=1 python bench/bench_scale.py --layers 2      # same shape, 2 of 32 layers (about 3 GB)
-    OMP_NUM_THREADS=2 python bench/bench_scale.py                 # all 32 layers: about 16 GB of weights
+    OMP_NUM_THREADS=1 python bench/bench_scale.py --layers 2      # same shape, 2 of 32 layers (about 3 GiB)
+    OMP_NUM_THREADS=1 python bench/bench_scale.py                 # all 32 layers: 14.96 GiB (16.06 GB) of weights
 
 The text tokens come from the tiny test tokenizer (400 ids, valid in the 128,256-token vocabulary): this measures
 memory and time, not language.
@@ -53,7 +53,7 @@ from interventions.steering import Steer, generate_steered, measure_residual_nor
 from interventions.verdict import resolve_verdict_tokens  # noqa: E402
 from probes.sweep import layer_sweep, select_layer  # noqa: E402
 
-GB = 1024 ** 3
+GB = 1024 ** 3  # GiB, as the figures are printed
 TEXTS = [
     "The Veth show distress when separated, so staying together matters to them.",
     "Step 1: list the facts. Step 2: infer interests. Step 3: weigh them.",
@@ -111,9 +111,9 @@ class Steps:
                 notes.append("parameters not frozen")
         self.rows.append((name, wall, peak, rise, "; ".join(notes) or "ok"))
         self.failures += [f"{name}: {n}" for n in notes]
-        print(f"  {name:10s} {wall:8.1f} s   peak RSS {peak / GB:6.2f} GB "
+        print(f"  {name:10s} {wall:8.1f} s   peak RSS {peak / GB:6.2f} GiB "
               f"({peak / self.weights_bytes if self.weights_bytes else float('nan'):.2f}x weights; "
-              f"+{rise / GB:.2f} GB over the step's start)   after {now / GB:6.2f} GB   {self.rows[-1][-1]}", flush=True)
+              f"+{rise / GB:.2f} GiB over the step's start)   after {now / GB:6.2f} GiB   {self.rows[-1][-1]}", flush=True)
 
 
 def main() -> None:
@@ -130,7 +130,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{args.model} shape, {args.layers or 'all'} layers, bfloat16; torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; load average "
-          f"{os.getloadavg()[0]:.2f}; RSS before the model {_status('VmRSS') / GB:.2f} GB", flush=True)
+          f"{os.getloadavg()[0]:.2f}; RSS before the model {_status('VmRSS') / GB:.2f} GiB", flush=True)
     steps = Steps(args.max_ratio)
     tokenizer = tiny_tokenizer(True)
 
@@ -140,7 +140,7 @@ def main() -> None:
         steps.weights_bytes = sum(p.numel() * p.element_size() for p in hf_model.parameters())
         n_params = sum(p.numel() for p in hf_model.parameters())
         model = bridge_hf_model(hf_model, tokenizer, name=f"shaped-{args.model}", dtype="bfloat16")
-    print(f"  weights: {n_params / 1e9:.3f} B parameters, {steps.weights_bytes / GB:.2f} GB in bfloat16; "
+    print(f"  weights: {n_params / 1e9:.3f} B parameters, {steps.weights_bytes / GB:.2f} GiB in bfloat16; "
           f"{model.n_layers} layers, d_model {model.d_model}, vocabulary {hf_model.config.vocab_size}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
@@ -191,8 +191,8 @@ def main() -> None:
             chosen = "no layer qualifies for logistic (expected: random weights, 12 texts)"
         print(f"    {len(TEXTS)} texts x {len(every_layer)} layers, 3 grouped folds: {chosen}", flush=True)
 
-    print(f"\n| step | wall (s) | peak RSS (GB) | peak / weights ({steps.weights_bytes / GB:.2f} GB) | "
-          "rise over the step's start (GB) | checks |")
+    print(f"\n| step | wall (s) | peak RSS (GiB) | peak / weights ({steps.weights_bytes / GB:.2f} GiB) | "
+          "rise over the step's start (GiB) | checks |")
     print("|---|---|---|---|---|---|")
     for name, wall, peak, rise, notes in steps.rows:
         print(f"| {name} | {wall:.1f} | {peak / GB:.2f} | {peak / steps.weights_bytes:.2f} | {rise / GB:.2f} | {notes} |")
