@@ -16,12 +16,15 @@ whose HF class cannot use SDPA, are left untouched.
 from __future__ import annotations
 
 import logging
+import re
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
+#: The attention block's own input and output: they fire the same on the fused path.
+_ATTENTION_BOUNDARY = re.compile(r"\.attn\.hook_(in|out)$")
 
 
 def _attention_bridges(bridge: Any) -> tuple[list[Any], bool]:
@@ -43,19 +46,31 @@ def _attention_bridges(bridge: Any) -> tuple[list[Any], bool]:
     return reimplemented, known
 
 
+def attention_internal_hooks(bridge: Any) -> list[str]:
+    """Hook points inside attention (scores, pattern, rotated q/k...) that hold hooks now: the fused kernel would
+    skip them, so :func:`hf_attention` keeps the bridge's attention while any is hooked."""
+    return [name for name, point in bridge.hook_dict.items()
+            if ".attn." in name and not _ATTENTION_BOUNDARY.search(name)
+            and (point._forward_hooks or point._backward_hooks)]
+
+
 @contextmanager
 def hf_attention(bridge: Any, implementation: str = "sdpa") -> Iterator[str]:
     """Run attention through the HF module with ``implementation`` inside the block; yields what is used.
 
-    Yields ``implementation``, or ``"bridge"`` where the model is left as it is. Attention-internal hooks
-    (``hook_pattern``, ``hook_attn_scores``, ``hook_rot_q``...) do not fire inside the block.
+    Yields ``implementation``, or ``"bridge"`` where the model is left as it is, which includes a bridge that holds
+    hooks inside attention on entry (:func:`attention_internal_hooks`). Attention-internal hooks added inside the
+    block (``hook_pattern``, ``hook_attn_scores``, ``hook_rot_q``...) do not fire.
     """
     from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
 
     hf_model = bridge.original_model
     previous = getattr(hf_model.config, "_attn_implementation", None)
     modules, known = _attention_bridges(bridge)
-    if not known or previous is None or not hasattr(hf_model, "set_attn_implementation"):
+    hooked = attention_internal_hooks(bridge)
+    if hooked:
+        log.debug("keeping the bridge's attention: hooks on %s", hooked[:3])
+    if hooked or not known or previous is None or not hasattr(hf_model, "set_attn_implementation"):
         yield "bridge"
         return
     if previous != implementation:
@@ -78,4 +93,4 @@ def hf_attention(bridge: Any, implementation: str = "sdpa") -> Iterator[str]:
             hf_model.set_attn_implementation(previous)
 
 
-__all__ = ["hf_attention"]
+__all__ = ["attention_internal_hooks", "hf_attention"]

@@ -78,7 +78,12 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.bridge.parameters()).device
+        """Where inputs go: the first parameter's device, or the bridge's device when that parameter is offloaded
+        to disk (accelerate leaves a meta placeholder and loads the weights for each call)."""
+        device = next(self.bridge.parameters()).device
+        if device.type == "meta":
+            return torch.device(getattr(self.bridge.cfg, "device", None) or "cpu")
+        return device
 
     def encode(self, text: str) -> list[int]:
         """Token ids for ``text``, adding BOS only where the text (e.g. a rendered chat template) lacks it."""
@@ -156,29 +161,110 @@ def _spec_from_directory(path: Path) -> ModelSpec:
     )
 
 
+#: accelerate's placement strategies, accepted as a ``--device-map`` string.
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+_OFFLOAD_TARGETS = ("cpu", "disk")
+
+
+def _target_kind(value: Any) -> str:
+    """'cpu', 'disk' or 'gpu' for one device-map value (an int is a CUDA index, as in accelerate)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return "gpu"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _OFFLOAD_TARGETS:
+            return text
+        if text.split(":")[0] in ("cuda", "xpu", "mps", "npu") or text.isdigit():
+            return "gpu"
+    raise ConfigError(f"device map target {value!r} is not a device: use cpu, disk, a GPU index (0, 1...) or cuda:N")
+
+
+def parse_device_map(value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """A ``--device-map`` as accelerate takes it: a strategy (``auto``...), or a JSON object (inline or a ``.json``
+    file) mapping module names to devices, e.g. ``{"model.embed_tokens": "cpu", "model.layers.0": "disk"}``.
+
+    TransformerLens 4.3 runs hooks on CPU/disk offload and on GPU-only maps, but refuses a map that mixes a GPU with
+    CPU/disk offload; that is caught here, before any weight is read.
+    """
+    if value is None or isinstance(value, dict):
+        parsed = value
+    elif value.strip() in DEVICE_MAP_STRATEGIES:
+        return value.strip()
+    else:
+        text = value.strip()
+        if not text.startswith("{"):
+            path = Path(text).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"--device-map {value!r} is neither a strategy ({', '.join(DEVICE_MAP_STRATEGIES)}) "
+                                  "nor a JSON object nor a .json file holding one")
+            text = path.read_text()
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--device-map is not valid JSON ({exc.msg} at character {exc.pos}); write it as "
+                              '\'{"model.layers.0": "cpu", "model.layers.1": "disk"}\'') from None
+    if parsed is None:
+        return None
+    if not isinstance(parsed, dict) or not parsed:
+        raise ConfigError("--device-map JSON must be a non-empty object mapping module names to devices")
+    kinds = {_target_kind(v) for v in parsed.values()}
+    if "gpu" in kinds and kinds & set(_OFFLOAD_TARGETS):
+        raise ConfigError("--device-map mixes a GPU with cpu/disk offload, which TransformerLens 4.3 refuses; use an "
+                          "all-GPU map (auto when the GPUs hold the model) or an all-cpu/disk map (slow, no GPU)")
+    return parsed
+
+
+def parse_max_memory(value: str | dict[str, Any] | None) -> dict[Any, str] | None:
+    """``--max-memory cpu=20GiB,0=70GiB`` as accelerate's ``max_memory`` dict (GPU indices as ints)."""
+    if value is None or isinstance(value, dict):
+        return value
+    budget: dict[Any, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        device, sep, amount = part.partition("=")
+        if not sep or not amount.strip():
+            raise ConfigError(f"--max-memory entry {part!r} must read DEVICE=SIZE, e.g. cpu=20GiB or 0=70GiB")
+        device = device.strip()
+        budget[int(device) if device.isdigit() else device] = amount.strip()
+    return budget or None
+
+
 def load_model(
     model: str = DEFAULT_MODEL,
     *,
     dtype: str = "float32",
     device: str | None = None,
-    device_map: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
     n_devices: int | None = None,
     revision: str | None = None,
     weights: str | os.PathLike | None = None,
     trust_remote_code: bool = False,
+    offload_folder: str | os.PathLike | None = None,
+    max_memory: str | dict[str, Any] | None = None,
 ) -> LoadedModel:
-    """Load ``model`` and bridge it. ``device_map``/``n_devices`` spread a large model over several GPUs."""
+    """Load ``model`` and bridge it.
+
+    ``device_map`` (see :func:`parse_device_map`) and ``n_devices`` spread a large model over several GPUs, or over
+    CPU memory and disk (``offload_folder`` holds the weights accelerate writes out; ``max_memory`` caps each
+    device, e.g. ``cpu=20GiB`` to send the rest to disk). Offloaded weights are read in for every forward pass: the
+    slow way to run a model larger than memory, with every hook working as usual.
+    """
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype '{dtype}'; choose one of {sorted(DTYPES)}")
     if device_map is not None and device is not None:
         raise ConfigError("pass either --device or --device-map, not both")
+    device_map = parse_device_map(device_map)
+    max_memory = parse_max_memory(max_memory)
+    if (offload_folder is not None or max_memory is not None) and device_map is None:
+        raise ConfigError("--offload-folder and --max-memory apply to a --device-map; add --device-map auto")
     check_device(device, dtype, device_map=device_map, n_devices=n_devices)
     spec = resolve_spec(model, weights)
     if spec.source == "packaged":
         if device_map is not None or (n_devices or 1) > 1:
             raise ConfigError(f"{spec.name} is a small packaged model; --device-map/--n-devices are for hub models")
         return _load_packaged(spec, dtype, device or "cpu")
-    return _load_transformers(spec, dtype, device, device_map, n_devices, revision, trust_remote_code)
+    placement = {"device_map": device_map, "n_devices": n_devices, "max_memory": max_memory,
+                 "offload_folder": None if offload_folder is None else str(offload_folder)}
+    return _load_transformers(spec, dtype, device, placement, revision, trust_remote_code)
 
 
 def packaged_file(spec: ModelSpec) -> Path:
@@ -264,8 +350,7 @@ def _load_transformers(
     spec: ModelSpec,
     dtype: str,
     device: str | None,
-    device_map: str | None,
-    n_devices: int | None,
+    placement: dict[str, Any],
     revision: str | None,
     trust_remote_code: bool,
 ) -> LoadedModel:
@@ -283,8 +368,8 @@ def _load_transformers(
         spec = replace(spec, kind="instruct" if has_template else "base",
                        prompt_format="chat" if has_template else "document",
                        thinking=has_template and "enable_thinking" in tokenizer.chat_template)
-    bridge = _bridge(location, tokenizer=tokenizer, device=device, dtype=dtype, device_map=device_map,
-                     n_devices=n_devices, revision=revision, trust_remote_code=trust_remote_code, spec=spec)
+    bridge = _bridge(location, tokenizer=tokenizer, device=device, dtype=dtype, revision=revision,
+                     trust_remote_code=trust_remote_code, spec=spec, **placement)
     hf_cfg = bridge.original_model.config
     commit = revision or getattr(hf_cfg, "_commit_hash", None)
     if commit is None and spec.source == "local":
@@ -343,7 +428,9 @@ def bridge_hf_model(hf_model: Any, tokenizer: Any, *, name: str = "custom", dtyp
     digest = hashlib.sha256()
     for key, tensor in sorted(hf_model.state_dict().items()):
         digest.update(key.encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        # The stored bytes as they are, through a uint8 view: no float32 copy (4.2 GB for an 8B model's bfloat16
+        # embedding) and no bytes copy. float32 weights hash exactly as they did when this upcast them first.
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     has_template = bool(getattr(tokenizer, "chat_template", None))
     spec = ModelSpec(name=name, source="local", kind="instruct" if has_template else "base",
                      prompt_format="chat" if has_template else "document")

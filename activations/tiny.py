@@ -91,21 +91,43 @@ def tiny_model(arch: str = "llama", *, seed: int = 0, chat: bool = True) -> Load
 
 
 def shaped_hf_model(name: str, *, n_layers: int | None = None, seed: int = 0, dtype: torch.dtype = torch.float32,
-                    vocab_size: int | None = None) -> Any:
+                    vocab_size: int | None = None, init: str = "normal") -> Any:
     """A random-weight Hugging Face model of registry model ``name``'s exact shape (``n_layers``: the first N layers).
 
     Built directly in ``dtype`` (``from_config`` would initialise a bfloat16 8B in float32 first, twice the memory).
     The real vocabulary is kept unless ``vocab_size`` is given; the tiny tokenizer's 400 ids are valid in any of them.
+    ``init="tiled"`` skips the architecture's initialisation and tiles one block of N(0, 0.02) draws over every
+    matrix (norm weights 1): drawing 8 billion normal numbers takes minutes on one core, tiling takes seconds, and a
+    rehearsal of memory and time does not need independent weights.
     """
     from transformers import AutoModelForCausalLM
 
     from activations.registry import get_spec
     from activations.shapes import hf_config
 
+    if init not in ("normal", "tiled"):
+        raise ValueError(f"init must be 'normal' or 'tiled', got {init!r}")
     config = hf_config(get_spec(name), n_layers, vocab_size=vocab_size)
     config.bos_token_id, config.eos_token_id, config.pad_token_id = 1, 2, 0  # the tiny tokenizer's specials
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=dtype).eval()
+    if init == "normal":
+        return AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=dtype).eval()
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():  # parameters stay torch.empty; buffers (rotary frequencies) are computed as usual
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=dtype).eval()
+    # A prime length, so consecutive rows of a matrix start at different offsets of the block and differ.
+    block = torch.randn(1_000_003, dtype=torch.float32).mul_(config.initializer_range).to(dtype)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 1:
+                param.fill_(1.0)
+                continue
+            flat = param.view(-1)
+            for start in range(0, flat.numel(), block.numel()):
+                chunk = flat[start:start + block.numel()]
+                chunk.copy_(block[:chunk.numel()])
+    return model
 
 
 def shaped_model(name: str, *, n_layers: int | None = None, seed: int = 0, dtype: str = "float32",

@@ -23,7 +23,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
     group.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu for packaged models)")
-    group.add_argument("--device-map", default=None, help="accelerate device map, e.g. auto, to spread over GPUs")
+    group.add_argument("--device-map", default=None,
+                       help="accelerate device map: auto (or balanced, sequential), or a JSON object (inline or a "
+                            ".json file) mapping modules to GPUs, cpu or disk; cpu/disk offload runs a model larger "
+                            "than memory, slowly")
+    group.add_argument("--offload-folder", default=None, metavar="DIR",
+                       help="where --device-map writes weights offloaded to disk")
+    group.add_argument("--max-memory", default=None, metavar="DEV=SIZE,...",
+                       help="per-device budget for --device-map, e.g. cpu=20GiB (the rest goes to disk) or 0=70GiB")
     group.add_argument("--n-devices", type=int, default=None, help="split the model over this many GPUs")
     group.add_argument("--list-models", action="store_true", help="list the registry's models and exit")
 
@@ -50,7 +57,8 @@ def parse_run_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
     return load_model(args.model, dtype=args.dtype, device=args.device, device_map=args.device_map,
-                      n_devices=args.n_devices, revision=args.revision, weights=args.weights)
+                      n_devices=args.n_devices, revision=args.revision, weights=args.weights,
+                      offload_folder=getattr(args, "offload_folder", None), max_memory=getattr(args, "max_memory", None))
 
 
 def format_model_list(registry: dict[str, ModelSpec] | None = None) -> str:

@@ -31,8 +31,18 @@ from interventions.patching import PatchGrid, Run, VerdictMetric, with_hooks, ho
 from interventions.segments import Cell, Direction
 
 
+def _track_from_embeddings(x: torch.Tensor, hook: Any) -> torch.Tensor:
+    """Start autograd at the embeddings when the parameters are frozen (a large model: ``requires_grad_(False)``
+    spares a model-sized ``.grad`` per parameter), so the backward still reaches every activation; otherwise the
+    forward has nothing to differentiate and the backward fails."""
+    return x if x.requires_grad else x.detach().requires_grad_(True)
+
+
 def gradients(bridge: Any, target: Run, names: Sequence[str], metric: VerdictMetric) -> dict[str, torch.Tensor]:
-    """``dM/da`` at ``names`` on the patched run (summed metric over its rows, so each row gets its own gradient)."""
+    """``dM/da`` at ``names`` on the patched run (summed metric over its rows, so each row gets its own gradient).
+
+    Works with frozen parameters (no parameter gets a ``.grad``): the gradient starts at the embeddings.
+    """
     def scalar(logits: torch.Tensor) -> torch.Tensor:
         return metric(logits).sum()
 
@@ -40,7 +50,7 @@ def gradients(bridge: Any, target: Run, names: Sequence[str], metric: VerdictMet
     # fallback TransformerLens uses cannot reach it either: caching hook_embed too keeps every asked-for point
     # downstream of something.
     wanted = ["hook_embed", *[n for n in names if n != "hook_embed"]]
-    with torch.enable_grad(), with_hooks(bridge, target.hooks):
+    with torch.enable_grad(), with_hooks(bridge, [("hook_embed", _track_from_embeddings), *target.hooks]):
         cache = cache_activation_and_gradient(bridge, target.tokens, scalar, names_filter=wanted)
     missing = [n for n in names if cache.gradients.get(n) is None]
     if missing:

@@ -349,11 +349,12 @@ def last_logits(logits: torch.Tensor, mask: torch.Tensor, index: list[int]) -> l
 
 def generate_steered(model: LoadedModel, prompts: Sequence[str], plan: SteeringPlan, *, batch_size: int = 8,
                      seed: int | None = None, seeds: Sequence[int] | None = None, progress: bool = False,
-                     attention: str = "bridge", **kwargs: Any) -> list[Generation]:
+                     attention: str = "sdpa", **kwargs: Any) -> list[Generation]:
     """Generate with row ``i`` of ``plan`` applied to prompt ``i`` at every token (bridge loop, KV cache on).
 
-    ``attention="sdpa"`` runs attention on HF's fused kernel during generation (faster; tested to give the same
-    tokens as recomputing the full sequence at each step), ``"bridge"`` keeps the bridge's own attention.
+    ``attention="sdpa"`` (the default, as in :func:`activations.generation.generate_detailed`) runs attention on HF's
+    fused kernel during generation (tested to give the same tokens as recomputing the full sequence at each step),
+    ``"bridge"`` keeps the bridge's own attention.
 
     Sampling seeds follow :func:`activations.generation.generate_detailed` (a single ``seed`` seeds prompt ``i``
     with ``row_seed(seed, i)`` over the whole call), so a row's text does not depend on the batch it ran in.
@@ -377,8 +378,8 @@ def generate_steered(model: LoadedModel, prompts: Sequence[str], plan: SteeringP
         index = list(range(start, min(start + batch_size, len(prompts))))
         chunk = [prompts[i] for i in index]
         lengths = [len(model.encode(p)) for p in chunk]
-        with attention_context(model, attention), steering_hooks(model, plan.subset(index), lengths):
-            results += generate_detailed(model, chunk, batch_size=len(chunk),
+        with steering_hooks(model, plan.subset(index), lengths):
+            results += generate_detailed(model, chunk, batch_size=len(chunk), attention=attention,
                                          seeds=None if seeds is None else [int(seeds[i]) for i in index], **kwargs)
     return results
 

@@ -96,6 +96,28 @@ def test_bridge_hook_changes_generation(model, prompts):
     assert [g.token_ids for g in after] == [g.token_ids for g in plain]  # the context removed the hook
 
 
+def test_hooks_inside_attention_still_fire_and_fused_attention_gives_the_same_tokens(model, prompts):
+    fused = generate_detailed(model, prompts, max_new_tokens=8, stop_at_eos=False)  # attention="sdpa", the default
+    own = generate_detailed(model, prompts, max_new_tokens=8, stop_at_eos=False, attention="bridge")
+    assert [g.token_ids for g in fused] == [g.token_ids for g in own]
+    seen = []
+
+    def record(pattern, hook):  # the fused kernel has no pattern: this fires only on the bridge's attention
+        seen.append(tuple(pattern.shape[-2:]))
+        return pattern
+
+    with model.bridge.hooks(fwd_hooks=[("blocks.0.attn.hook_pattern", record)]):
+        generate_detailed(model, prompts, max_new_tokens=8, stop_at_eos=False)
+    assert len(seen) == 8 and seen[1][0] == 1  # the prompt, then one query per cached step
+
+
+def test_batched_prompt_logits_for_the_last_position_only(model, prompts):
+    shapes = []
+    with model.bridge.hooks(fwd_hooks=[("unembed.hook_out", lambda x, hook: shapes.append(x.shape) or x)]):
+        generate_detailed(model, prompts, max_new_tokens=3, stop_at_eos=False)
+    assert [s[1] for s in shapes] == [1, 1, 1]  # never (batch, prompt, vocabulary) logits
+
+
 def test_sampling_keeps_user_hooks(model, prompts):
     def kill_all_but(token_id):
         def hook(logits, hook):

@@ -164,7 +164,7 @@ def test_n_devices_is_honoured_not_dropped(save_tiny):
 
 
 def test_bad_device_map_is_a_toolkit_error(save_tiny):
-    with pytest.raises(ModelLoadError, match="bogus"):
+    with pytest.raises(ConfigError, match="bogus"):
         load_model(str(save_tiny("llama")), device_map="bogus")
 
 

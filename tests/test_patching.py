@@ -121,6 +121,22 @@ def test_attribution_equals_transformer_lens_node_scores(model, metric):
             assert float(head[0, node.head, 0]) == pytest.approx(score, abs=1e-6)
 
 
+def test_attribution_with_frozen_parameters_equals_trainable(metric):
+    # A large model is frozen so a backward allocates no parameter gradients; the activations' gradients must not
+    # change, and no parameter may end up with a .grad.
+    model = tiny_model("llama", seed=0)
+    pair = text_pair(model.tokenizer, CLEAN, CORRUPTED)
+    names = [hook_name(c, layer) for c in ("resid_pre", "mlp_out") for layer in range(model.n_layers)]
+    clean, corrupted = prepare_runs(model.bridge, pair, names, metric)
+    trainable = gradients(model.bridge, corrupted, names, metric)
+    model.bridge.requires_grad_(False)
+    frozen = gradients(model.bridge, corrupted, names, metric)
+    for name in names:
+        torch.testing.assert_close(frozen[name], trainable[name], rtol=0, atol=0)
+    assert all(p.grad is None for p in model.bridge.parameters())
+    assert any(float(g.abs().max()) > 0 for g in frozen.values())
+
+
 # ---------------------------------------------------------------- against raw PyTorch hooks on the HF model
 
 def _hf_module(hf, component, layer):
