@@ -98,10 +98,17 @@ def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if bad:
             raise ReviewError(str(JSONLError(path, bad, [r for _, r in numbered])))
         return numbered
+    return read_review_csv(path, delimiter="\t" if fmt == "tsv" else ",")
+
+
+def read_review_csv(path: Path, *, delimiter: str = ",", error: type[Exception] = ReviewError
+                    ) -> list[tuple[int, dict[str, Any]]]:
+    """A review spreadsheet's records with the line each starts on (a quoted cell may span lines); the header must
+    name ``id`` and ``reviewed_label``, else ``error``. Shared by the review queue and the blind sample."""
     with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter="\t" if fmt == "tsv" else ",")
+        reader = csv.DictReader(handle, delimiter=delimiter)
         if not reader.fieldnames or "id" not in reader.fieldnames or "reviewed_label" not in reader.fieldnames:
-            raise ReviewError(f"{path}: the header must include 'id' and 'reviewed_label' (got {reader.fieldnames})")
+            raise error(f"{path}: the header must include 'id' and 'reviewed_label' (got {reader.fieldnames})")
         out, start = [], 2
         for record in reader:
             out.append((start, record))

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from behaviour.judges.labels import LABELS
+from behaviour.review import read_review_csv
 from common.errors import ConfigError, ToolkitError
 from common.fileio import atomic_write_text
 
@@ -215,15 +216,7 @@ def write_sample(rows: Sequence[dict[str, Any]], draw: SampleDraw, path: str | o
 
 
 def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "id" not in reader.fieldnames or "reviewed_label" not in reader.fieldnames:
-            raise SampleError(f"{path}: the header must include 'id' and 'reviewed_label' (got {reader.fieldnames})")
-        out, start = [], 2
-        for record in reader:
-            out.append((start, record))
-            start = reader.line_num + 1
-        return out
+    return read_review_csv(path, error=SampleError)
 
 
 @dataclass(frozen=True)
