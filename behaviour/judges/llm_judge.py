@@ -109,6 +109,16 @@ def parse_judge_output(text: str) -> ParsedAnswer:
 Complete = Callable[[str, str], str]
 
 
+def _verdict_or_abstain(response: str, name: str) -> tuple[str, Judgement | None]:
+    """The verdict text an LLM judge reads, or the abstention when the response has no final answer."""
+    if not isinstance(response, str) or not response.strip():
+        raise EmptyResponseError("the response is empty; there is nothing to judge")
+    verdict = find_verdict(response)
+    if not verdict.text:
+        return "", Judgement(None, "", "no final answer to judge", name, NO_FINAL_ANSWER)
+    return verdict.text, None
+
+
 class LLMJudge:
     """A judge that asks a model to label the final verdict with :data:`RUBRIC_SYSTEM`."""
 
@@ -118,15 +128,13 @@ class LLMJudge:
         self.rubric = rubric  # fixed per experiment; overridable so that tiny test models fit their context
 
     def judge(self, response: str) -> Judgement:
-        if not isinstance(response, str) or not response.strip():
-            raise EmptyResponseError("the response is empty; there is nothing to judge")
-        verdict = find_verdict(response)
-        if not verdict.text:
-            return Judgement(None, "", "no final answer to judge", self.name, NO_FINAL_ANSWER)
-        raw = self.complete(self.rubric, RUBRIC_USER.format(verdict=verdict.text))
+        text, abstained = _verdict_or_abstain(response, self.name)
+        if abstained:
+            return abstained
+        raw = self.complete(self.rubric, RUBRIC_USER.format(verdict=text))
         parsed = parse_judge_output(raw)
         rationale = parsed.reason or raw.strip()[:500]
-        return Judgement(parsed.label, verdict.text, rationale, self.name, parsed.error)
+        return Judgement(parsed.label, text, rationale, self.name, parsed.error)
 
 
 #: ``score(system, user) -> log-probabilities``: the judge model's next-token log-probabilities (over its whole
@@ -163,12 +171,10 @@ class ConstrainedLLMJudge:
         self.explain = explain
 
     def judge(self, response: str) -> Judgement:
-        if not isinstance(response, str) or not response.strip():
-            raise EmptyResponseError("the response is empty; there is nothing to judge")
-        verdict = find_verdict(response)
-        if not verdict.text:
-            return Judgement(None, "", "no final answer to judge", self.name, NO_FINAL_ANSWER)
-        user = RUBRIC_USER.format(verdict=verdict.text)
+        text, abstained = _verdict_or_abstain(response, self.name)
+        if abstained:
+            return abstained
+        user = RUBRIC_USER.format(verdict=text)
         logprobs = self.score(self.rubric, user)
         probabilities = choice_probabilities(logprobs)
         label = max(probabilities, key=probabilities.__getitem__)
@@ -177,7 +183,7 @@ class ConstrainedLLMJudge:
         rationale = f"answer probabilities {shown} (the four answers took {mass:.0%} of the next-token probability)"
         if self.explain is not None:
             rationale += f" | {self.explain(self.rubric, user, CHOICE_LETTERS[LABELS.index(label)]).strip()}"
-        return Judgement(label, verdict.text, rationale, self.name, confidence=probabilities[label],
+        return Judgement(label, text, rationale, self.name, confidence=probabilities[label],
                          probabilities=probabilities)
 
 
