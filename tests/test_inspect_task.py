@@ -132,3 +132,35 @@ def test_a_file_that_is_not_a_log_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a readable Inspect eval log"):
         log_rows(bad)
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_log_gets_prediction_powered_rates_from_a_blind_sample(run: dict[str, Any], tmp_path: Path) -> None:
+    """An Inspect log goes the rates issue's whole way: scored, a blind sample drawn from its rows and filled, then the
+    table's three columns (judge-only, reviewed-only, PPI) through the same ``experiments.score --table``."""
+    import csv
+
+    from experiments.review import main as review_main
+
+    scored = tmp_path / "scored.jsonl"
+    assert score_main(["--input", run["log"].location, "--output", str(scored), "--judge", JUDGE]) == 0
+    labels = {r["id"]: r["label"] for r in map(json.loads, scored.read_text().splitlines())}
+    review_dir = tmp_path / "review"
+    review_dir.mkdir()
+    assert review_main(["sample", str(review_dir), "--input", str(scored), "--n", "4", "--seed", "0"]) == 0
+    sample = review_dir / "review_sample.csv"
+    with sample.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields, drawn = reader.fieldnames, list(reader)
+    assert len(drawn) == 4 and set(fields).isdisjoint({"label", "judge", "members", "confidence", "rationale"})
+    for row in drawn:  # the reviewer agrees with the judge, and reads a cut-off response as having no verdict
+        row["reviewed_label"] = labels[row["id"]] or "no verdict"
+    with sample.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(drawn)
+    assert score_main(["--input", run["log"].location, "--output", str(tmp_path / "rescored.jsonl"), "--judge", JUDGE,
+                       "--table", "--by", "condition", "--sample", str(sample), "--runs", str(tmp_path / "runs")]) == 0
+    [rates_json] = (tmp_path / "runs").rglob("rates.json")
+    cells = json.loads(rates_json.read_text())["cells"]
+    assert sum(c["reviewed"] for c in cells) == 4 and sum(c["missing"] for c in cells) == 0
+    assert any(c["ppi"] is not None and c["reviewed_only"] is not None for c in cells)
