@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from activations.models import load_model
 from activations.registry import get_spec, load_registry
@@ -57,16 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plan_only:
         return 0
     root = args.runs or RUNS_ROOT
-    args.model, args.weights, args.revision, args.device_map, args.n_devices = cfg.model, None, None, None, None
-    model = load_from_args(args)
-    if args.status:
-        study = find_study_run(root, cfg.settings_hash(model.identity.key))
+    if args.status:  # found by settings and model name: no weights loaded
+        study = find_study_run(Path(root), cfg=cfg)
         if study is None:
-            print("no study run with these settings and this model yet")
+            print(f"no study run of {cfg.model} with these settings under {root} yet")
             return 0
         for row in study_status(study):
             print(f"{row['status']:10} {row['run']}" + (f"  ({row['error']})" if row["error"] else ""))
         return 0
+    args.model, args.weights, args.revision, args.device_map, args.n_devices = cfg.model, None, None, None, None
+    model = load_from_args(args)
     plan = add_estimates(plan, calibrate(model))
     print(format_plan(plan))
 

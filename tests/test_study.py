@@ -102,6 +102,21 @@ def test_every_section_and_verdicts_from_the_numbers(first):
     assert (trials_run / "review_sample.csv").exists()
 
 
+def test_status_finds_the_study_without_loading_the_model(first, config_path, monkeypatch, capsys):
+    tmp, cfg, result = first
+    assert study_job.find_study_run(tmp / "runs", cfg=cfg).path == result.run.path
+    other = load_study_config(config_path, model="another-model")
+    assert study_job.find_study_run(tmp / "runs", cfg=other) is None  # another model's name: not this study
+    from experiments import study as cli
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("--status loaded the model")
+
+    monkeypatch.setattr(cli, "load_from_args", no_loading)
+    assert cli.main(["--quick", "--status", "--runs", str(tmp / "none")]) == 0
+    assert "no study run of smollm2-135m-instruct" in capsys.readouterr().out
+
+
 def test_rerun_reuses_every_step_and_adds_reviewed_labels(first, model, monkeypatch):
     tmp, cfg, result = first
     before = sorted(p.name for p in (result.run.path / "runs").iterdir())
@@ -195,6 +210,9 @@ def test_full_disk_mid_step_is_one_error_and_keeps_what_was_written(model, confi
     probe_run = RunDir.open(study / state["probe"]["run"])
     assert probe_run.status == FAILED and "No space left" in (probe_run.path / "error.txt").read_text()
     assert RunDir.open(study).status == FAILED
+    # the report still says what ran, what failed and why (the disk was full only for the probe's files)
+    report = (study / "report.md").read_text()
+    assert "No space left" in report and state["trials"]["run"] in report
 
 
 def test_bad_config_is_one_line_before_any_model_work(config_path, tmp_path):

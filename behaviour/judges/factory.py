@@ -79,3 +79,9 @@ def get_judge(spec: str = DEFAULT_JUDGE, *, local: Callable[..., Judge] | None =
 
         return llm_judge_from_spec(spec)
     raise ConfigError(f"unknown judge {spec!r}; use {SPEC_HELP}")
+
+
+def check_judge_spec(spec: str) -> None:
+    """Raise :class:`ConfigError` for a spec :func:`get_judge` would refuse, without loading an encoder or a model
+    (configs are validated before any model work; the same parser, with free stand-ins for the members that load)."""
+    get_judge(spec, local=lambda name, **_: RuleJudge(), embedding=RuleJudge())

@@ -39,7 +39,7 @@ import torch
 from activations.generation import row_seed
 from activations.models import LoadedModel
 from activations.prompts import render_prompt
-from behaviour.judges.factory import DEFAULT_JUDGE
+from behaviour.judges.factory import DEFAULT_JUDGE, check_judge_spec
 from behaviour.judges.scoring import score_rows
 from behaviour.rates import RATE_DEFINITION
 from behaviour.table import abstention_reason, convergence_table, effective_label
@@ -188,7 +188,7 @@ class SteerConfig:
                                   f"{sorted(prefills['generation_prefills'])}")
         load_neutral(self.path(self.neutral))
         scenario.prompt(self.condition)
-        get_judge(self.judge)
+        check_judge_spec(self.judge)
 
 
 def _read_yaml(path: Path, required: tuple[str, ...]) -> dict[str, Any]:

@@ -72,15 +72,22 @@ class StudyResult:
 # State: which step is done, in which sub-run.
 
 
-def find_study_run(root: Path, settings_hash: str) -> RunDir | None:
-    """The newest study run under ``root`` with these settings (and model identity, inside the hash)."""
+def find_study_run(root: Path, settings_hash: str | None = None, *, cfg: StudyConfig | None = None) -> RunDir | None:
+    """The newest study run under ``root`` with these settings (and model identity, inside the hash). With ``cfg``
+    instead of a hash, the newest run of this config's settings for a model of its name, whatever its weights'
+    key: what ``--status`` shows without loading the model."""
     found = []
     for path in root.glob("*-study-*"):
         try:
             config = json.loads((path / "config.json").read_text())
         except (OSError, ValueError):
             continue
-        if config.get("settings_hash") == settings_hash:
+        if cfg is not None:
+            matches = (config.get("model") == cfg.model
+                       and config.get("settings_hash") == cfg.settings_hash(config.get("model_key")))
+        else:
+            matches = config.get("settings_hash") == settings_hash
+        if matches:
             found.append(path)
     return RunDir.open(sorted(found)[-1]) if found else None
 
@@ -170,6 +177,8 @@ def run_study(model: LoadedModel, cfg: StudyConfig, *, runs_root: str | Path | N
             except BaseException as exc:
                 state[step] = {**state[step], "status": FAILED, "error": f"{type(exc).__name__}: {exc}"}
                 _save_state(study, state)
+                if isinstance(exc, Exception):  # not an interrupt: the report still says what ran and what failed
+                    _write_partial_report(study, cfg, model, state, plan)
                 raise
             state[step]["seconds"] = round(time.perf_counter() - start, 1)
             state[step]["measured"] = _measured(study, state[step].get("run"))
@@ -177,6 +186,19 @@ def run_study(model: LoadedModel, cfg: StudyConfig, *, runs_root: str | Path | N
             ctx.results[step] = state[step]
         answers = write_study_report(study, cfg, model, state, plan, study_status(study))
     return StudyResult(study, state, answers)
+
+
+def _write_partial_report(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: dict[str, Any],
+                          plan: dict[str, Any] | None) -> None:
+    """The report of a study stopped by a failing step: finished steps, the failure and its error, the rest not run.
+    A failure here is logged, never raised over the step's own error."""
+    from experiments.jobs.study_report import write_study_report
+
+    try:
+        write_study_report(study, cfg, model, state, plan, study_status(study))
+        log.error("the study stopped at a failing step; what ran is in %s", study.path / "report.md")
+    except Exception:  # noqa: BLE001 - the step's error is the one to show
+        log.exception("could not write the partial report")
 
 
 def _rel(study: RunDir, sub: RunDir | Path | None) -> str | None:

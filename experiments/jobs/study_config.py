@@ -195,6 +195,7 @@ def load_study_config(path: str | Path | None = None, *, quick: bool = False, mo
 
 def _validate_jobs(cfg: StudyConfig, path: Path) -> None:
     """Each job's own cheap validation (values, not just names and types), before any model work."""
+    from behaviour.judges.factory import DEFAULT_JUDGE, check_judge_spec
     from behaviour.scenario import load_scenario
     from behaviour.trials import expand_conditions
     from experiments.jobs.compare import validate_config
@@ -202,6 +203,7 @@ def _validate_jobs(cfg: StudyConfig, path: Path) -> None:
     trials = cfg.section("trials")
     expand_conditions(load_scenario(cfg.scenario), trials.get("conditions", TRIALS_DEFAULTS["conditions"]),
                       paraphrases=trials.get("paraphrases", False))
+    check_judge_spec(trials.get("judge", DEFAULT_JUDGE))
     for key in ("n", "batch_size"):
         if trials.get(key, 1) < 1:
             raise ConfigError(f"{path}: field 'trials.{key}' must be >= 1, got {trials[key]}")
