@@ -5,7 +5,8 @@ beside the plan's counts, with the machine's load. Target: <= 20 minutes on a 2-
     OMP_NUM_THREADS=1 python bench/bench_study.py --runs DIR --store DIR  # reuse (a rerun measures the reuse path)
 
 It runs ``python -m experiments.study --quick`` in a child process (as a user would) and reads the study's
-``results/steps.json`` for per-step seconds.
+``results/steps.json`` for per-step wall and CPU seconds (the process's CPU time: with one thread on a loaded
+machine, the closer figure for what the study takes on an idle core).
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ def main() -> int:
     plan = json.loads((study / "results" / "plan.json").read_text())
     print(f"study --quick: {wall / 60:.1f} min wall (load average {load_before[0]:.1f} before, {load_after[0]:.1f} "
           f"after; {args.threads} thread(s)); target <= 20 min")
-    print(f"{'step':10} {'status':10} {'seconds':>8}  planned")
+    cpu = sum(rec.get("cpu_seconds", 0) for rec in steps.values())
+    print(f"steps' CPU time {cpu / 60:.1f} min (with one thread, what the steps take on an idle core)")
+    print(f"{'step':10} {'status':10} {'seconds':>8} {'CPU s':>8}  planned")
     for name, rec in steps.items():
         p = plan["steps"].get(name, {})
-        print(f"{name:10} {rec['status']:10} {rec.get('seconds', 0):8.0f}  {p.get('estimated', '-')}, "
+        print(f"{name:10} {rec['status']:10} {rec.get('seconds', 0):8.0f} {rec.get('cpu_seconds', 0):8.0f}  "
+              f"{p.get('estimated', '-')}, "
               f"{p.get('forward_passes', '-')} forward passes, {p.get('generated_tokens', '-')} generated tokens")
     print(f"report: {study / 'report.html'}")
     return 0

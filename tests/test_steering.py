@@ -190,6 +190,10 @@ def test_per_row_batch_equals_each_row_alone(model):
         assert single[0].token_ids == batched[i].token_ids
         single_logits = steered_forward(model, [tokens[i]], alone, last_logits)[0]
         assert torch.allclose(single_logits, batched_logits[i], atol=1e-4)
+    # the last position's logits alone (logits_to_keep=1) equal the last column of the full logits, padding included
+    last_only = steered_forward(model, tokens, plan, last_logits, batch_size=3, last_only=True)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(last_only, batched_logits))
+    assert not torch.allclose(last_only[0], last_only[1], atol=1e-3)  # rows differ: the comparison is not vacuous
 
 
 def test_alpha_zero_leaves_generation_unchanged(model):

@@ -285,7 +285,7 @@ def run_metric_sweep(model: LoadedModel, cfg: SteerConfig, prompts: dict[str, st
     plan = plan_for(model, rows, norms)
     start = time.perf_counter()
     values = steered_forward(model, [encoded[p] for p, *_ in settings], plan, _metric_reducer(tokens),
-                             batch_size=cfg.batch_size, progress=True)
+                             batch_size=cfg.batch_size, progress=True, last_only=True)
     log.info("metric sweep: %d forward rows in %.0f s", len(settings), time.perf_counter() - start)
     return [{"prompt": p, "layer": L, "direction": d, "alpha": a, "metric": float(v)}
             for (p, L, d, a), v in zip(settings, values)]

@@ -167,7 +167,7 @@ def run_study(model: LoadedModel, cfg: StudyConfig, *, runs_root: str | Path | N
                 continue
             state[step] = {"status": RUNNING, "run": _rel(study, sub), "started": time.time()}
             _save_state(study, state)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 summary, sub = _RUNNERS[step](ctx, sub, lambda r: _record_run(study, state, step, r))
                 state[step] = {"status": COMPLETED, "run": _rel(study, sub), "summary": summary}
@@ -181,6 +181,8 @@ def run_study(model: LoadedModel, cfg: StudyConfig, *, runs_root: str | Path | N
                     _write_partial_report(study, cfg, model, state, plan)
                 raise
             state[step]["seconds"] = round(time.perf_counter() - start, 1)
+            # CPU seconds of this process (all its threads): on a shared machine, what the step costs on idle cores
+            state[step]["cpu_seconds"] = round(time.process_time() - cpu_start, 1)
             state[step]["measured"] = _measured(study, state[step].get("run"))
             _save_state(study, state)
             ctx.results[step] = state[step]

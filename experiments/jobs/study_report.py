@@ -296,11 +296,14 @@ def build_document(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: d
                      f"{p.get('disk', '-')} / {m['disk_mib']} MiB" if m else p.get("disk", "-"),
                      f"{p.get('peak_memory', '-')} / {m['peak_rss_gib']} GiB" if m else p.get("peak_memory", "-"),
                      f"{p.get('estimated', '-')} / " + (f"{rec['seconds'] / 60:.1f} min"
-                                                        if rec.get("seconds") is not None else "-"),
+                                                        if rec.get("seconds") is not None else "-")
+                     + (f" ({rec['cpu_seconds'] / 60:.1f} min CPU)" if rec.get("cpu_seconds") is not None else ""),
                      rec.get("status", "-")])
     cost.blocks.append(paragraph("Planned / measured. Disk: planned = the activation store (shared, kept between "
                                  "runs), measured = the step's sub-run directory. Memory: planned = the scale "
-                                 "planner's peak, measured = the process's peak RSS so far."))
+                                 "planner's peak, measured = the process's peak RSS so far. Time: planned = the "
+                                 "one-batch calibration's estimate, measured = wall time (and the process's CPU "
+                                 "time: on a loaded machine, the closer figure for idle cores)."))
     cost.blocks.append(table(["Step", "Forward passes (planned)", "Generated tokens (planned)", "Disk",
                               "Peak memory", "Time", "Status"], rows))
     if plan and plan.get("notes"):
