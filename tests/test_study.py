@@ -244,6 +244,33 @@ def test_cli_unknown_model_and_plan_only(capsys):
     assert info.value.code == 0 and "plan for smollm2-135m-instruct" in out and "steering" in out
 
 
+def test_gpu_estimate_is_a_roofline():
+    from experiments.jobs.study_plan import GPU_ASSUMED, gpu_estimate
+
+    counts = {"trials": {"_forward": 0, "_gen_tokens": 800, "_prompts": 8},
+              "probe": {"_forward": 1000, "_gen_tokens": 0, "_text_tokens": 50}}
+    small = dict(active_parameters=10**9, weights_bytes=2 * 10**9, n_layers=10, prompt_tokens=300, batch_size=8)
+    est = gpu_estimate(counts, **small)
+    gpu = GPU_ASSUMED
+    read = 2e9 / (gpu["bandwidth"] * gpu["bandwidth_efficiency"])
+    per_step = max(read, 8 * 2e9 / (gpu["flops"] * gpu["mfu"])) + 10 * gpu["overhead_per_layer_call"]
+    prefill = max(8 * 300 * 2e9 / (gpu["flops"] * gpu["mfu"]), read) + 10 * gpu["overhead_per_layer_call"]
+    assert est["trials"] == pytest.approx(100 * per_step + prefill)
+    forward = max(1000 * 50 * 2e9 / (gpu["flops"] * gpu["mfu"]), 125 * read) + 125 * 10 * gpu["overhead_per_layer_call"]
+    assert est["probe"] == pytest.approx(forward)
+    # decoding at batch 8 is bound by reading the weights: twice the weights add one more read per step
+    big = gpu_estimate(counts, **{**small, "weights_bytes": 4 * 10**9})
+    assert big["trials"] - est["trials"] == pytest.approx(100 * read)
+
+
+def test_plan_only_on_a_gpu_says_how_long(capsys):
+    from experiments import study as cli
+
+    assert cli.main(["--model", "llama-3.1-8b", "--plan-only", "--gpus", "1x80GB", "--dtype", "bfloat16"]) == 0
+    out = capsys.readouterr().out
+    assert "H100-class, analytic" in out and "time on the GPU, analytic" in out
+
+
 def test_cross_family_comparison_runs_only_the_probe_curves(first, model, store):
     """No base in the registry: with compare.cross_family the step compares probe curves at normalised depth only,
     labelled cross-family, reusing the study's own probe run for the studied model."""

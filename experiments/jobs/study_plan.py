@@ -16,6 +16,15 @@ __all__ = ["analytic_plan", "calibrate", "add_estimates", "format_plan"]
 #: Segments a baseline-threat pair of the Veth scenario has, for counting patching passes before the pair exists.
 SEGMENTS_ESTIMATE = 12
 
+#: The GPU an analytic time estimate assumes (``--gpus`` gives memory only): an H100 SXM's dense bfloat16 peak and
+#: memory bandwidth, at efficiencies typical of eager PyTorch (35% of peak FLOP/s on prefill, 60% of bandwidth when
+#: decoding), plus the host overhead of the bridge's hook points, which launch-bound decoding pays on every call
+#: (~60 module calls per layer at ~15 us each). A100: about 3x slower on prefill, 1.7x on decoding.
+GPU_ASSUMED = {"name": "H100-class", "flops": 989e12, "bandwidth": 3.35e12, "mfu": 0.35, "bandwidth_efficiency": 0.6,
+               "overhead_per_layer_call": 1e-3}
+#: Characters per token for counting concept-text tokens without the model's tokenizer (English prose, BPE).
+CHARS_PER_TOKEN = 4.0
+
 
 def _counts(cfg: StudyConfig, n_layers: int | None, has_base: bool) -> dict[str, dict[str, Any]]:
     from behaviour.scenario import load_scenario
@@ -44,17 +53,49 @@ def _counts(cfg: StudyConfig, n_layers: int | None, has_base: bool) -> dict[str,
     patch_passes = len(patch.components) * patch_layers * SEGMENTS_ESTIMATE * len(patch.directions) + 2
     return {
         "trials": {"forward_passes": f"{n_trials} generations", "generated_tokens": n_trials * max_new,
-                   "_gen_tokens": n_trials * max_new, "_forward": 0},
+                   "_gen_tokens": n_trials * max_new, "_forward": 0, "_prompts": n_trials},
         "probe": {"forward_passes": n_texts + n_trials + len(conditions), "generated_tokens": 0,
-                  "_gen_tokens": 0, "_forward": n_texts + n_trials + len(conditions), "_texts": n_texts},
+                  "_gen_tokens": 0, "_forward": n_texts + n_trials + len(conditions), "_texts": n_texts,
+                  "_text_tokens": _mean_text_tokens(concepts)},
         "steering": {"forward_passes": n_prompts * settings + side_rows, "generated_tokens": confirm *
                      steer.max_new_tokens, "_gen_tokens": confirm * steer.max_new_tokens,
-                     "_forward": n_prompts * settings + side_rows},
+                     "_forward": n_prompts * settings + side_rows, "_prompts": confirm},
         "patching": {"forward_passes": f"~{patch_passes} (+1 backward)" if patch_layers else "all layers x segments",
                      "generated_tokens": 0, "_gen_tokens": 0, "_forward": patch_passes},
         "compare": {"forward_passes": f"{n_texts} (base probe run)" if has_base else "0 (no base: skipped)",
                     "generated_tokens": 0, "_gen_tokens": 0, "_forward": n_texts if has_base else 0},
     }
+
+
+def _mean_text_tokens(concepts: list[str] | None) -> float:
+    from probes.concepts import load_concepts
+
+    texts = {t for ds in load_concepts(tuple(concepts) if concepts else None).values() for t in ds.texts}
+    return sum(len(t) for t in texts) / max(1, len(texts)) / CHARS_PER_TOKEN
+
+
+def gpu_estimate(counts: dict[str, dict[str, Any]], *, active_parameters: int, weights_bytes: int, n_layers: int,
+                 prompt_tokens: int, batch_size: int, gpu: dict[str, float] = GPU_ASSUMED) -> dict[str, float]:
+    """Seconds per step on the assumed GPU, by a roofline: a batch of forward rows costs the larger of its FLOPs
+    (2 x active parameters per token) and one read of the weights, a decoding step the larger of one read of the
+    weights and its FLOPs; every bridge call adds the hook points' host overhead per layer. Layers split over several
+    GPUs run one after another, so more GPUs add memory, not speed."""
+    flops = gpu["flops"] * gpu["mfu"]
+    read = weights_bytes / (gpu["bandwidth"] * gpu["bandwidth_efficiency"])
+    overhead = n_layers * gpu["overhead_per_layer_call"]
+    out = {}
+    for name, c in counts.items():
+        tokens = c.get("_text_tokens", prompt_tokens) if name in ("probe", "compare") else prompt_tokens
+        batches = -(-c["_forward"] // batch_size)
+        forward = max(c["_forward"] * tokens * 2 * active_parameters / flops, batches * read) + batches * overhead
+        steps = -(-c["_gen_tokens"] // batch_size)  # decoding steps of full batches
+        prompts = -(-c.get("_prompts", 0) // batch_size)  # their prompts' prefill, one batch at a time
+        decode = steps * (max(read, batch_size * 2 * active_parameters / flops) + overhead) + \
+            prompts * (max(batch_size * prompt_tokens * 2 * active_parameters / flops, read) + overhead)
+        out[name] = forward + decode
+        if name == "patching":  # one attribution pass: a forward and a backward (twice the forward's FLOPs)
+            out[name] += 3 * prompt_tokens * 2 * active_parameters / flops + 2 * overhead
+    return out
 
 
 def analytic_plan(cfg: StudyConfig, model_name: str, *, dtype: str = "float32", gpus: str | None = None,
@@ -66,6 +107,7 @@ def analytic_plan(cfg: StudyConfig, model_name: str, *, dtype: str = "float32", 
     memory: dict[str, str] = {}
     disk = "-"
     n_layers = None
+    mem = None
     try:
         trials = cfg.section("trials")
         mem = plan_model(model_name, gpus=gpus, dtype=dtype if dtype in ("float32", "float16", "bfloat16")
@@ -96,7 +138,23 @@ def analytic_plan(cfg: StudyConfig, model_name: str, *, dtype: str = "float32", 
         c["peak_memory"] = memory.get(step, "-")
         c["disk"] = disk if step in ("probe", "compare") else "-"
         c["estimated"] = "after loading (one-batch calibration)"
-    return {"model": model_name, "dtype": dtype, "steps": counts, "notes": notes, "calibration": None}
+    out = {"model": model_name, "dtype": dtype, "steps": counts, "notes": notes, "calibration": None}
+    if gpus and mem is not None and n_layers:
+        seconds = gpu_estimate(counts, active_parameters=mem.parameters.active, weights_bytes=mem.weights.bytes,
+                               n_layers=n_layers, prompt_tokens=mem.prompt_tokens, batch_size=batch_size)
+        for step, c in counts.items():
+            c["estimated"] = f"~{seconds[step] / 60:.1f} min ({GPU_ASSUMED['name']}, analytic)"
+        load_minutes = mem.weights.bytes / 1e9 / 60  # reading the weights at ~1 GB/s, converting once
+        total = sum(seconds.values()) / 60
+        out["gpu_estimate"] = {"assumed": GPU_ASSUMED, "seconds": seconds, "total_minutes": round(total, 1),
+                               "load_minutes": round(load_minutes, 1)}
+        notes.append(f"time on the GPU, analytic: ~{total:.0f} min for the steps plus ~{load_minutes:.1f} min to "
+                     f"read the weights (at ~1 GB/s) and the CPU-side work (probe sweeps, judging: about a minute "
+                     f"per sweep at 8B shape, docs/probe-sweep-speed.md), assuming {GPU_ASSUMED['name']} (study_plan.GPU_ASSUMED: "
+                     f"{GPU_ASSUMED['mfu']:.0%} of peak FLOP/s, {GPU_ASSUMED['bandwidth_efficiency']:.0%} of bandwidth, "
+                     f"{GPU_ASSUMED['overhead_per_layer_call'] * 1e3:.1f} ms host overhead per layer per call); the "
+                     "one-batch calibration replaces it once the model is loaded")
+    return out
 
 
 def calibrate(model: Any, batch_size: int = 8, new_tokens: int = 8) -> dict[str, float]:
