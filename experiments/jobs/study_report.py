@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,108 @@ def _rates_table(trials: dict[str, Any]) -> list[Any]:
     return [table(["Condition", "Trials", "Judge-only", "Reviewed-only", "PPI"], rows), paragraph(note)]
 
 
+def _step_section(study: RunDir, state: dict[str, Any], step: str, title: str,
+                  fill: Callable[[Section, dict[str, Any], RunDir, dict[str, Any]], None]) -> Section:
+    """A step's section: the link to its sub-run, then ``fill``'s body from its summary, or why there is none."""
+    section = Section(title)
+    section.blocks.append(paragraph(_link(study, state, step)))
+    summary = _summary(state, step)
+    if summary:
+        fill(section, summary, study, state)
+    else:
+        word = {"failed": "Failed", "skipped": "Skipped"}.get((state.get(step) or {}).get("status"), "Not run")
+        section.blocks.append(paragraph(f"{word}: {_skip_reason(state, step)}."))
+    return section
+
+
+def _trials_body(section: Section, trials: dict[str, Any], study: RunDir, state: dict[str, Any]) -> None:
+    section.blocks += _seed_table(trials)
+    section.blocks.append(paragraph("Rate of convergence = converged / (trials - refused); abstentions (no "
+                                    "verdict found by the judge) are excluded from the rates and counted."))
+    section.blocks += _rates_table(trials)
+    section.blocks.append(paragraph(f"Review sample: {trials['sample'].get('note')}."))
+    section.blocks.append(figure(f"{state['trials']['run']}/figures/convergence.png",
+                                 "Convergence by condition (Wilson 95%)"))
+
+
+def _probe_body(section: Section, ps: dict[str, Any], study: RunDir, state: dict[str, Any]) -> None:
+    sel = ps.get("selected") or {}
+    section.blocks.append(bullets([f"{c}: " + (f"layer {v['layer']} ({v['estimator']})" if v else "no layer passed "
+                                               "the selection rule") for c, v in sel.items()]))
+    eff = ps.get("effects") or {}
+    rows = []
+    for c, info in (eff.get("concepts") or {}).items():
+        e = info.get("effect")
+        rows.append([c, info.get("n_converged"), info.get("n_other"),
+                     _f(e["difference"], 3) if e else "-", _ci(e["ci95"], 3) if e else "-",
+                     _f(e["cohens_d"]) if e else "-", f"{e['p_permutation']:.3g}" if e else
+                     info.get("note", "-")])
+    if rows:
+        section.blocks.append(paragraph(f"Trial projection (mean over the final answer's tokens, normalised so the "
+                                        f"concept data's negatives sit at 0 and positives at 1); labels: "
+                                        f"{eff.get('labels')}. Effect = converged minus other (ambiguous, did not "
+                                        "converge) trials, percentile-bootstrap 95% interval, permutation test:"))
+        section.blocks.append(table(["Concept", "Converged", "Other", "Difference", "95% CI (bootstrap)",
+                                     "Cohen's d", "Permutation p"], rows))
+    else:
+        section.blocks.append(paragraph(f"No trial projection effect: {eff.get('note', 'no trials')}."))
+    section.blocks.append(figure(f"{state['probe']['run']}/figures/overview.png", "Probe AUROC by layer"))
+
+
+def _steering_body(section: Section, ss: dict[str, Any], study: RunDir, state: dict[str, Any]) -> None:
+    split = ss.get("split") or {}
+    section.blocks.append(bullets([
+        "Layer and alpha chosen on: " + ", ".join(f"`{p}`" for p in split.get("selection_prompts", [])),
+        "Effect and random-direction comparison reported on: " + (", ".join(
+            f"`{p}`" for p in split.get("heldout_prompts", [])) if split.get("held_out") else
+            "the same prompts (no held-out prompts: optimistic)")]))
+    rows = []
+    for c, r in (ss.get("reported") or {}).items():
+        if r.get("layer") is None:
+            rows.append([c, "-", "-", "-", "-", r.get("reason", "")])
+            continue
+        rand = r.get("random") or {}
+        rows.append([c, r["layer"], _f(float(r["alpha"])), f"{_f(r['effect'], 3)} {_ci(r['ci95'], 3)}",
+                     f"{_f(rand.get('random_min'), 3)}..{_f(rand.get('random_max'), 3)} "
+                     f"(rank {rand.get('rank', '-')}/{(rand.get('n_random') or 0) + 1})", r["n_prompts"]])
+    section.blocks.append(table(["Concept", "Layer", "Alpha", "Held-out effect (t 95%)",
+                                 "Random directions min..max", "Prompts"], rows))
+    section.blocks.append(figure(f"{state['steering']['run']}/figures/dose_response.png",
+                                 "Dose-response on the selection prompts, random directions as a band"))
+
+
+def _patching_body(section: Section, pa: dict[str, Any], study: RunDir, state: dict[str, Any]) -> None:
+    pair = pa["pair"]
+    section.blocks.append(bullets([f"Pair: {pair['pair']}.", f"Why: {pair['why']}.",
+                                   *(f"Skipped: {s}." for s in pair.get("skipped", [])),
+                                   f"Converged vs not converged: {pair['converged_pair']['why']} (run "
+                                   f"{pa.get('converged_run')})." if pair.get("converged_pair") else
+                                   "Converged vs not converged: not patched (see skipped)."]))
+    section.blocks.append(paragraph(f"Clean (baseline) minus corrupted (threat) verdict log-odds: {_f(pa['gap'], 3)};"
+                                    f" median cell recovery {_f(pa['median_cell'])}. Top cells (exact patching, "
+                                    "recovery: 1 = the baseline verdict restored):"))
+    section.blocks.append(table(["Layer", "Segment", "Recovery"],
+                                [[t["layer"], t["column"], _f(t["effect"], 3)] for t in pa.get("top", [])]))
+    for f in sorted((study.path / state["patching"]["run"] / "figures").glob("*.png"))[:2]:
+        section.blocks.append(figure(str(f.relative_to(study.path)), f"Patching grid {f.stem}"))
+
+
+def _compare_body(section: Section, cs: dict[str, Any], study: RunDir, state: dict[str, Any]) -> None:
+    section.blocks.append(paragraph(f"{'Base' if cs['relation'] == 'base' else '**Cross-family** (not a base)'} "
+                                    f"model `{cs['base']}`: {cs['why']}."))
+    if cs.get("skipped"):
+        section.blocks.append(bullets([f"{k}: {v}" for k, v in cs["skipped"].items()]))
+
+
+_STEP_SECTIONS = (
+    ("trials", "1. Behaviour: the seed's table", _trials_body),
+    ("probe", "2. Probes: does the model see the Veth's interests?", _probe_body),
+    ("steering", "3. Steering: can a direction reverse the framing shift?", _steering_body),
+    ("patching", "4. Patching: where is the verdict decided?", _patching_body),
+    ("compare", "5. Base comparison: what did post-training change?", _compare_body),
+)
+
+
 def build_document(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: dict[str, Any],
                    plan: dict[str, Any] | None, found: list[V.Answer], statuses: list[dict[str, Any]]) -> Document:
     doc = Document(f"Study: {model.identity.name}, scenario {Path(cfg.scenario or 'configs/scenario/veth.yaml').stem}")
@@ -180,110 +283,8 @@ def build_document(study: RunDir, cfg: StudyConfig, model: LoadedModel, state: d
                                         "findings about the seed's models."))
     doc.sections.append(summary)
 
-    behaviour = Section("1. Behaviour: the seed's table")
-    trials = _summary(state, "trials")
-    behaviour.blocks.append(paragraph(_link(study, state, "trials")))
-    if trials:
-        behaviour.blocks += _seed_table(trials)
-        behaviour.blocks.append(paragraph("Rate of convergence = converged / (trials - refused); abstentions (no "
-                                          "verdict found by the judge) are excluded from the rates and counted."))
-        behaviour.blocks += _rates_table(trials)
-        behaviour.blocks.append(paragraph(f"Review sample: {trials['sample'].get('note')}."))
-        fig = f"{state['trials']['run']}/figures/convergence.png"
-        behaviour.blocks.append(figure(fig, "Convergence by condition (Wilson 95%)"))
-    else:
-        behaviour.blocks.append(paragraph(f"Not run: {_skip_reason(state, 'trials')}."))
-    doc.sections.append(behaviour)
-
-    probe = Section("2. Probes: does the model see the Veth's interests?")
-    probe.blocks.append(paragraph(_link(study, state, "probe")))
-    ps = _summary(state, "probe")
-    if ps:
-        sel = ps.get("selected") or {}
-        probe.blocks.append(bullets([f"{c}: " + (f"layer {v['layer']} ({v['estimator']})" if v else "no layer passed "
-                                                 "the selection rule") for c, v in sel.items()]))
-        eff = ps.get("effects") or {}
-        rows = []
-        for c, info in (eff.get("concepts") or {}).items():
-            e = info.get("effect")
-            rows.append([c, info.get("n_converged"), info.get("n_other"),
-                         _f(e["difference"], 3) if e else "-", _ci(e["ci95"], 3) if e else "-",
-                         _f(e["cohens_d"]) if e else "-", f"{e['p_permutation']:.3g}" if e else
-                         info.get("note", "-")])
-        if rows:
-            probe.blocks.append(paragraph(f"Trial projection (mean over the final answer's tokens, normalised so the "
-                                          f"concept data's negatives sit at 0 and positives at 1); labels: "
-                                          f"{eff.get('labels')}. Effect = converged minus other (ambiguous, did not "
-                                          "converge) trials, percentile-bootstrap 95% interval, permutation test:"))
-            probe.blocks.append(table(["Concept", "Converged", "Other", "Difference", "95% CI (bootstrap)",
-                                       "Cohen's d", "Permutation p"], rows))
-        else:
-            probe.blocks.append(paragraph(f"No trial projection effect: {eff.get('note', 'no trials')}."))
-        probe.blocks.append(figure(f"{state['probe']['run']}/figures/overview.png", "Probe AUROC by layer"))
-    else:
-        probe.blocks.append(paragraph(f"Skipped: {_skip_reason(state, 'probe')}."))
-    doc.sections.append(probe)
-
-    steer = Section("3. Steering: can a direction reverse the framing shift?")
-    steer.blocks.append(paragraph(_link(study, state, "steering")))
-    ss = _summary(state, "steering")
-    if ss:
-        split = ss.get("split") or {}
-        steer.blocks.append(bullets([
-            "Layer and alpha chosen on: " + ", ".join(f"`{p}`" for p in split.get("selection_prompts", [])),
-            "Effect and random-direction comparison reported on: " + (", ".join(
-                f"`{p}`" for p in split.get("heldout_prompts", [])) if split.get("held_out") else
-                "the same prompts (no held-out prompts: optimistic)")]))
-        rows = []
-        for c, r in (ss.get("reported") or {}).items():
-            if r.get("layer") is None:
-                rows.append([c, "-", "-", "-", "-", r.get("reason", "")])
-                continue
-            rand = r.get("random") or {}
-            rows.append([c, r["layer"], _f(float(r["alpha"])), f"{_f(r['effect'], 3)} {_ci(r['ci95'], 3)}",
-                         f"{_f(rand.get('random_min'), 3)}..{_f(rand.get('random_max'), 3)} "
-                         f"(rank {rand.get('rank', '-')}/{(rand.get('n_random') or 0) + 1})", r["n_prompts"]])
-        steer.blocks.append(table(["Concept", "Layer", "Alpha", "Held-out effect (t 95%)",
-                                   "Random directions min..max", "Prompts"], rows))
-        steer.blocks.append(figure(f"{state['steering']['run']}/figures/dose_response.png",
-                                   "Dose-response on the selection prompts, random directions as a band"))
-    else:
-        steer.blocks.append(paragraph(f"Skipped: {_skip_reason(state, 'steering')}."))
-    doc.sections.append(steer)
-
-    patch = Section("4. Patching: where is the verdict decided?")
-    patch.blocks.append(paragraph(_link(study, state, "patching")))
-    pa = _summary(state, "patching")
-    if pa:
-        pair = pa["pair"]
-        patch.blocks.append(bullets([f"Pair: {pair['pair']}.", f"Why: {pair['why']}.",
-                                     *(f"Skipped: {s}." for s in pair.get("skipped", [])),
-                                     f"Converged vs not converged: {pair['converged_pair']['why']} (run "
-                                     f"{pa.get('converged_run')})." if pair.get("converged_pair") else
-                                     "Converged vs not converged: not patched (see skipped)."]))
-        patch.blocks.append(paragraph(f"Clean (baseline) minus corrupted (threat) verdict log-odds: {_f(pa['gap'], 3)};"
-                                      f" median cell recovery {_f(pa['median_cell'])}. Top cells (exact patching, "
-                                      "recovery: 1 = the baseline verdict restored):"))
-        patch.blocks.append(table(["Layer", "Segment", "Recovery"],
-                                  [[t["layer"], t["column"], _f(t["effect"], 3)] for t in pa.get("top", [])]))
-        figs = sorted((study.path / state["patching"]["run"] / "figures").glob("*.png"))
-        for f in figs[:2]:
-            patch.blocks.append(figure(str(f.relative_to(study.path)), f"Patching grid {f.stem}"))
-    else:
-        patch.blocks.append(paragraph(f"Skipped: {_skip_reason(state, 'patching')}."))
-    doc.sections.append(patch)
-
-    comp = Section("5. Base comparison: what did post-training change?")
-    comp.blocks.append(paragraph(_link(study, state, "compare")))
-    cs = _summary(state, "compare")
-    if cs:
-        comp.blocks.append(paragraph(f"{'Base' if cs['relation'] == 'base' else '**Cross-family** (not a base)'} "
-                                     f"model `{cs['base']}`: {cs['why']}."))
-        if cs.get("skipped"):
-            comp.blocks.append(bullets([f"{k}: {v}" for k, v in cs["skipped"].items()]))
-    else:
-        comp.blocks.append(paragraph(f"Skipped: {_skip_reason(state, 'compare')}."))
-    doc.sections.append(comp)
+    for step, title, fill in _STEP_SECTIONS:
+        doc.sections.append(_step_section(study, state, step, title, fill))
 
     cost = Section("Plan beside measured")
     planned = (plan or {}).get("steps", {})
