@@ -48,6 +48,22 @@ def normalise_label(text: str) -> str | None:
     return key if key in LABELS else None
 
 
+def unique_ids(rows: Sequence[dict[str, Any]], *, need: str, duplicate: str, label: str = "id") -> list[str]:
+    """Each row's ``id`` as a string; :class:`ConfigError` for a row without one (``need`` says why it must have one)
+    or a repeated one (``duplicate`` says what that means here)."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows):
+        rid = row.get("id")
+        if rid is None or str(rid) == "":
+            raise ConfigError(f"row {index} has no 'id'; {need}")
+        if str(rid) in seen:
+            raise ConfigError(f"duplicate {label} {rid!r} (row {index}); {duplicate}")
+        seen.add(str(rid))
+        ids.append(str(rid))
+    return ids
+
+
 def export_for_review(rows: Iterable[dict[str, Any]], path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write scored trials to ``path`` (CSV or JSONL) with a blank ``reviewed_label`` column; returns the path.
 
@@ -59,16 +75,12 @@ def export_for_review(rows: Iterable[dict[str, Any]], path: str | os.PathLike, *
     fmt = _format(path)
     if path.exists() and not overwrite:
         raise ConfigError(f"{path} already exists and may hold reviews; choose another name or delete it first")
-    records, seen = [], set()
-    for index, row in enumerate(rows):
-        rid = row.get("id")
-        if rid is None or str(rid) == "":
-            raise ConfigError(f"row {index} has no 'id'; review needs a unique id per trial to match labels back")
-        if str(rid) in seen:
-            raise ConfigError(f"duplicate id {rid!r} (row {index}); ids must be unique for review")
-        seen.add(str(rid))
+    rows = list(rows)
+    records = []
+    for row, rid in zip(rows, unique_ids(rows, need="review needs a unique id per trial to match labels back",
+                                         duplicate="ids must be unique for review")):
         records.append({
-            "id": str(rid), "model": row.get("model", ""), "condition": row.get("condition", ""),
+            "id": rid, "model": row.get("model", ""), "condition": row.get("condition", ""),
             "label": row.get("label") or "", "needs_review": row.get("needs_review") or "",
             "judges": "; ".join(f"{k}={v or 'abstained'}" for k, v in (row.get("members") or {}).items()),
             "reviewed_label": row.get("reviewed_label") or "",

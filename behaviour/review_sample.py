@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from behaviour.judges.labels import LABELS
-from behaviour.review import read_review_csv
+from behaviour.review import read_review_csv, unique_ids
 from common.errors import ConfigError, ToolkitError
 from common.fileio import atomic_write_text
 
@@ -136,19 +136,15 @@ def draw_sample(rows: Sequence[dict[str, Any]], n: int, seed: int) -> SampleDraw
     if n < 1:
         raise ConfigError(f"--n must be >= 1 trials to review, got {n}")
     strata: dict[str, list[str]] = {}
-    seen: set[str] = set()
-    for index, row in enumerate(rows):
-        rid = row.get("id")
-        if rid is None or str(rid) == "":
-            raise ConfigError(f"row {index} has no 'id'; a review sample needs a unique id per trial")
-        if str(rid) in seen:
-            raise ConfigError(f"duplicate trial id {rid!r} (row {index}); the run's store is inconsistent")
+    rows = list(rows)
+    ids = unique_ids(rows, need="a review sample needs a unique id per trial",
+                     duplicate="the run's store is inconsistent", label="trial id")
+    for row, rid in zip(rows, ids):
         if not row.get("judge"):
             raise ConfigError(f"trial {rid} has not been scored by a judge; score the run first (the sample is "
                               "drawn after the judge is frozen)")
-        seen.add(str(rid))
-        strata.setdefault(_stratum(row), []).append(str(rid))
-    total = len(seen)
+        strata.setdefault(_stratum(row), []).append(rid)
+    total = len(ids)
     if n > total:
         raise ConfigError(f"--n {n} is more than the run's {total} trials")
     strata = {c: sorted(strata[c]) for c in sorted(strata)}  # the draw depends only on the ids and the seed
