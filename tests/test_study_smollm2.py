@@ -21,7 +21,7 @@ trials: {n: 2, max_new_tokens: 48, batch_size: 4}
 review: {n: 2, seed: 0}
 probe: {concepts: [interest_recognition], estimators: [mean_diff], n_splits: 2, n_jobs: 1}
 effect: {n_bootstrap: 200, n_permutations: 200}
-steering: {concepts: [interest_recognition], layers: [15], alphas: [0.3], n_random: 2, max_pairs: 8,
+steering: {concepts: [interest_recognition], layers: [15], alphas: [0.3], n_random: 5, max_pairs: 8,
            metric_prompts: [after_recognition], heldout_prompts: [recognition_v2],
            generation_conditions: [recognised], n_samples: 1, max_new_tokens: 16}
 patching: {components: [resid_pre], layers: [0, 15, 29], attribution: false}
