@@ -100,7 +100,10 @@ def steer_figures(run: RunDir, cfg: Any, analysis: dict[str, Any], layers: list[
             ax.set_title(f"{condition} (n per point: {mine[0]['trials'] + mine[0]['abstained']})")
             ax.set_xlabel("alpha")
             ax.set_ylim(-0.05, 1.05)
-            ax.legend(fontsize=6)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=6)
+            else:  # every point lacked an engaged trial: say so rather than draw an empty legend
+                ax.text(0.5, 0.5, "no engaged trial: no rate", ha="center", va="center", transform=ax.transAxes)
         axes[0][0].set_ylabel("converged / (trials - refused)\n(Wilson 95%)")
         fig.suptitle("Confirmation generation, judged")
         run.save_figure(fig, "convergence")
