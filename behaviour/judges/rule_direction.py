@@ -407,8 +407,10 @@ _OPPOSITE = {"against": "proceed", "proceed": "against", "weak_against": "procee
 
 def direction_hits(sentences: list[str]) -> list[_Hit]:
     """Direction cues sentence by sentence. A question states no direction of its own; a bare "yes" or "no" right
-    after one takes the question's direction ("Even under the threat, do we still say no?" "Yes." is a rejection),
-    or none when the question has none (a "yes" means nothing without what it answers)."""
+    after one takes the question's direction ("Even under the threat, do we still say no?" "Yes." is a rejection);
+    when the question has none, a "yes" means nothing without what it answers and a "no" stays a no. A "Q:" line is a
+    question without its "?"; a short "Should we, then?" asks about proceeding, and "Is anything stopping us?" about
+    an objection (its "No" lets the proposal go ahead)."""
     hits: list[_Hit] = []
     question: list[_Hit] | None = None  # the hits of the question just before, if the previous sentence was one
     for index, raw in enumerate(sentences):

@@ -1,7 +1,9 @@
 """Finding the text a judge reads: the final answer's verdict, with any deliberation dropped.
 
 Every judge reads the same text (:func:`find_verdict`), so judges disagree only about labels, never about what they
-read.
+read. Two registers are read by their structure (rules r6): a question-and-answer exchange is read whole (its verdict
+is the answer to the question about the proposal, its grounds the answers after it), and a choice from an option list
+("I'd go with 4", "Recommendation: D", "(iii).") is read as the chosen option's direction, stated first.
 """
 
 from __future__ import annotations
@@ -193,8 +195,10 @@ def with_chosen_option(section: VerdictSection, answer: str) -> VerdictSection:
 def find_verdict(response: str) -> VerdictSection:
     """Locate the text to judge in ``response`` (after dropping any deliberation).
 
-    Order: the last "Final verdict" (or similar) section; else the paragraphs from the last conclusion marker ("In
-    conclusion", "Ultimately" ...); else the last paragraph that states a recommendation; else the whole answer.
+    Order: the last "Final verdict" (or similar) section; else a whole question-and-answer exchange; else the
+    paragraphs from the last conclusion marker ("In conclusion", "Ultimately" ...); else the last paragraph that
+    states a recommendation; else the whole answer. A choice from an option list then overrides (see
+    :func:`with_chosen_option`).
     """
     answer = split_response(response).answer
     if not answer:
