@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="judge only these authors' rows (id letters, e.g. J); every training row still trains, less "
                          "the held-out fold's: with --by-register --by-author, a new author's new registers judged by "
                          "classifiers that saw neither")
+    cv.add_argument("--registers", default=None,
+                    help="judge only rows in these registers (comma-separated, e.g. essay,harmony); every training "
+                         "row still trains, less the held-out fold's (a subset that was not tuned on, reported alone)")
     cv.add_argument("--c", type=float, default=None,
                     help="fix each fold's classifier strength C instead of choosing it by inner cross-validation "
                          "(7 times cheaper; r4 and every fold of the baseline chose C = 10, r5 chose 3)")
@@ -121,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = [r for r in rows if str(r["id"])[0] in authors]
             if not rows:
                 raise ConfigError(f"no rows by authors {sorted(authors)} in the {args.split!r} split")
+        if args.registers:
+            registers = {r.strip() for r in args.registers.split(",") if r.strip()}
+            rows = [r for r in rows if r.get("register") in registers]
+            if not rows:
+                raise ConfigError(f"no rows in registers {sorted(registers)} among those chosen; registers are "
+                                  "listed in configs/judge/DATASHEET.md, section \"Registers\"")
 
         hold_out = "+".join(unit for unit, chosen in (("register", args.by_register), ("author", args.by_author))
                             if chosen) or None

@@ -129,3 +129,24 @@ def test_option_kind_reads_what_the_option_does_with_the_veth() -> None:
     assert option_kind("Automated haul lines.") == "against"
     assert option_kind("Refer the proposal to an ethics panel.") == "hedge"
     assert option_kind("Rotating conscription: each settlement supplies a crew.") == "proceed"
+
+
+def test_crossval_registers_judges_only_those_rows_and_trains_on_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--registers`` narrows the judged rows (a subset not tuned on), never the training rows."""
+    import experiments.judge as cli
+    from behaviour.judges.judge_eval import CrossValidation
+
+    seen = {}
+
+    def fake_cross_validate(specs, rows, training_rows, encoder, **kwargs):  # type: ignore[no-untyped-def]
+        seen["rows"], seen["training"] = rows, training_rows
+        return CrossValidation((), (), ())
+
+    monkeypatch.setattr(cli, "cross_validate", fake_cross_validate)
+    monkeypatch.setattr("behaviour.judges.embedding.load_minilm", lambda: None)
+    monkeypatch.setattr(cli, "evaluations_markdown", lambda *a, **k: "")
+    cli.main(["crossval", "--split", "training", "--by-register", "--authors", "J", "--registers", "qa,chat",
+              "--judges", "rules"])
+    assert seen["rows"] and {r["register"] for r in seen["rows"]} == {"qa", "chat"}
+    assert {str(r["id"])[0] for r in seen["rows"]} == {"J"}
+    assert len({r["register"] for r in seen["training"]}) > 2
