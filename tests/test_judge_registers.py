@@ -132,21 +132,23 @@ def test_option_kind_reads_what_the_option_does_with_the_veth() -> None:
 
 
 def test_crossval_registers_judges_only_those_rows_and_trains_on_all(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--registers`` narrows the judged rows (a subset not tuned on), never the training rows."""
+    """``--registers`` narrows the judged rows (a subset not tuned on), never the training rows; ``--abstain-rate``
+    reaches every fold's classifier."""
     import experiments.judge as cli
     from behaviour.judges.judge_eval import CrossValidation
 
     seen = {}
 
     def fake_cross_validate(specs, rows, training_rows, encoder, **kwargs):  # type: ignore[no-untyped-def]
-        seen["rows"], seen["training"] = rows, training_rows
+        seen["rows"], seen["training"], seen["abstain_rate"] = rows, training_rows, kwargs["abstain_rate"]
         return CrossValidation((), (), ())
 
     monkeypatch.setattr(cli, "cross_validate", fake_cross_validate)
     monkeypatch.setattr("behaviour.judges.embedding.load_minilm", lambda: None)
     monkeypatch.setattr(cli, "evaluations_markdown", lambda *a, **k: "")
     cli.main(["crossval", "--split", "training", "--by-register", "--authors", "J", "--registers", "qa,chat",
-              "--judges", "rules"])
+              "--abstain-rate", "0", "--judges", "rules"])
     assert seen["rows"] and {r["register"] for r in seen["rows"]} == {"qa", "chat"}
     assert {str(r["id"])[0] for r in seen["rows"]} == {"J"}
     assert len({r["register"] for r in seen["training"]}) > 2
+    assert seen["abstain_rate"] == 0.0
