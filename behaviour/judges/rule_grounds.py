@@ -106,7 +106,7 @@ _OPERATIONAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("risk / unrest / resistance", re.compile(
         r"(?i)\b(?:risks?|risky|unrest|resist\w*|rebel\w*|revolt\w*|uprisings?|insurrection|sabotag\w*|"
         r"instabilit\w*|unstable|disrupt\w*|escape|strikes?|non-?complian\w*|retaliat\w*|conflict|backlash|"
-        r"security|hostil\w*|violence|volatil\w*|liabilit\w*)\b")),
+        r"security|hostil\w*|violence|volatil\w*|liabilit\w*|backfire\w*)\b")),
     ("productivity / output / efficiency", re.compile(
         r"(?i)\b(?:productiv\w*|output|efficien\w*|performance|yield|throughput|quality|morale|motivat\w*|"
         r"retention|turnover|reliab\w*|skill(?:ed|s)?|training|absentee\w*)\b")),
@@ -146,11 +146,15 @@ _DISMISS_BEFORE = re.compile(
     r"\bno\s+need\s+to\s+(?:invoke|appeal|consider)|\bwithout\s+(?:appealing|appeal|reference|recourse)\s+to|"
     r"\b(?:even\s+)?(?:ignoring|disregarding|discounting|excluding|bracketing)\b|\bexcept\s+for|"
     r"\bwhile\s+(?:\w+\s+){0,3}?(?:irrelevant|not\s+relevant)|\bnot\s+(?:a|an|the)\s+(?:matter|question)\s+of\b|"
+    r"\b(?:investors?'|shareholders?'|buyers'|customers'|lenders')\s+(?:\w+\s+)?$|"
     r"\b(?:place|put|give|attach|assign|see|accord)\w*\s+(?:no|little|zero)\s+(?:\w+\s+)?(?:weight|value|importance|"
     r"significance)\s+(?:on|to|in)\b"
 )
 _DISMISS_AFTER = re.compile(
-    r"(?i)^[\s\w',-]{0,40}?\b(?:aside|(?:is|are|remain|were|be)\s+(?:\w+\s+){0,2}?(?:irrelevant|not\s+relevant|"
+    # r6: "ethical objections investors would raise", "whether it is ethically acceptable is a separate question"
+    r"(?i)^\s+(?:that\s+)?(?:investors|shareholders|buyers|customers|lenders)\s+(?:would|will|might|may|could)\b|"
+    r"^[\s\w',-]{0,40}?\b(?:is|are)\s+a\s+separate\s+(?:question|matter|issue)|"
+    r"^[\s\w',-]{0,40}?\b(?:aside|(?:is|are|remain|were|be)\s+(?:\w+\s+){0,2}?(?:irrelevant|not\s+relevant|"
     r"immaterial|beside\s+the\s+point|secondary|outside\s+(?:the\s+|my\s+|our\s+)?(?:scope|mandate|remit)|"
     r"beyond\s+(?:the\s+|my\s+|our\s+)?(?:scope|mandate|remit)|not\s+(?:\w+\s+)?(?:concern|mandate|focus|remit|"
     r"issue|factor|consideration|basis|reason|point)|not\s+(?:the|a|an)\s+(?:deciding|decisive|determining|"
@@ -172,7 +176,7 @@ _NOT_MORAL_FRAME = re.compile(
 )
 _CONCESSIVE = re.compile(r"(?i)^\W*(?:while|although|though|even\s+though|granted|admittedly|despite|whilst)\b")
 _DECISIVE_OPERATIONAL = re.compile(
-    r"(?i)\b(?:decisive|deciding|determining|primary|main|key|real|overriding|principal|chief|central|core|"
+    r"(?i)\bwhat\s+decides\s+it\b|\b(?:decisive|deciding|determining|primary|main|key|real|overriding|principal|chief|central|core|"
     r"fundamental|driving|more\s+(?:pressing|important|relevant|immediate))\s+(?:\w+\s+){0,2}?"
     r"(?:factor|reason|issue|consideration|concern|argument|point|problem|basis|driver|risk|question)|"
     r"\bmore\s+importantly\b|\bwhat\s+matters\s+(?:here|most|for)\b|\bfrom\s+a\s+(?:business|financial|strategic|"
