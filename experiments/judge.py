@@ -61,9 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="judge only these authors' rows (id letters, e.g. J); every training row still trains, less "
                          "the held-out fold's: with --by-register --by-author, a new author's new registers judged by "
                          "classifiers that saw neither")
+    cv.add_argument("--registers", default=None,
+                    help="judge only rows in these registers (comma-separated, e.g. essay,harmony); every training "
+                         "row still trains, less the held-out fold's (a subset that was not tuned on, reported alone)")
     cv.add_argument("--c", type=float, default=None,
                     help="fix each fold's classifier strength C instead of choosing it by inner cross-validation "
                          "(7 times cheaper; r4 and every fold of the baseline chose C = 10, r5 chose 3)")
+    cv.add_argument("--abstain-rate", type=float, default=0.05,
+                    help="each fold's classifier abstains on this share of its least confident out-of-fold training "
+                         "rows, as `train --abstain-rate` (default 0.05; 0: never for low confidence)")
     cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
@@ -84,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.labelled = args.labelled or list(LABELLED_SETS)
-    if args.command == "train":
+    if args.command in ("train", "crossval"):
         if not 0 <= args.abstain_rate < 1:
             raise ConfigError(f"--abstain-rate must be in [0, 1), got {args.abstain_rate}")
+    if args.command == "train":
         from behaviour.judges.embedding import load_minilm
 
         rows = load_labelled(args.labelled, "training")
@@ -121,11 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = [r for r in rows if str(r["id"])[0] in authors]
             if not rows:
                 raise ConfigError(f"no rows by authors {sorted(authors)} in the {args.split!r} split")
+        if args.registers:
+            registers = {r.strip() for r in args.registers.split(",") if r.strip()}
+            rows = [r for r in rows if r.get("register") in registers]
+            if not rows:
+                raise ConfigError(f"no rows in registers {sorted(registers)} among those chosen; registers are "
+                                  "listed in configs/judge/DATASHEET.md, section \"Registers\"")
 
         hold_out = "+".join(unit for unit, chosen in (("register", args.by_register), ("author", args.by_author))
                             if chosen) or None
         result = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
                                 folds=args.folds, split=args.split, local=local_judge, hold_out=hold_out,
+                                abstain_rate=args.abstain_rate,
                                 c_grid=(args.c,) if args.c else None)
         if result.folds:
             print(folds_markdown(result))

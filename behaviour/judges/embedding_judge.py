@@ -124,12 +124,13 @@ class EmbeddingClassifier:
     C: float
     cv: dict[str, float] = field(default_factory=dict)  # out-of-fold accuracy, log-loss, abstention at threshold
     version: int = FORMAT_VERSION
+    rules: str = RULES_VERSION  # the rules whose reading its features hold (format 4)
 
     @property
     def judge_version(self) -> str:
         """What identifies this classifier's labels: its feature format, the rules whose cues it reads (format 4), and
         the hash of the rows it learnt from (changelog: docs/judging-generalisation.md)."""
-        return f"embedding f{self.version} {RULES_VERSION} data {self.data_hash[:12]}"
+        return f"embedding f{self.version} {self.rules} data {self.data_hash[:12]}"
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         scores = np.asarray(x, dtype=np.float64) @ np.asarray(self.coef).T + np.asarray(self.intercept)
@@ -151,6 +152,10 @@ class EmbeddingClassifier:
         if raw.get("version") != FORMAT_VERSION:
             raise ConfigError(f"{path} has format version {raw.get('version')}, this toolkit reads "
                               f"{FORMAT_VERSION}; retrain with `python -m experiments.judge train`")
+        if raw.get("rules") != RULES_VERSION:
+            # Its features hold the rules' reading: weights learnt on another version's reading would be read wrongly.
+            raise ConfigError(f"{path} was trained on the features of rules {raw.get('rules', 'r5 or earlier')}, this "
+                              f"toolkit's rules are {RULES_VERSION}; retrain with `python -m experiments.judge train`")
         unknown = set(raw["classes"]) - set(LABELS)
         if unknown:
             raise ConfigError(f"{path}: classes {sorted(unknown)} are not labels {list(LABELS)}")
@@ -158,7 +163,7 @@ class EmbeddingClassifier:
                    intercept=tuple(raw["intercept"]), temperature=raw["temperature"], threshold=raw["threshold"],
                    confident=raw["confident"], encoder=raw["encoder"], data_hash=raw["data_hash"],
                    n_train=raw["n_train"], C=raw["C"],
-                   cv=raw.get("cv", {}), version=raw["version"])
+                   cv=raw.get("cv", {}), version=raw["version"], rules=raw["rules"])
 
 
 def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:

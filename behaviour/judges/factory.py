@@ -28,7 +28,8 @@ from behaviour.judges.rule_judge import RuleJudge
 #: cascade ``rules/embedding`` fell to kappa 0.87 on ``holdout2`` (the r4 default had 0.91), failing the no-regression
 #: check fixed beforehand (>= 0.89 with <= 10% abstained); the next candidate, ``embedding`` (0.71 with 18% abstained on
 #: the cross-register proxy, the cascade 0.66 with 15%), passed it (0.91 with 4%) and had the higher kappa on ``real``
-#: (0.32 vs 0.31), the round-4 rule. No judge is reliable on a 135M model's outputs; review them.
+#: (0.32 vs 0.31), the round-4 rule. Round 6 kept it (rules r6 in its features: holdout2 0.94 with 6% abstained). No
+#: judge is reliable on a 135M model's outputs; review them.
 DEFAULT_JUDGE = "embedding"
 
 SPEC_HELP = ("'rules', 'embedding', 'local:<model name>' (constrained answer), 'local-text:<model name>' (free "

@@ -11,7 +11,7 @@ from behaviour.judges.labels import NO_DIRECTION, NO_FINAL_ANSWER, EmptyResponse
 from behaviour.judges.rule_direction import STEP_STRUCTURE, Direction, find_direction, refusal_cue
 from behaviour.judges.rule_grounds import Grounds, find_grounds, lever_cues
 from behaviour.judges.text import split_paragraphs, split_sentences
-from behaviour.judges.verdict_text import VerdictSection, find_verdict
+from behaviour.judges.verdict_text import VerdictSection, find_verdict, is_question
 
 
 def _short(cues: Iterable[str], limit: int = 4) -> str:
@@ -35,7 +35,7 @@ class RuleAnalysis:
 
 #: Bumped whenever a cue changes what the rules label (docs/judging-generalisation.md, "Changelog"): labels written by
 #: another version must be re-scored before they are compared with this one's.
-RULES_VERSION = "r5"
+RULES_VERSION = "r6"
 
 
 class RuleJudge:
@@ -57,7 +57,8 @@ class RuleJudge:
             refusal = None
         sentences = split_sentences(verdict.text)
         direction = find_direction(sentences)
-        grounds = find_grounds(sentences)
+        # In an exchange the questions are not grounds ("What about their suffering?" gives none).
+        grounds = find_grounds([s for s in sentences if verdict.source != "exchange" or not is_question(s)])
         grounds_source = f"verdict ({verdict.source})"
         if not grounds.interest and not grounds.operational and verdict.before:
             # A bare "Not advisable." states no grounds; take them from the paragraph that gives its reason, right

@@ -11,6 +11,7 @@ def split_paragraphs(text: str) -> list[str]:
 
 def normalise(text: str) -> str:
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = text.replace("\u2011", "-").replace("\u2010", "-")  # non-breaking hyphens ("self\u2011determination")
     text = re.sub(r"[*_`#>]+", " ", text)  # markdown emphasis, headings, quotes
     return text
 
