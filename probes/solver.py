@@ -34,7 +34,7 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from probes.metrics import delong_components
 
 __all__ = ["SCORINGS", "LinearDecisionMixin", "RowBasis", "binary_targets", "fit_l2_logistic_cv",
-           "fit_l2_logistic_cv_folds", "fit_logistic_in_basis", "logistic_lbfgs"]
+           "fit_l2_logistic_cv_folds", "fit_logistic_in_basis", "logistic_lbfgs", "row_coordinates"]
 
 SCORINGS = ("log_loss", "roc_auc", "accuracy")
 
@@ -59,34 +59,12 @@ class RowBasis:
 
     @classmethod
     def fit(cls, X, standardize: bool = True, dtype=np.float64) -> "RowBasis":
-        dtype = np.dtype(dtype)
-        rel_tol = 1e-9 if dtype == np.float64 else 1e-5
-        if sp.issparse(X):
-            mean = scale = None
-            A = sp.csr_matrix(X, dtype=dtype)
-        else:
-            X = np.asarray(X)
-            mean = X.mean(axis=0, dtype=np.float64)
-            A = X.astype(dtype, copy=True)  # one working copy in the target precision (float32 halves the traffic)
-            A -= mean.astype(dtype)
-            scale = None
-            if standardize:
-                scale = np.sqrt((A * A).mean(axis=0, dtype=np.float64))
-                scale[scale < 1e-12 * max(1.0, float(scale.max(initial=0.0)))] = 1.0  # constant features
-                A /= scale.astype(dtype)
-        n, d = A.shape
-        if d <= n:
-            C = A.T @ A
-            ev, V = _eigh(C.toarray() if sp.issparse(C) else C)
-            keep = ev > rel_tol * max(ev[-1], 1e-300)
-            V = np.ascontiguousarray(V[:, keep][:, ::-1])
+        mean, scale, A = _standardised(X, standardize, np.dtype(dtype))
+        if A.shape[1] <= A.shape[0]:
+            V = _top_eigenvectors(A.T, A.dtype)[1]
             return cls(mean, scale, np.ascontiguousarray(A @ V), V=V)
-        G = A @ A.T
-        ev, U = _eigh(G.toarray() if sp.issparse(G) else G)
-        keep = ev > rel_tol * max(ev[-1], 1e-300)
-        ev, U = ev[keep][::-1].astype(np.float64), U[:, keep][:, ::-1].astype(np.float64)
-        s = np.sqrt(ev)
-        return cls(mean, scale, np.ascontiguousarray((U * s).astype(dtype)), A=A, Us=np.ascontiguousarray(U / s))
+        s, U = _top_eigenvectors(A, A.dtype)
+        return cls(mean, scale, _scaled(U, s), A=A, Us=U.astype(np.float64) / s)
 
     def _standardise(self, X):
         if sp.issparse(X):
@@ -119,9 +97,47 @@ class RowBasis:
         return w, float(b)
 
 
-def _eigh(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_coordinates(X: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """``RowBasis.fit(X, dtype=dtype).Z`` alone (bit for bit): the coordinates of X's standardised rows, which is
+    all the layer sweep keeps, without the float64 factors that map new rows and weights."""
+    _, _, A = _standardised(X, True, np.dtype(dtype))
+    if A.shape[1] <= A.shape[0]:
+        return A @ _top_eigenvectors(A.T, A.dtype)[1]
+    s, U = _top_eigenvectors(A, A.dtype)
+    return _scaled(U, s)
+
+
+def _standardised(X, standardize: bool, dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None, object]:
+    """(mean, scale, A): A is a standardised copy of X in ``dtype`` (sparse X: neither centred nor scaled)."""
+    if sp.issparse(X):
+        return None, None, sp.csr_matrix(X, dtype=dtype)
+    X = np.asarray(X)
+    mean = X.mean(axis=0, dtype=np.float64)
+    A = X.astype(dtype, copy=True)  # one working copy in the target precision (float32 halves the traffic)
+    A -= mean.astype(dtype)
+    scale = None
+    if standardize:
+        scale = np.sqrt(np.square(A).mean(axis=0, dtype=np.float64))
+        scale[scale < 1e-12 * max(1.0, float(scale.max(initial=0.0)))] = 1.0  # constant features
+        A /= scale.astype(dtype)
+    return mean, scale, A
+
+
+def _top_eigenvectors(A, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(s, U): square roots of the eigenvalues of ``A A^T`` above ``rel_tol`` times the largest (1e-9 in float64,
+    1e-5 in float32: below that they are rounding noise), descending, and their eigenvectors (C-contiguous)."""
+    rel_tol = 1e-9 if dtype == np.float64 else 1e-5
+    G = A @ A.T  # numpy computes one triangle (syrk) and mirrors it: exactly symmetric
+    G = G.toarray() if sp.issparse(G) else G.T  # the transpose is Fortran-ordered: LAPACK needs no copy
     # LAPACK's divide-and-conquer driver was the fastest measured here (vs numpy's default and MRRR).
-    return scipy.linalg.eigh(S, driver="evd", overwrite_a=True, check_finite=False)
+    ev, U = scipy.linalg.eigh(G, lower=True, driver="evd", overwrite_a=True, check_finite=False)
+    keep = np.flatnonzero(ev > rel_tol * max(ev[-1], 1e-300))[::-1]
+    return np.sqrt(ev[keep].astype(np.float64)), np.ascontiguousarray(U[:, keep])
+
+
+def _scaled(U: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``U * s`` in U's dtype, C-contiguous (rounded once from float64, as the solver has always done)."""
+    return np.ascontiguousarray((U.astype(np.float64) * s).astype(U.dtype))
 
 
 def logistic_lbfgs(
