@@ -112,8 +112,8 @@ def main() -> None:
         np.save(data / "y.npy", y)
         np.save(data / "groups.npy", groups)
         (data / "texts.json").write_text(json.dumps(list(texts)))
-        print(f"{args.settings}: {n_sweep} of {cfg['n_layers']} layers, n={cfg['n']}, d={cfg['d']}; data generation (excluded)"
-              f" {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"{args.settings}: {n_sweep} of {cfg['n_layers']} layers, n={cfg['n']}, d={cfg['d']}; data generation"
+              f" (excluded) {time.perf_counter() - t0:.1f} s", flush=True)
         versions = {f"baseline {args.baseline}": base, "this checkout": repo}
         runs: dict[str, list[dict]] = {v: [] for v in versions}
         for rep in range(args.repeats):
