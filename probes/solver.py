@@ -61,9 +61,9 @@ class RowBasis:
     def fit(cls, X, standardize: bool = True, dtype=np.float64) -> "RowBasis":
         mean, scale, A = _standardised(X, standardize, np.dtype(dtype))
         if A.shape[1] <= A.shape[0]:
-            V = _top_eigenvectors(A.T, A.dtype)[1]
+            V = _top_eigenvectors(A.T)[1]
             return cls(mean, scale, np.ascontiguousarray(A @ V), V=V)
-        s, U = _top_eigenvectors(A, A.dtype)
+        s, U = _top_eigenvectors(A)
         return cls(mean, scale, _scaled(U, s), A=A, Us=U.astype(np.float64) / s)
 
     def _standardise(self, X):
@@ -102,8 +102,8 @@ def row_coordinates(X: np.ndarray, dtype=np.float32) -> np.ndarray:
     all the layer sweep keeps, without the float64 factors that map new rows and weights."""
     _, _, A = _standardised(X, True, np.dtype(dtype))
     if A.shape[1] <= A.shape[0]:
-        return A @ _top_eigenvectors(A.T, A.dtype)[1]
-    s, U = _top_eigenvectors(A, A.dtype)
+        return A @ _top_eigenvectors(A.T)[1]
+    s, U = _top_eigenvectors(A)
     return _scaled(U, s)
 
 
@@ -123,11 +123,11 @@ def _standardised(X, standardize: bool, dtype: np.dtype) -> tuple[np.ndarray | N
     return mean, scale, A
 
 
-def _top_eigenvectors(A, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _top_eigenvectors(A) -> tuple[np.ndarray, np.ndarray]:
     """(s, U): square roots of the eigenvalues of ``A A^T`` above ``rel_tol`` times the largest (1e-9 in float64,
     1e-5 in float32: below that they are rounding noise), descending, and their eigenvectors (C-contiguous)."""
-    rel_tol = 1e-9 if dtype == np.float64 else 1e-5
-    G = A @ A.T  # numpy computes one triangle (syrk) and mirrors it: exactly symmetric
+    rel_tol = 1e-9 if A.dtype == np.float64 else 1e-5
+    G = A @ A.T  # dense: numpy computes one triangle (syrk) and mirrors it, so G is exactly symmetric
     G = G.toarray() if sp.issparse(G) else G.T  # the transpose is Fortran-ordered: LAPACK needs no copy
     # LAPACK's divide-and-conquer driver was the fastest measured here (vs numpy's default and MRRR).
     ev, U = scipy.linalg.eigh(G, lower=True, driver="evd", overwrite_a=True, check_finite=False)
