@@ -34,7 +34,7 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from probes.metrics import delong_components
 
 __all__ = ["SCORINGS", "LinearDecisionMixin", "RowBasis", "binary_targets", "fit_l2_logistic_cv",
-           "fit_l2_logistic_cv_folds", "fit_logistic_in_basis", "logistic_lbfgs"]
+           "fit_l2_logistic_cv_folds", "fit_logistic_in_basis", "logistic_lbfgs", "row_coordinates"]
 
 SCORINGS = ("log_loss", "roc_auc", "accuracy")
 
@@ -59,34 +59,12 @@ class RowBasis:
 
     @classmethod
     def fit(cls, X, standardize: bool = True, dtype=np.float64) -> "RowBasis":
-        dtype = np.dtype(dtype)
-        rel_tol = 1e-9 if dtype == np.float64 else 1e-5
-        if sp.issparse(X):
-            mean = scale = None
-            A = sp.csr_matrix(X, dtype=dtype)
-        else:
-            X = np.asarray(X)
-            mean = X.mean(axis=0, dtype=np.float64)
-            A = X.astype(dtype, copy=True)  # one working copy in the target precision (float32 halves the traffic)
-            A -= mean.astype(dtype)
-            scale = None
-            if standardize:
-                scale = np.sqrt((A * A).mean(axis=0, dtype=np.float64))
-                scale[scale < 1e-12 * max(1.0, float(scale.max(initial=0.0)))] = 1.0  # constant features
-                A /= scale.astype(dtype)
-        n, d = A.shape
-        if d <= n:
-            C = A.T @ A
-            ev, V = _eigh(C.toarray() if sp.issparse(C) else C)
-            keep = ev > rel_tol * max(ev[-1], 1e-300)
-            V = np.ascontiguousarray(V[:, keep][:, ::-1])
+        mean, scale, A = _standardised(X, standardize, np.dtype(dtype))
+        if A.shape[1] <= A.shape[0]:
+            V = _top_eigenvectors(A.T)[1]
             return cls(mean, scale, np.ascontiguousarray(A @ V), V=V)
-        G = A @ A.T
-        ev, U = _eigh(G.toarray() if sp.issparse(G) else G)
-        keep = ev > rel_tol * max(ev[-1], 1e-300)
-        ev, U = ev[keep][::-1].astype(np.float64), U[:, keep][:, ::-1].astype(np.float64)
-        s = np.sqrt(ev)
-        return cls(mean, scale, np.ascontiguousarray((U * s).astype(dtype)), A=A, Us=np.ascontiguousarray(U / s))
+        s, U = _top_eigenvectors(A)
+        return cls(mean, scale, _scaled(U, s), A=A, Us=U.astype(np.float64) / s)
 
     def _standardise(self, X):
         if sp.issparse(X):
@@ -119,9 +97,47 @@ class RowBasis:
         return w, float(b)
 
 
-def _eigh(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_coordinates(X: np.ndarray, dtype=np.float32) -> np.ndarray:
+    """``RowBasis.fit(X, dtype=dtype).Z`` alone (bit for bit): the coordinates of X's standardised rows, which is
+    all the layer sweep keeps, without the float64 factors that map new rows and weights."""
+    _, _, A = _standardised(X, True, np.dtype(dtype))
+    if A.shape[1] <= A.shape[0]:
+        return A @ _top_eigenvectors(A.T)[1]
+    s, U = _top_eigenvectors(A)
+    return _scaled(U, s)
+
+
+def _standardised(X, standardize: bool, dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None, object]:
+    """(mean, scale, A): A is a standardised copy of X in ``dtype`` (sparse X: neither centred nor scaled)."""
+    if sp.issparse(X):
+        return None, None, sp.csr_matrix(X, dtype=dtype)
+    X = np.asarray(X)
+    mean = X.mean(axis=0, dtype=np.float64)
+    A = X.astype(dtype, copy=True)  # one working copy in the target precision (float32 halves the traffic)
+    A -= mean.astype(dtype)
+    scale = None
+    if standardize:
+        scale = np.sqrt(np.square(A).mean(axis=0, dtype=np.float64))
+        scale[scale < 1e-12 * max(1.0, float(scale.max(initial=0.0)))] = 1.0  # constant features
+        A /= scale.astype(dtype)
+    return mean, scale, A
+
+
+def _top_eigenvectors(A) -> tuple[np.ndarray, np.ndarray]:
+    """(s, U): square roots of the eigenvalues of ``A A^T`` above ``rel_tol`` times the largest (1e-9 in float64,
+    1e-5 in float32: below that they are rounding noise), descending, and their eigenvectors (C-contiguous)."""
+    rel_tol = 1e-9 if A.dtype == np.float64 else 1e-5
+    G = A @ A.T  # dense: numpy computes one triangle (syrk) and mirrors it, so G is exactly symmetric
+    G = G.toarray() if sp.issparse(G) else G.T  # the transpose is Fortran-ordered: LAPACK needs no copy
     # LAPACK's divide-and-conquer driver was the fastest measured here (vs numpy's default and MRRR).
-    return scipy.linalg.eigh(S, driver="evd", overwrite_a=True, check_finite=False)
+    ev, U = scipy.linalg.eigh(G, lower=True, driver="evd", overwrite_a=True, check_finite=False)
+    keep = np.flatnonzero(ev > rel_tol * max(ev[-1], 1e-300))[::-1]
+    return np.sqrt(ev[keep].astype(np.float64)), np.ascontiguousarray(U[:, keep])
+
+
+def _scaled(U: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``U * s`` in U's dtype, C-contiguous (rounded once from float64, as the solver has always done)."""
+    return np.ascontiguousarray((U.astype(np.float64) * s).astype(U.dtype))
 
 
 def logistic_lbfgs(
@@ -152,88 +168,124 @@ def logistic_lbfgs(
     h0 = np.empty((k + 1, P))
     h0[:k] = 0.25 * ((Z * Z).T @ Wt.astype(Z.dtype)) + lam
     h0[k] = 0.25
-    H0 = 1.0 / h0
-
     theta = np.zeros((k + 1, P)) if theta0 is None else np.array(theta0, dtype=float, copy=True)
+    n_iter = np.zeros(P, dtype=int)
+    st = _LbfgsState(theta.copy(), Wt, Wt * Y, lam, 1.0 / h0, memory)
 
-    def objective(th: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = (Z @ th[:k].astype(Z.dtype)).astype(np.float64) + th[k]
-        f = (Wt[:, cols] * (np.logaddexp(0.0, z) - Y[:, cols] * z)).sum(axis=0)
-        return f + 0.5 * lam[cols] * (th[:k] ** 2).sum(axis=0), z
+    def objective(th: np.ndarray, c) -> tuple[np.ndarray, np.ndarray]:
+        z = (Z @ th[:k].astype(Z.dtype)).astype(np.float64)
+        z += th[k]
+        f = np.einsum("ij,ij->j", st.Wt[:, c], np.logaddexp(0.0, z)) - np.einsum("ij,ij->j", st.WY[:, c], z)
+        return f + 0.5 * st.lam[c] * np.einsum("ij,ij->j", th[:k], th[:k]), z
 
-    def gradient(th: np.ndarray, z: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        R = Wt[:, cols] * (expit(z) - Y[:, cols])
+    def gradient(th: np.ndarray, z: np.ndarray) -> np.ndarray:
+        R = st.Wt * expit(z)
+        R -= st.WY
         g = np.empty_like(th)
-        g[:k] = Z.T @ R.astype(Z.dtype) + lam[cols] * th[:k]
+        g[:k] = Z.T @ R.astype(Z.dtype)
+        g[:k] += st.lam * th[:k]
         g[k] = R.sum(axis=0)
         return g
 
-    allc = np.arange(P)
-    f, z = objective(theta, allc)
-    g = gradient(theta, z, allc)
-    S = np.zeros((memory, k + 1, P))
-    Yh = np.zeros((memory, k + 1, P))
-    rho = np.zeros((memory, P))
-    gamma = np.ones(P)
-    active = np.abs(g).max(axis=0) > tol
-    n_iter = np.zeros(P, dtype=int)
-    slot = 0
-    for _ in range(max_iter):
-        a = np.flatnonzero(active)
-        if a.size == 0:
+    every = slice(None)
+    st.f, z = objective(st.theta, every)
+    st.g = gradient(st.theta, z)
+    st.finish(np.abs(st.g).max(axis=0) <= tol, theta, n_iter)
+    for it in range(max_iter):
+        if not st.live.any():
             break
-        n_iter[a] += 1
+        live = st.live
+        st.n_iter += live
         # Two-loop recursion, vectorised over problems; pairs with rho=0 are inert.
-        every = a.size == P  # views instead of copies while no problem has converged
-        Sa, Ya, ra = (S, Yh, rho) if every else (S[:, :, a], Yh[:, :, a], rho[:, a])
-        q = g[:, a].copy()
+        q = st.g.copy()
         alphas = []
-        for j in [(slot - 1 - i) % memory for i in range(min(memory, n_iter.max()))]:
-            al = ra[j] * np.einsum("ij,ij->j", Sa[j], q)
-            q -= al * Ya[j]
+        for j in [(st.slot - 1 - i) % memory for i in range(min(memory, it))]:
+            al = st.rho[j] * np.einsum("ij,ij->j", st.S[j], q)
+            q -= al * st.Yh[j]
             alphas.append((j, al))
-        r = gamma[a] * H0[:, a] * q
+        q *= st.gamma * st.H0
         for j, al in reversed(alphas):
-            be = ra[j] * np.einsum("ij,ij->j", Ya[j], r)
-            r += Sa[j] * (al - be)
-        d = -r
-        gd = (g[:, a] * d).sum(axis=0)
-        bad = gd >= 0  # lost descent (numerical): restart from the preconditioned gradient
+            be = st.rho[j] * np.einsum("ij,ij->j", st.Yh[j], q)
+            q += st.S[j] * (al - be)
+        d = np.negative(q, out=q)
+        d[:, ~live] = 0.0  # finished problems still carried take no step
+        gd = np.einsum("ij,ij->j", st.g, d)
+        bad = live & (gd >= 0)  # lost descent (numerical): restart from the preconditioned gradient
         if bad.any():
-            d[:, bad] = -H0[:, a[bad]] * g[:, a[bad]]
-            gd[bad] = (g[:, a[bad]] * d[:, bad]).sum(axis=0)
-            rho[:, a[bad]] = 0.0
-            gamma[a[bad]] = 1.0
+            d[:, bad] = -st.H0[:, bad] * st.g[:, bad]
+            gd[bad] = (st.g[:, bad] * d[:, bad]).sum(axis=0)
+            st.rho[:, bad] = 0.0
+            st.gamma[bad] = 1.0
         # Backtracking Armijo line search per problem; only failing problems are re-evaluated.
-        t = np.ones(a.size)
-        th_new = theta[:, a] + d
-        f_new, z_new = objective(th_new, a)
-        ok = f_new <= f[a] + 1e-4 * t * gd
+        t = np.ones(live.size)
+        th_new = st.theta + d
+        f_new, z_new = objective(th_new, every)
+        ok = ~live | (f_new <= st.f + 1e-4 * t * gd)
         for _ls in range(40):
             if ok.all():
                 break
             fail = np.flatnonzero(~ok)
             t[fail] *= 0.5
-            th_try = theta[:, a[fail]] + t[fail] * d[:, fail]
-            f_try, z_try = objective(th_try, a[fail])
+            th_try = st.theta[:, fail] + t[fail] * d[:, fail]
+            f_try, z_try = objective(th_try, fail)
             th_new[:, fail], f_new[fail], z_new[:, fail] = th_try, f_try, z_try
-            ok[fail] = f_try <= f[a[fail]] + 1e-4 * t[fail] * gd[fail]
-        g_new = gradient(th_new, z_new, a)
-        s_vec = th_new - theta[:, a]
-        y_vec = g_new - g[:, a]
-        sy = (s_vec * y_vec).sum(axis=0)
-        valid = sy > 1e-12 * np.sqrt((s_vec**2).sum(axis=0) * (y_vec**2).sum(axis=0))
-        S[slot][:, a] = np.where(valid, s_vec, 0.0)
-        Yh[slot][:, a] = np.where(valid, y_vec, 0.0)
-        rho[slot, a] = np.where(valid, 1.0 / np.where(valid, sy, 1.0), 0.0)
-        yHy = (y_vec * H0[:, a] * y_vec).sum(axis=0)
-        gamma[a] = np.where(valid & (yHy > 0), sy / np.where(yHy > 0, yHy, 1.0), gamma[a])
-        slot = (slot + 1) % memory
-        decrease = f[a] - f_new
-        theta[:, a], g[:, a], f[a] = th_new, g_new, f_new
-        done = (np.abs(g_new).max(axis=0) <= tol) | (decrease <= 1e-12 * np.maximum(1.0, np.abs(f_new))) | ~ok
-        active[a[done]] = False
+            ok[fail] = f_try <= st.f[fail] + 1e-4 * t[fail] * gd[fail]
+        g_new = gradient(th_new, z_new)
+        s_vec = th_new - st.theta
+        y_vec = g_new - st.g
+        sy = np.einsum("ij,ij->j", s_vec, y_vec)
+        ss, yy = np.einsum("ij,ij->j", s_vec, s_vec), np.einsum("ij,ij->j", y_vec, y_vec)
+        valid = live & (sy > 1e-12 * np.sqrt(ss * yy))
+        st.S[st.slot] = np.where(valid, s_vec, 0.0)
+        st.Yh[st.slot] = np.where(valid, y_vec, 0.0)
+        st.rho[st.slot] = np.where(valid, 1.0 / np.where(valid, sy, 1.0), 0.0)
+        yHy = np.einsum("ij,ij,ij->j", y_vec, st.H0, y_vec)
+        st.gamma = np.where(valid & (yHy > 0), sy / np.where(yHy > 0, yHy, 1.0), st.gamma)
+        st.slot = (st.slot + 1) % memory
+        decrease = st.f - f_new
+        st.theta, st.g, st.f = th_new, g_new, f_new
+        small = (np.abs(g_new).max(axis=0) <= tol) | (decrease <= 1e-12 * np.maximum(1.0, np.abs(f_new)))
+        st.finish(live & (small | ~ok), theta, n_iter)
+    st.finish(st.live, theta, n_iter)  # max_iter reached
     return theta, n_iter
+
+
+class _LbfgsState:
+    """Per-problem arrays (problem axis last) of the problems :func:`logistic_lbfgs` still carries.
+
+    Finished problems are written out and stay in the arrays, inert (no step), until they are a quarter of them;
+    then the arrays are compacted. Gathering the live columns of the whole L-BFGS history every iteration instead
+    cost more than the products with ``Z``.
+    """
+
+    _COLUMNS = ("ids", "theta", "Wt", "WY", "lam", "H0", "n_iter", "gamma", "rho", "S", "Yh", "f", "g")
+
+    def __init__(self, theta: np.ndarray, Wt: np.ndarray, WY: np.ndarray, lam: np.ndarray, H0: np.ndarray,
+                 memory: int) -> None:
+        k1, P = theta.shape
+        self.ids, self.theta, self.Wt, self.WY, self.lam, self.H0 = np.arange(P), theta, Wt, WY, lam, H0
+        self.n_iter = np.zeros(P, dtype=int)
+        self.gamma = np.ones(P)
+        self.rho = np.zeros((memory, P))
+        self.S = np.zeros((memory, k1, P))
+        self.Yh = np.zeros((memory, k1, P))
+        self.f = self.g = None
+        self.live = np.ones(P, dtype=bool)
+        self.slot = 0
+
+    def finish(self, done: np.ndarray, theta_out: np.ndarray, n_iter_out: np.ndarray) -> None:
+        """Write out the problems in ``done`` (a mask over the carried columns) and stop them."""
+        if done.any():
+            theta_out[:, self.ids[done]] = self.theta[:, done]
+            n_iter_out[self.ids[done]] = self.n_iter[done]
+            self.live &= ~done
+        if 4 * (~self.live).sum() >= self.live.size:
+            keep = self.live.copy()
+            for name in self._COLUMNS:
+                value = getattr(self, name)
+                if value is not None:
+                    setattr(self, name, value[..., keep])
+            self.live = self.live[keep]
 
 
 def _inner_splits(

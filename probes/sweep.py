@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from probes.controls import LexicalBaseline, control_labels, selectivity
 from probes.estimators import DEFAULT_CS, MeanDiffProbe, mean_diff_scores
 from probes.metrics import Metric, accuracy, auroc, auroc_difference
-from probes.solver import RowBasis, fit_l2_logistic_cv, fit_l2_logistic_cv_folds
+from probes.solver import RowBasis, fit_l2_logistic_cv, fit_l2_logistic_cv_folds, row_coordinates
 
 __all__ = [
     "LayerResult",
@@ -201,7 +201,7 @@ def _logistic_folds(X, y, yc, groups, splits, opts, tick):
     kw = {"seed": opts["seed"], **opts["logistic"]}
     t0 = time.perf_counter()
     if opts["scaling"] == "layer":
-        Z = RowBasis.fit(X, dtype=opts["precision"]).Z  # only the coordinates: the rest of the basis is freed
+        Z = row_coordinates(X, dtype=opts["precision"])  # only the coordinates: the rest of the basis is not needed
         tick("logistic_basis", t0)
         t0 = time.perf_counter()
         fits = fit_l2_logistic_cv_folds(Z, y, groups, [tr for tr, _ in splits], extra_targets=yc, **kw)

@@ -17,7 +17,7 @@ from probes.estimators import (
     ledoit_wolf_shrinkage,
     mean_diff_scores,
 )
-from probes.solver import RowBasis, fit_l2_logistic_cv_folds, logistic_lbfgs
+from probes.solver import RowBasis, fit_l2_logistic_cv_folds, logistic_lbfgs, row_coordinates
 
 
 def planted(n=600, d=50, delta=1.0, seed=0, offset=3.0):
@@ -183,3 +183,11 @@ def test_folds_solved_together_equal_each_fold_alone():
         assert joint["C"] == alone["C"] and joint["cv_note"] == alone["cv_note"]
         np.testing.assert_allclose(joint["cv_scores"], alone["cv_scores"], rtol=1e-7)
         np.testing.assert_allclose(joint["theta"], alone["theta"], atol=1e-6 * np.abs(alone["theta"]).max())
+
+
+@pytest.mark.parametrize("d", [30, 400])
+def test_row_coordinates_are_the_basis_coordinates(d):
+    """The sweep's coordinates-only path must give RowBasis's Z bit for bit (the sweep's results rest on it)."""
+    X, _, _, _ = planted(n=200, d=d, seed=6)
+    for dtype in (np.float32, np.float64):
+        np.testing.assert_array_equal(row_coordinates(X, dtype=dtype), RowBasis.fit(X, dtype=dtype).Z)
