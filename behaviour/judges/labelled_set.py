@@ -28,8 +28,9 @@ REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
 LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH)  # what every command reads unless told otherwise
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
-#: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), read only when named with ``--labelled``, never trained on.
-SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "real")  # real: configs/judge/real_outputs.jsonl
+#: ``holdout3`` / ``holdout4``: configs/judge/labelled_K.jsonl (round 6) / labelled_M.jsonl (round 7), read only when
+#: named with ``--labelled``, never trained on. ``real``: configs/judge/real_outputs.jsonl.
+SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
