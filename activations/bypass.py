@@ -1,0 +1,213 @@
+"""Run the HF modules themselves where no hook could fire: the bridge's wrappers cost time at every decode step.
+
+TransformerBridge puts a wrapper module (``BlockBridge``, ``LinearBridge``...) in place of each HF module inside the
+HF model, with hook points around it: about 60 extra module calls per layer per forward pass. On a decode step (one
+token per row) that Python overhead is a tenth of the step for SmolLM2. While :func:`bypass_unhooked` is active,
+each wrapper that provably does nothing but call its HF module (its kind is known to be a pass-through, see
+:func:`_transparent`) and whose whole subtree holds no hook (no forward/backward hook on any hook point or wrapper
+in it) is replaced, in its HF parent, by the HF module it wraps; on exit every wrapper is put back. A wrapper with
+a hook on it or anywhere inside it stays, and its own pass-through children are still bypassed where unhooked, so a
+steering hook on ``blocks.10.hook_resid_post`` keeps block 10's wrapper and every hook fires as before.
+
+The plan is made on entry and checked again by :meth:`Bypass.refresh` (cheap: the hook dicts of the bypassed
+modules), which callers run before each forward pass, so a hook added on a bypassed point while the context is
+active (e.g. by another hook) puts that wrapper back before the next pass instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def _kinds() -> dict[type, Any]:
+    """Wrapper classes that only call their HF module when no hook is attached, with their pass-through forward."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+    from transformer_lens.model_bridge.generalized_components.block import BlockBridge
+    from transformer_lens.model_bridge.generalized_components.gated_mlp import GatedMLPBridge
+    from transformer_lens.model_bridge.generalized_components.linear import LinearBridge
+    from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
+    from transformer_lens.model_bridge.generalized_components.position_embeddings_attention import (
+        PositionEmbeddingsAttentionBridge,
+    )
+    from transformer_lens.model_bridge.generalized_components.rms_normalization import RMSNormalizationBridge
+
+    return {
+        BlockBridge: BlockBridge.forward,
+        LinearBridge: LinearBridge.forward,
+        GatedMLPBridge: GatedMLPBridge.forward,
+        NormalizationBridge: NormalizationBridge.forward,
+        RMSNormalizationBridge: NormalizationBridge.forward,
+        AttentionBridge: AttentionBridge.forward,
+        # Re-implements attention step by step, unless hf_attention has rebound it to the delegating forward.
+        PositionEmbeddingsAttentionBridge: AttentionBridge.forward,
+    }
+
+
+def _transparent(module: nn.Module, kinds: dict[type, Any]) -> bool:
+    """Whether ``module`` (with no hook attached) returns exactly what its HF module returns for the same call.
+
+    Exact classes only (a subclass may override any step), with the pass-through forward in effect, and none of the
+    states in which these classes compute something else: a norm's own Python re-implementation, an MLP's processed
+    weights, attention that hands ``hook_pattern`` into the kernel or rebuilds relative position biases, a block
+    with ``start_at_layer``/``stop_at_layer`` set or whose HF forward has a fixed signature (the wrapper filters
+    kwargs for those), a projection holding a suppressed ``hook_in`` from its container.
+    """
+    expected = kinds.get(type(module))
+    forward = getattr(module.forward, "__func__", module.forward)
+    if expected is None or forward is not expected:
+        return False
+    state = module.__dict__
+    name = type(module).__name__
+    if "Normalization" in name:
+        config = module.config
+        return bool(module.use_native_layernorm_autograd or getattr(config, "layer_norm_folding", False))
+    if name == "GatedMLPBridge":
+        return not getattr(module, "_use_processed_weights", False)
+    if "Attention" in name:
+        original = module.original_component
+        return not (getattr(original, "accepts_pattern_fn", False) or module.requires_relative_position_bias)
+    if name == "BlockBridge":
+        if state.get("_stop_at_layer_idx") is not None or state.get("_start_at_layer_idx") is not None:
+            return False
+        params = inspect.signature(module.original_component.forward).parameters.values()
+        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return not state.get("_suppress_next_hook_in", False)  # LinearBridge
+
+
+def _hooks(module: nn.Module) -> set[int]:
+    """Ids of every torch hook on ``module`` (HookPoint hooks are torch forward/backward hooks)."""
+    ids: set[int] = set()
+    for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+        ids.update(getattr(module, attr, {}) or {})
+    return ids
+
+
+def _capture_hook_ids(module: nn.Module) -> set[int]:
+    """The hooks a BlockBridge puts on its own children to pass tensors between them (plumbing, not user hooks)."""
+    return {h.id for h in module.__dict__.get("_capture_hook_handles", [])}
+
+
+def _unhooked(component: nn.Module) -> list[nn.Module]:
+    """The wrappers and hook points inside ``component`` (itself included) if none holds a hook, else ``[]``.
+
+    A block's capture hooks on its own children count as no hook when the block itself is bypassed: they only hand
+    tensors to siblings that are bypassed with it (or fire a hook point inside it, which must then hold no hook).
+    """
+    from transformer_lens.hook_points import HookPoint
+    from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
+
+    inside = [m for m in component.modules() if isinstance(m, (GeneralizedComponent, HookPoint))]
+    plumbing = set().union(*(_capture_hook_ids(m) for m in inside))
+    return inside if all(not (_hooks(m) - plumbing) for m in inside) else []
+
+
+def _global_hooks() -> bool:
+    """Hooks registered for every module (``register_module_forward_hook``) fire on wrappers too: bypass nothing."""
+    from torch.nn.modules import module as torch_module
+
+    return any(getattr(torch_module, name, None) for name in (
+        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+        "_global_backward_pre_hooks", "_global_module_registration_hooks"))
+
+
+def _one_float_dtype(model: nn.Module) -> bool:
+    """A norm wrapper casts its HF module's output to the input dtype: a pass-through only when all weights agree."""
+    return len({p.dtype for p in model.parameters() if p.is_floating_point()}) <= 1
+
+
+@dataclass
+class Bypass:
+    """The wrappers of ``bridge`` replaced by their HF modules: ``slots`` (HF parent, child name, wrapper), and the
+    wrappers and hook points inside them (``watched``) with the hook ids they held when bypassed (block plumbing)."""
+
+    bridge: Any
+    slots: list[tuple[nn.Module, str, nn.Module]] = field(default_factory=list)
+    watched: list[nn.Module] = field(default_factory=list)
+    plumbing: set[int] = field(default_factory=set)
+
+    def apply(self) -> None:
+        """Replace every unhooked pass-through wrapper by its HF module."""
+        from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
+
+        hf_model = self.bridge.original_model
+        if _global_hooks() or not _one_float_dtype(hf_model):
+            return
+        slots: dict[int, list[tuple[nn.Module, str]]] = {}
+        for parent in hf_model.modules():
+            if not isinstance(parent, GeneralizedComponent):
+                for name, child in parent._modules.items():
+                    if isinstance(child, GeneralizedComponent):
+                        slots.setdefault(id(child), []).append((parent, name))
+        kinds = _kinds()
+        seen: set[int] = set()
+        watched: dict[int, nn.Module] = {}
+
+        def visit(module: nn.Module, bypassed_above: bool) -> None:
+            if id(module) in seen:
+                return
+            seen.add(id(module))
+            if isinstance(module, GeneralizedComponent):
+                # A block wires its plumbing hooks on its first call; wire them now, so the plan sees them.
+                getattr(module, "_maybe_wire_capture_hooks", lambda: None)()
+                if not _transparent(module, kinds):
+                    return  # not a pass-through: keep it and what it calls (a container may drive its children)
+                inside = [] if bypassed_above else _unhooked(module)
+                if bypassed_above or inside:
+                    for parent, name in slots.get(id(module), []):
+                        parent._modules[name] = module.original_component
+                        self.slots.append((parent, name, module))
+                    watched.update((id(m), m) for m in inside)
+                    bypassed_above = True
+            for name, child in module._modules.items():
+                if name != "_original_component" and child is not None:
+                    visit(child, bypassed_above)
+
+        try:
+            for child in self.bridge._modules.values():
+                if child is not None and child is not hf_model:
+                    visit(child, False)
+        except BaseException:
+            self.restore()
+            raise
+        self.watched = list(watched.values())
+        self.plumbing = set().union(*(_hooks(m) for m in self.watched))
+
+    def restore(self) -> None:
+        """Put every wrapper back in its HF parent."""
+        for parent, name, wrapper in reversed(self.slots):
+            parent._modules[name] = wrapper
+        self.slots.clear()
+        self.watched.clear()
+        self.plumbing.clear()
+
+    def refresh(self) -> None:
+        """Make the plan again if a hook was added on a bypassed wrapper or hook point since it was made (cheap
+        otherwise: one look at each bypassed module's hook dicts). Run before each forward pass."""
+        if any(_hooks(m) - self.plumbing for m in self.watched):
+            self.restore()
+            self.apply()
+
+
+@contextmanager
+def bypass_unhooked(bridge: Any) -> Iterator[Bypass]:
+    """Inside the block, unhooked pass-through wrappers are replaced by their HF modules (see the module docstring).
+
+    Yields the :class:`Bypass`; call its :meth:`~Bypass.refresh` before each forward pass if hooks may be added
+    while the block is active.
+    """
+    bypass = Bypass(bridge)
+    bypass.apply()
+    try:
+        yield bypass
+    finally:
+        bypass.restore()
+
+
+__all__ = ["Bypass", "bypass_unhooked"]
