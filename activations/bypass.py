@@ -16,6 +16,7 @@ active (e.g. by another hook) puts that wrapper back before the next pass instea
 
 from __future__ import annotations
 
+import copy as pycopy
 import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +109,17 @@ def _unhooked(component: nn.Module) -> list[nn.Module]:
     return inside if all(not (_hooks(m) - plumbing) for m in inside) else []
 
 
+def _bridge_side(bridge: Any) -> Iterator[nn.Module]:
+    """The modules of the bridge's own tree (not entering the HF modules its wrappers hold)."""
+    stack = list(bridge._modules.values())
+    while stack:
+        module = stack.pop()
+        if module is None or module is bridge.original_model:
+            continue
+        yield module
+        stack.extend(m for name, m in module._modules.items() if name != "_original_component")
+
+
 def _global_hooks() -> bool:
     """Hooks registered for every module (``register_module_forward_hook``) fire on wrappers too: bypass nothing."""
     from torch.nn.modules import module as torch_module
@@ -140,11 +152,29 @@ class Bypass:
         if _global_hooks() or not _one_float_dtype(hf_model):
             return
         slots: dict[int, list[tuple[nn.Module, str]]] = {}
+        owners: dict[int, tuple[nn.Module, str]] = {}
         for parent in hf_model.modules():
-            if not isinstance(parent, GeneralizedComponent):
-                for name, child in parent._modules.items():
-                    if isinstance(child, GeneralizedComponent):
-                        slots.setdefault(id(child), []).append((parent, name))
+            for name, child in parent._modules.items():
+                owners.setdefault(id(child), (parent, name))
+                if isinstance(child, GeneralizedComponent) and not isinstance(parent, GeneralizedComponent):
+                    slots.setdefault(id(child), []).append((parent, name))
+        # Containers the bridge shares with the HF model (its ``blocks`` is the HF ``layers`` list): the HF model
+        # gets its own copy of them to edit, so the bridge's tree (``bridge.blocks[0].mlp``...) stays whole.
+        shared = {id(m) for m in _bridge_side(self.bridge) if not isinstance(m, GeneralizedComponent)}
+        copies: dict[int, nn.Module] = {}
+
+        def editable(parent: nn.Module) -> nn.Module | None:
+            if id(parent) not in shared:
+                return parent
+            if id(parent) not in copies:
+                owner, name = owners.get(id(parent), (None, ""))
+                if owner is None or id(owner) in shared:
+                    return None
+                copy = pycopy.copy(parent)
+                object.__setattr__(copy, "_modules", dict(parent._modules))
+                owner._modules[name] = copies[id(parent)] = copy
+                self.slots.append((owner, name, parent))
+            return copies[id(parent)]
         kinds = _kinds()
         seen: set[int] = set()
         watched: dict[int, nn.Module] = {}
@@ -161,8 +191,10 @@ class Bypass:
                 inside = [] if bypassed_above else _unhooked(module)
                 if bypassed_above or inside:
                     for parent, name in slots.get(id(module), []):
-                        parent._modules[name] = module.original_component
-                        self.slots.append((parent, name, module))
+                        target = editable(parent)
+                        if target is not None:
+                            target._modules[name] = module.original_component
+                            self.slots.append((target, name, module))
                     watched.update((id(m), m) for m in inside)
                     bypassed_above = True
             for name, child in module._modules.items():
