@@ -80,9 +80,22 @@ def stop_token_ids(model: LoadedModel) -> list[int]:
     elif configured:
         ids.extend(int(i) for i in configured)
     if model.spec.prompt_format == "chat":
-        vocab = tokenizer.get_vocab()
-        ids.extend(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
+        ids.extend(vocab_ids(tokenizer, END_OF_TURN_TOKENS))
     return list(dict.fromkeys(ids))
+
+
+def vocab_ids(tokenizer: Any, tokens: Sequence[str]) -> list[int]:
+    """The ids of those of ``tokens`` that are in the vocabulary (added tokens included), in order.
+
+    A fast tokenizer looks each one up; ``get_vocab()`` builds the whole vocabulary dict instead (45 ms for
+    SmolLM2's 49,152 tokens, and it ran once per generated row).
+    """
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "token_to_id"):
+        found = [backend.token_to_id(t) for t in tokens]
+        return [int(i) for i in found if i is not None]
+    vocab = tokenizer.get_vocab()
+    return [vocab[t] for t in tokens if t in vocab]
 
 
 def _dropped_special_ids(tokenizer: Any) -> set[int]:
@@ -91,8 +104,7 @@ def _dropped_special_ids(tokenizer: Any) -> set[int]:
     for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
         if getattr(added, "special", False):
             special.add(int(token_id))
-    vocab = tokenizer.get_vocab()
-    return special - {vocab[t] for t in KEPT_SPECIAL_TOKENS if t in vocab}
+    return special - set(vocab_ids(tokenizer, KEPT_SPECIAL_TOKENS))
 
 
 def decode_new_tokens(model: LoadedModel, token_ids: Sequence[int]) -> str:
