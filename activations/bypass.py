@@ -23,12 +23,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
 
-def _kinds() -> dict[type, Any]:
-    """Wrapper classes that only call their HF module when no hook is attached, with their pass-through forward."""
+def _block_passes_through(block: Any) -> bool:
+    """No ``start_at_layer``/``stop_at_layer`` pending, and an HF forward taking ``**kwargs`` (the wrapper filters
+    the kwargs of a fixed signature)."""
+    if block.__dict__.get("_stop_at_layer_idx") is not None or block.__dict__.get("_start_at_layer_idx") is not None:
+        return False
+    params = inspect.signature(block.original_component.forward).parameters.values()
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _attention_passes_through(attention: Any) -> bool:
+    """Neither hands ``hook_pattern`` into the kernel nor rebuilds relative position biases (T5)."""
+    return not (getattr(attention.original_component, "accepts_pattern_fn", False)
+                or attention.requires_relative_position_bias)
+
+
+def _norm_passes_through(norm: Any) -> bool:
+    """Runs the HF norm itself, not the wrapper's own Python re-implementation."""
+    return bool(norm.use_native_layernorm_autograd or getattr(norm.config, "layer_norm_folding", False))
+
+
+def _kinds() -> dict[type, tuple[Any, Any]]:
+    """Wrapper classes that only call their HF module when no hook is attached: (pass-through forward, the check
+    that no state makes this one compute something else)."""
     from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
     from transformer_lens.model_bridge.generalized_components.block import BlockBridge
     from transformer_lens.model_bridge.generalized_components.gated_mlp import GatedMLPBridge
@@ -40,46 +60,26 @@ def _kinds() -> dict[type, Any]:
     from transformer_lens.model_bridge.generalized_components.rms_normalization import RMSNormalizationBridge
 
     return {
-        BlockBridge: BlockBridge.forward,
-        LinearBridge: LinearBridge.forward,
-        GatedMLPBridge: GatedMLPBridge.forward,
-        NormalizationBridge: NormalizationBridge.forward,
-        RMSNormalizationBridge: NormalizationBridge.forward,
-        AttentionBridge: AttentionBridge.forward,
+        BlockBridge: (BlockBridge.forward, _block_passes_through),
+        # A projection holding a suppressed hook_in from its container would consume it on its next call.
+        LinearBridge: (LinearBridge.forward, lambda m: not m.__dict__.get("_suppress_next_hook_in", False)),
+        GatedMLPBridge: (GatedMLPBridge.forward, lambda m: not getattr(m, "_use_processed_weights", False)),
+        NormalizationBridge: (NormalizationBridge.forward, _norm_passes_through),
+        RMSNormalizationBridge: (NormalizationBridge.forward, _norm_passes_through),
+        AttentionBridge: (AttentionBridge.forward, _attention_passes_through),
         # Re-implements attention step by step, unless hf_attention has rebound it to the delegating forward.
-        PositionEmbeddingsAttentionBridge: AttentionBridge.forward,
+        PositionEmbeddingsAttentionBridge: (AttentionBridge.forward, _attention_passes_through),
     }
 
 
-def _transparent(module: nn.Module, kinds: dict[type, Any]) -> bool:
-    """Whether ``module`` (with no hook attached) returns exactly what its HF module returns for the same call.
-
-    Exact classes only (a subclass may override any step), with the pass-through forward in effect, and none of the
-    states in which these classes compute something else: a norm's own Python re-implementation, an MLP's processed
-    weights, attention that hands ``hook_pattern`` into the kernel or rebuilds relative position biases, a block
-    with ``start_at_layer``/``stop_at_layer`` set or whose HF forward has a fixed signature (the wrapper filters
-    kwargs for those), a projection holding a suppressed ``hook_in`` from its container.
-    """
-    expected = kinds.get(type(module))
-    forward = getattr(module.forward, "__func__", module.forward)
-    if expected is None or forward is not expected:
+def _transparent(module: nn.Module, kinds: dict[type, tuple[Any, Any]]) -> bool:
+    """Whether ``module`` (with no hook attached) returns exactly what its HF module returns for the same call:
+    an exact class of :func:`_kinds` (a subclass may override any step), its pass-through forward in effect, and
+    none of the states in which it computes something else."""
+    forward, passes_through = kinds.get(type(module), (None, None))
+    if forward is None or getattr(module.forward, "__func__", module.forward) is not forward:
         return False
-    state = module.__dict__
-    name = type(module).__name__
-    if "Normalization" in name:
-        config = module.config
-        return bool(module.use_native_layernorm_autograd or getattr(config, "layer_norm_folding", False))
-    if name == "GatedMLPBridge":
-        return not getattr(module, "_use_processed_weights", False)
-    if "Attention" in name:
-        original = module.original_component
-        return not (getattr(original, "accepts_pattern_fn", False) or module.requires_relative_position_bias)
-    if name == "BlockBridge":
-        if state.get("_stop_at_layer_idx") is not None or state.get("_start_at_layer_idx") is not None:
-            return False
-        params = inspect.signature(module.original_component.forward).parameters.values()
-        return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-    return not state.get("_suppress_next_hook_in", False)  # LinearBridge
+    return bool(passes_through(module))
 
 
 #: Where torch keeps a module's hooks (HookPoint hooks are torch forward/backward hooks).
@@ -131,7 +131,7 @@ def _global_hooks() -> bool:
 
     return any(getattr(torch_module, name, None) for name in (
         "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-        "_global_backward_pre_hooks", "_global_module_registration_hooks"))
+        "_global_backward_pre_hooks"))
 
 
 def _one_float_dtype(model: nn.Module) -> bool:

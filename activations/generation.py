@@ -1,6 +1,6 @@
 """Batched text generation through the TransformerLens bridge.
 
-Generation runs the bridge's own decoding loop (``TransformerBridge.generate``), so hooks added on the bridge, e.g.
+Generation runs its own decoding loop over the bridge (:func:`decode_greedy`), so hooks added on the bridge, e.g.
 ``with model.bridge.hooks(fwd_hooks=[...]):`` around a call, act on every generated token: steering experiments rely
 on this.
 
@@ -198,6 +198,10 @@ def decode_greedy(model: LoadedModel, tokens: torch.Tensor, mask: torch.Tensor, 
     bridge fire on every call (the whole prompt first, then one token per step), as before; a hook on the logits
     sees the last position only. A row that emits one of ``stop_ids`` is fed ``fill_id`` from then on (its later
     output is discarded by the caller) and the loop ends when every row has stopped.
+
+    The bridge's pass-through wrappers that hold no hook are bypassed throughout (:mod:`activations.bypass`: the
+    same logits bit for bit, without their per-module overhead at every step); the plan is checked before each
+    step, so a hook added during generation on a bypassed point fires from the next step on.
     """
     bridge = model.bridge
     stops = torch.tensor(list(stop_ids), dtype=torch.long, device=tokens.device)
