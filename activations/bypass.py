@@ -1,9 +1,9 @@
 """Run the HF modules themselves where no hook could fire: the bridge's wrappers cost time at every decode step.
 
 TransformerBridge puts a wrapper module (``BlockBridge``, ``LinearBridge``...) in place of each HF module inside the
-HF model, with hook points around it: about 60 extra module calls per layer per forward pass. On a decode step (one
-token per row) that Python overhead is a tenth of the step for SmolLM2. While :func:`bypass_unhooked` is active,
-each wrapper that provably does nothing but call its HF module (its kind is known to be a pass-through, see
+HF model, with hook points around it: about 40 extra module calls per layer per forward pass, a tenth of a decode
+step's time for SmolLM2 (bridged generation ran at 0.88-0.92x HF's speed in CPU time without this module, 1.00-1.02x
+with it; docs/scale-rehearsal-and-speed.md). While :func:`bypass_unhooked` is active, each wrapper that provably does nothing but call its HF module (its kind is known to be a pass-through, see
 :func:`_transparent`) and whose whole subtree holds no hook (no forward/backward hook on any hook point or wrapper
 in it) is replaced, in its HF parent, by the HF module it wraps; on exit every wrapper is put back. A wrapper with
 a hook on it or anywhere inside it stays, and its own pass-through children are still bypassed where unhooked, so a
