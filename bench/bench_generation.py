@@ -6,14 +6,15 @@ prompt (about 300 tokens) with different short response openings, 64 new tokens 
 - **hf**: ``AutoModelForCausalLM.generate`` on a second, unbridged copy of the same weights (loaded from the
   converted-weights cache), with HF's default attention implementation (reported);
 - **bridged**: :func:`activations.generation.generate_detailed` (this tree's code);
-- **baseline** (``--baseline FILE``): ``generate_detailed`` from another version of ``activations/generation.py``,
-  e.g. ``git show OLD:activations/generation.py > /tmp/old_generation.py``, so the old and new code are timed in the
-  same run on the same model;
+- **baselines** (``--baseline FILE``, repeatable, each named after its file): ``generate_detailed`` from another
+  version of ``activations/generation.py``, e.g. ``git show OLD:activations/generation.py > /tmp/old_generation.py``,
+  so old and new code are timed in the same run on the same model;
 - **steered**: :func:`interventions.steering.generate_steered` with a different random vector on every row at layers
   L/3 and L/2 (all positions).
 
-The implementations run interleaved ``--repeats`` times; the best time of each is reported with every ratio to hf,
-plus steered/unsteered. The tokens of the bridged path are compared with hf's (greedy) and, with ``--baseline``,
+The implementations run interleaved ``--repeats`` times; the best wall time and the best CPU time of this process
+(one thread) of each are reported with their ratios to hf, plus steered/unsteered. On a shared machine the CPU time
+is the steadier figure: wall time also counts the time other processes held the core. The tokens of the bridged path are compared with hf's (greedy) and, with ``--baseline``,
 with the old code's (greedy and seeded sampling at temperature 0.7): the speed-up must not change what is generated.
 
     OMP_NUM_THREADS=1 python bench/bench_generation.py
@@ -64,7 +65,7 @@ def load_pair(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def load_baseline(path: str) -> Callable[..., Any]:
-    spec = importlib.util.spec_from_file_location("baseline_generation", path)
+    spec = importlib.util.spec_from_file_location(f"baseline_{Path(path).stem}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -89,8 +90,9 @@ def main() -> None:
     ap.add_argument("--n-prompts", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--baseline", default=None, metavar="FILE",
-                    help="another version of activations/generation.py to time against this one")
+    ap.add_argument("--baseline", action="append", default=[], metavar="FILE",
+                    help="another version of activations/generation.py to time against this one (repeatable; "
+                         "each is named after its file)")
     ap.add_argument("--no-steering", action="store_true")
     args = ap.parse_args()
 
@@ -109,9 +111,9 @@ def main() -> None:
         "hf": lambda: hf_generate(plain, model, prompts, args.new_tokens),
         "bridged": lambda: [g.token_ids for g in generate_detailed(model, prompts, **kw)],
     }
-    baseline = load_baseline(args.baseline) if args.baseline else None
-    if baseline is not None:
-        runs["baseline"] = lambda: [g.token_ids for g in baseline(model, prompts, **kw)]
+    baselines = {Path(f).stem: load_baseline(f) for f in args.baseline}
+    for name, fn in baselines.items():
+        runs[name] = lambda fn=fn: [g.token_ids for g in fn(model, prompts, **kw)]
     if not args.no_steering:
         norms = measure_residual_norms(model, [prompts[0]], hook="resid_post")
         rng = np.random.default_rng(0)
@@ -119,32 +121,36 @@ def main() -> None:
         plan = plan_for(model, [[Steer(rng.standard_normal(model.d_model), 0.5, layers)] for _ in prompts], norms)
         runs["steered"] = lambda: [g.token_ids for g in generate_steered(model, prompts, plan, **kw)]
 
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    # Wall time and this process's CPU time (one thread: the CPU time a run needs, less sensitive than wall time
+    # to what else the shared machine runs, though not to cache and memory-bandwidth contention).
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     tokens: dict[str, Any] = {}
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     for _ in range(args.repeats):  # interleaved: the machine may be shared
         for name, run in runs.items():
-            t = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             tokens[name] = run()
-            times[name].append(time.perf_counter() - t)
-    best = {name: min(ts) for name, ts in times.items()}
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    for name, t in best.items():
-        others = ", ".join(f"{x:.2f}" for x in times[name])
-        print(f"  {name:9s} {n_tok / t:7.1f} tok/s  best {t:6.2f} s  (all: {others})  x hf {best['hf'] / t:.3f}")
+    best = {name: (min(t[0] for t in ts), min(t[1] for t in ts)) for name, ts in times.items()}
+    print(f"  {'path':24s} {'tok/s':>7s} {'best wall':>9s} {'x hf':>6s} {'best cpu':>9s} {'x hf':>6s}  all wall / cpu (s)")
+    for name, (wall, cpu) in best.items():
+        each = ", ".join(f"{w:.2f}/{c:.2f}" for w, c in times[name])
+        print(f"  {name:24s} {n_tok / wall:7.1f} {wall:9.2f} {best['hf'][0] / wall:6.3f} {cpu:9.2f} "
+              f"{best['hf'][1] / cpu:6.3f}  {each}")
     if "steered" in best:
-        print(f"  steered / unsteered (bridged): {best['bridged'] / best['steered']:.3f}")
+        print(f"  steered / unsteered (bridged): wall {best['bridged'][0] / best['steered'][0]:.3f}, "
+              f"cpu {best['bridged'][1] / best['steered'][1]:.3f}")
     same = sum(a == b for a, b in zip(tokens["bridged"], tokens["hf"]))
     print(f"  bridged tokens equal to hf greedy: {same}/{len(prompts)} rows")
-    if baseline is not None:
-        same = sum(a == b for a, b in zip(tokens["bridged"], tokens["baseline"]))
-        print(f"  bridged tokens equal to baseline greedy: {same}/{len(prompts)} rows")
-        sampled = dict(kw, temperature=0.7, top_p=0.9, seed=1234)
-        new = [g.token_ids for g in generate_detailed(model, prompts, **sampled)]
-        old = [g.token_ids for g in baseline(model, prompts, **sampled)]
-        print(f"  bridged tokens equal to baseline, sampled (T=0.7, top-p 0.9, seed 1234): "
+    sampled = dict(kw, temperature=0.7, top_p=0.9, seed=1234)
+    new = [g.token_ids for g in generate_detailed(model, prompts, **sampled)] if baselines else []
+    for name, fn in baselines.items():
+        same = sum(a == b for a, b in zip(tokens["bridged"], tokens[name]))
+        print(f"  bridged tokens equal to {name}, greedy: {same}/{len(prompts)} rows")
+        old = [g.token_ids for g in fn(model, prompts, **sampled)]
+        print(f"  bridged tokens equal to {name}, sampled (T=0.7, top-p 0.9, seed 1234): "
               f"{sum(a == b for a, b in zip(new, old))}/{len(prompts)} rows")
-
 
 if __name__ == "__main__":
     main()

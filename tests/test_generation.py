@@ -192,3 +192,12 @@ def test_string_instead_of_list_is_rejected(model):
     with pytest.raises(ConfigError, match="sequence of prompts"):
         generate(model, "hello")  # type: ignore[arg-type]
     assert generate(model, []) == []
+
+
+def test_vocab_ids_agree_with_the_whole_vocabulary(model):
+    from activations.generation import END_OF_TURN_TOKENS, KEPT_SPECIAL_TOKENS, vocab_ids
+
+    tokens = [*END_OF_TURN_TOKENS, *KEPT_SPECIAL_TOKENS, "Veth", "not-a-token-anywhere"]
+    vocab = model.tokenizer.get_vocab()
+    assert vocab_ids(model.tokenizer, tokens) == [vocab[t] for t in tokens if t in vocab]
+    assert len(vocab_ids(model.tokenizer, tokens)) >= 3  # the tiny tokenizer has some of them
