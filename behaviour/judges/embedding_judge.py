@@ -9,10 +9,14 @@ verdict's sentences (so one decisive sentence in a long verdict is not averaged 
 direction of the recommendation, a refusal, the kinds of grounds, a lever): sentence embeddings place "I won't
 object" near "I object" and a "Yes" near every other "Yes", whereas the direction cues read negation, non-objection,
 formal approvals, a yes answering a question and a chosen option the same way in every register, so the classifier
-can lean on them where the wording is new (docs/judging-generalisation.md). Classifier: multinomial logistic regression, its strength
+can lean on them where the wording is new (docs/judging-generalisation.md). Format 5 (round 7) adds the embedding of
+the decision region (:func:`behaviour.judges.decision_region.decision_region`: the values of decision keys in JSON,
+YAML, tables and minutes, a form's ticked box, else the last substantial paragraph), so that a decision stated by
+structure is read as the decision whatever surrounds it. Classifier: multinomial logistic regression, its strength
 ``C`` chosen by stratified cross-validation on the training rows (never ``holdout``). Calibration: one temperature
-fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say. Two thresholds are read
-off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
+fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say; since round 7 those are
+scores of each row by a model trained without its register, so the probabilities (and the abstention rate) are those
+of a register never seen. Two thresholds are read off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
 training rows unlabelled) the judge abstains with ``needs_review = "low confidence"``; at or above ``confident`` its
 out-of-fold accuracy was at least :data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.judges.ensemble`) lets it veto
 another judge there.
