@@ -159,28 +159,33 @@ K_PATH = PATH.parent / "labelled_K.jsonl"
 K_INTENT_PATH = PATH.parent / "register_intent_K.jsonl"
 
 
-def test_round6_holdout_is_well_formed_and_unseen(rows: list[dict[str, Any]]) -> None:
-    """labelled_K.jsonl: author K's fresh held-out rows (round 6, ``holdout3``) in registers unlike the training rows,
-    in the labelled schema without a register (their author may not annotate it). No judge trains on them: the file is
-    not among the sets every command reads, and it shares no id or response with them (DATASHEET.md, "Round 6")."""
+def test_round6_rows_are_well_formed_training_rows(rows: list[dict[str, Any]]) -> None:
+    """labelled_K.jsonl: author K's rows (round 6, written as ``holdout3`` in registers unlike the training rows; spent
+    once r5 and r6 were measured on them, training rows since judge round 7), each with the register its blind second
+    annotator gave (DATASHEET.md, "Round 6"). Read by every command beside the other sets; ids and texts clash with
+    none."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
-    assert K_PATH not in LABELLED_SETS
-    k_rows = load_labelled(K_PATH, split="holdout3")
-    # Named beside the default sets (as `experiments.judge --labelled ... evaluate --split holdout3` reads them), its
-    # ids clash with none and no row reaches the training splits.
-    assert not [r for r in load_labelled([*LABELLED_SETS, K_PATH], "training") if r["id"].startswith("K")]
+    assert K_PATH in LABELLED_SETS
+    k_rows = load_labelled(K_PATH, split="train")
+    assert [r["id"] for r in load_labelled(LABELLED_SETS, "training") if r["id"].startswith("K")] == \
+        [r["id"] for r in k_rows]
     assert [r["id"] for r in k_rows] == [f"K{i:03d}" for i in range(1, len(k_rows) + 1)]
     assert len(k_rows) == len(K_PATH.read_text(encoding="utf-8").splitlines())
     assert not {r["id"] for r in k_rows} & {r["id"] for r in rows}
+    second = {r["id"]: r for r in map(json.loads, (PATH.parent / "second_annotation_K.jsonl").read_text(
+        encoding="utf-8").splitlines())}
     for row in k_rows:
-        assert set(row) == FIELDS - {"register", "register_annotator"}, row["id"]
-        assert row["split"] == "holdout3" and row["format"] in FORMATS, row["id"]
+        assert set(row) == FIELDS | answer_field(row), row["id"]
+        assert row["split"] == "train" and row["format"] in FORMATS, row["id"]
         assert row["label"] in LABELS or row["label"] is None, row["id"]
         assert row["reason"] == ("truncated" if row["label"] is None else ""), row["id"]
         assert row["response"].strip() and row["note"].strip() and row["tags"], row["id"]
         assert all(isinstance(t, str) and t for t in row["tags"]), row["id"]
+        assert (row["register"], row["register_annotator"]) == (second[row["id"]]["register"],
+                                                                second[row["id"]]["annotator"]), row["id"]
         check_format(row)
+        check_register(row)
     assert {r["label"] for r in k_rows} == {*LABELS, None}
     normal = Counter(" ".join(r["response"].lower().split()) for r in rows + k_rows)
     assert [text[:80] for text, n in normal.items() if n > 1] == []
