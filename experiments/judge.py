@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--abstain-rate", type=float, default=0.05,
                     help="each fold's classifier abstains on this share of its least confident out-of-fold training "
                          "rows, as `train --abstain-rate` (default 0.05; 0: never for low confidence)")
+    cv.add_argument("--calibrate", choices=("rows", "registers"), default=None,
+                    help="what each fold's classifier calibrates its temperature and threshold on: out-of-fold rows, "
+                         "or registers it never saw (default: as `train` does, registers)")
     cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
@@ -115,8 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         shared = load_embedding_judge(encoder=MemoEncoder(load_minilm()))
     # every spec checked (and models loaded) before any judging
-    judges = [get_judge(s) if shared is None else get_behaviour_judge(s, local=local_judge, embedding=shared)
-              for s in specs]
+    # (crossval trains its own embedding member per fold: the saved classifier is not loaded)
+    judges = [] if args.command == "crossval" else \
+        [get_judge(s) if shared is None else get_behaviour_judge(s, local=local_judge, embedding=shared) for s in specs]
     rows = load_labelled(args.labelled, args.split)[:getattr(args, "limit", None)]
     if not rows:
         raise ConfigError(f"no rows in the {args.split!r} split of {', '.join(map(str, args.labelled))}")
@@ -140,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
                                 folds=args.folds, split=args.split, local=local_judge, hold_out=hold_out,
                                 abstain_rate=args.abstain_rate,
-                                c_grid=(args.c,) if args.c else None)
+                                c_grid=(args.c,) if args.c else None,
+                                calibrate_by_register=None if args.calibrate is None else args.calibrate == "registers")
         if result.folds:
             print(folds_markdown(result))
         print(evaluations_markdown(result.pooled, show_misses=args.show_misses))

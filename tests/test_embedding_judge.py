@@ -413,7 +413,7 @@ def test_evaluate_embeds_each_response_once_for_all_judges(tmp_path: Path, monke
     assert main(["--labelled", str(path), "evaluate", "--judges", "embedding,rules+embedding,rules/embedding",
                  "--second", str(tmp_path / "none.jsonl")]) == 0
     printed = capsys.readouterr().out
-    assert "| `rules/embedding` | holdout2 | 4 |" in printed and "embedding f4" in printed
+    assert "| `rules/embedding` | holdout2 | 4 |" in printed and f"embedding f{FORMAT_VERSION}" in printed
     # Training and three judges read the same texts; through the shared memo each was embedded once.
     assert encoded and len(encoded) == len(set(encoded))
 

@@ -156,53 +156,85 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
         check_register(row)
 
 
-# The fresh held-out sets written while the judge was being improved, by author: their split (DATASHEET.md, "Round 6"
-# and "Round 7"). Each is measured once, named on the command line; none is among the sets every command reads.
-FRESH_HOLDOUTS = {"K": "holdout3", "M": "holdout4"}
+# The fresh held-out set written while the judge was being improved (author M, round 7: ``holdout4``), measured once
+# per judge version, named on the command line; not among the sets every command reads. Author K's round-6 set was the
+# first (``holdout3``) and has been training rows since judge round 7 (DATASHEET.md, "Round 6", "Round 7").
+FRESH_HOLDOUTS = {"M": "holdout4"}
+K_PATH = PATH.parent / "labelled_K.jsonl"
 
 
-def fresh_path(author: str) -> Path:
-    return PATH.parent / f"labelled_{author}.jsonl"
-
-
-@pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS))
-def test_fresh_holdout_is_well_formed_and_unseen(rows: list[dict[str, Any]], author: str) -> None:
-    """labelled_K.jsonl / labelled_M.jsonl: one author's fresh held-out rows (rounds 6 and 7, ``holdout3`` /
-    ``holdout4``) in registers unlike the training rows, in the labelled schema without a register (their author may
-    not annotate it). No judge trains on them: the file is not among the sets every command reads, and it shares no id
-    or response with them or with the other fresh sets (DATASHEET.md, "Round 6", "Round 7")."""
-    from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
-
-    set_path, split = fresh_path(author), FRESH_HOLDOUTS[author]
-    intent_path = PATH.parent / f"register_intent_{author}.jsonl"
-    assert set_path not in LABELLED_SETS
-    fresh_rows = load_labelled(set_path, split=split)
-    # Named beside the default sets and the other fresh sets (as `experiments.judge --labelled ... evaluate --split
-    # holdout3` reads them), its ids clash with none and no row reaches the training splits.
-    others = [fresh_path(a) for a in FRESH_HOLDOUTS if a != author]
-    assert not [r for r in load_labelled([*LABELLED_SETS, *others, set_path], "training") if r["id"].startswith(author)]
-    assert [r["id"] for r in fresh_rows] == [f"{author}{i:03d}" for i in range(1, len(fresh_rows) + 1)]
-    assert len(fresh_rows) == len(set_path.read_text(encoding="utf-8").splitlines())
-    assert not {r["id"] for r in fresh_rows} & {r["id"] for r in rows}
-    for row in fresh_rows:
-        assert set(row) == FIELDS - {"register", "register_annotator"}, row["id"]
-        assert row["split"] == split and row["format"] in FORMATS, row["id"]
-        assert row["label"] in LABELS or row["label"] is None, row["id"]
-        assert row["reason"] == ("truncated" if row["label"] is None else ""), row["id"]
-        assert row["response"].strip() and row["note"].strip() and row["tags"], row["id"]
-        assert all(isinstance(t, str) and t for t in row["tags"]), row["id"]
-        check_format(row)
-    assert {r["label"] for r in fresh_rows} == {*LABELS, None}
-    other_rows = [r for path in others for r in load_labelled(path)]
-    normal = Counter(" ".join(r["response"].lower().split()) for r in rows + other_rows + fresh_rows)
-    assert [text[:80] for text, n in normal.items() if n > 1] == []
-    # The author's intended register of each row (not an annotation): the vocabulary, or ``other`` with the kind of
-    # text the vocabulary lacks; a deliberation format is its own register.
+def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
+    """The author's intended register of each row (not an annotation): the vocabulary, or ``other`` with the kind of
+    text the vocabulary lacks; a deliberation format is its own register."""
     intents = [json.loads(line) for line in intent_path.read_text(encoding="utf-8").splitlines()]
-    assert [r["id"] for r in intents] == [r["id"] for r in fresh_rows]
-    for intent, row in zip(intents, fresh_rows):
+    assert [r["id"] for r in intents] == [r["id"] for r in set_rows]
+    for intent, row in zip(intents, set_rows):
         assert intent["register_intent"] in REGISTERS, intent
         assert set(intent) == {"id", "register_intent"} | ({"kind"} if intent["register_intent"] == "other" else set())
         assert intent["register_intent"] != "other" or (isinstance(intent["kind"], str) and intent["kind"]), intent
         assert (intent["register_intent"] == "think_block") == (row["format"] == "think"), intent
         assert (intent["register_intent"] == "harmony") == (row["format"] == "harmony"), intent
+
+
+def check_written_row(row: dict[str, Any]) -> None:
+    assert row["label"] in LABELS or row["label"] is None, row["id"]
+    assert row["reason"] == ("truncated" if row["label"] is None else ""), row["id"]
+    assert row["response"].strip() and row["note"].strip() and row["tags"], row["id"]
+    assert all(isinstance(t, str) and t for t in row["tags"]), row["id"]
+    check_format(row)
+
+
+@pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS))
+def test_fresh_holdout_is_well_formed_and_unseen(rows: list[dict[str, Any]], author: str) -> None:
+    """labelled_M.jsonl: one author's fresh held-out rows (round 7, ``holdout4``) in registers unlike the training
+    rows, in the labelled schema without a register (their author may not annotate it). No judge trains on them: the
+    file is not among the sets every command reads, and it shares no id or response with them (DATASHEET.md)."""
+    from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
+
+    set_path, split = PATH.parent / f"labelled_{author}.jsonl", FRESH_HOLDOUTS[author]
+    assert set_path not in LABELLED_SETS
+    fresh_rows = load_labelled(set_path, split=split)
+    # Named beside the default sets (as `experiments.judge --labelled ... evaluate --split holdout4` reads them), its
+    # ids clash with none and no row reaches the training splits.
+    assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if r["id"].startswith(author)]
+    assert [r["id"] for r in fresh_rows] == [f"{author}{i:03d}" for i in range(1, len(fresh_rows) + 1)]
+    assert len(fresh_rows) == len(set_path.read_text(encoding="utf-8").splitlines())
+    default_rows = load_labelled(LABELLED_SETS)
+    assert not {r["id"] for r in fresh_rows} & {r["id"] for r in default_rows}
+    for row in fresh_rows:
+        assert set(row) == FIELDS - {"register", "register_annotator"}, row["id"]
+        assert row["split"] == split and row["format"] in FORMATS, row["id"]
+        check_written_row(row)
+    assert {r["label"] for r in fresh_rows} == {*LABELS, None}
+    normal = Counter(" ".join(r["response"].lower().split()) for r in default_rows + fresh_rows)
+    assert [text[:80] for text, n in normal.items() if n > 1] == []
+    check_intents(PATH.parent / f"register_intent_{author}.jsonl", fresh_rows)
+
+
+def test_round6_rows_are_well_formed_training_rows(rows: list[dict[str, Any]]) -> None:
+    """labelled_K.jsonl: author K's rows (round 6, written as ``holdout3`` in registers unlike the training rows; spent
+    once r5 and r6 were measured on them, training rows since judge round 7), each with the register its blind second
+    annotator gave (DATASHEET.md, "Round 6"). Read by every command beside the other sets; ids and texts clash with
+    none."""
+    from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
+
+    assert K_PATH in LABELLED_SETS
+    k_rows = load_labelled(K_PATH, split="train")
+    assert [r["id"] for r in load_labelled(LABELLED_SETS, "training") if r["id"].startswith("K")] == \
+        [r["id"] for r in k_rows]
+    assert [r["id"] for r in k_rows] == [f"K{i:03d}" for i in range(1, len(k_rows) + 1)]
+    assert len(k_rows) == len(K_PATH.read_text(encoding="utf-8").splitlines())
+    assert not {r["id"] for r in k_rows} & {r["id"] for r in rows}
+    second = {r["id"]: r for r in map(json.loads, (PATH.parent / "second_annotation_K.jsonl").read_text(
+        encoding="utf-8").splitlines())}
+    for row in k_rows:
+        assert set(row) == FIELDS | answer_field(row), row["id"]
+        assert row["split"] == "train" and row["format"] in FORMATS, row["id"]
+        assert (row["register"], row["register_annotator"]) == (second[row["id"]]["register"],
+                                                                second[row["id"]]["annotator"]), row["id"]
+        check_written_row(row)
+        check_register(row)
+    assert {r["label"] for r in k_rows} == {*LABELS, None}
+    normal = Counter(" ".join(r["response"].lower().split()) for r in rows + k_rows)
+    assert [text[:80] for text, n in normal.items() if n > 1] == []
+    check_intents(PATH.parent / "register_intent_K.jsonl", k_rows)

@@ -9,10 +9,14 @@ verdict's sentences (so one decisive sentence in a long verdict is not averaged 
 direction of the recommendation, a refusal, the kinds of grounds, a lever): sentence embeddings place "I won't
 object" near "I object" and a "Yes" near every other "Yes", whereas the direction cues read negation, non-objection,
 formal approvals, a yes answering a question and a chosen option the same way in every register, so the classifier
-can lean on them where the wording is new (docs/judging-generalisation.md). Classifier: multinomial logistic regression, its strength
+can lean on them where the wording is new (docs/judging-generalisation.md). Format 5 (round 7) adds the embedding of
+the decision region (:func:`behaviour.judges.decision_region.decision_region`: the values of decision keys in JSON,
+YAML, tables and minutes, a form's ticked box, else the last substantial paragraph), so that a decision stated by
+structure is read as the decision whatever surrounds it. Classifier: multinomial logistic regression, its strength
 ``C`` chosen by stratified cross-validation on the training rows (never ``holdout``). Calibration: one temperature
-fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say. Two thresholds are read
-off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
+fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say; since round 7 those are
+scores of each row by a model trained without its register, so the probabilities (and the abstention rate) are those
+of a register never seen. Two thresholds are read off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
 training rows unlabelled) the judge abstains with ``needs_review = "low confidence"``; at or above ``confident`` its
 out-of-fold accuracy was at least :data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.judges.ensemble`) lets it veto
 another judge there.
@@ -39,6 +43,7 @@ import numpy as np
 from common import REPO_ROOT
 from common.errors import ConfigError
 from common.fileio import atomic_write_text
+from behaviour.judges.decision_region import decision_region
 from behaviour.judges.embedding import SentenceEncoder
 from behaviour.judges.labelled_set import LABELLED_SETS, TRAINING_SPLITS, data_hash, load_labelled
 from behaviour.judges.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
@@ -49,8 +54,10 @@ from behaviour.judges.verdict_text import find_verdict
 log = logging.getLogger(__name__)
 
 CLASSIFIER_PATH = REPO_ROOT / "configs" / "judge" / "embedding_judge.json"
-FORMAT_VERSION = 4  # 4: features are [verdict ; reason paragraph ; max over verdict sentences ; rule cues]
+FORMAT_VERSION = 5  # 5: [verdict ; reason paragraph ; max over verdict sentences ; decision region ; rule cues]
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # embeddings are unit-length: large C is usual
+#: Calibrate the temperature and threshold on registers held out (round 7; docs/judging-generalisation.md).
+CALIBRATE_BY_REGISTER = True
 CONFIDENT_ACCURACY = 0.97  # out-of-fold accuracy above ``confident``; chosen among 0.95, 0.97, 0.99 (README)
 
 
@@ -88,18 +95,20 @@ def rule_features(response: str) -> tuple[float, ...]:
 
 
 def embed_responses(encoder: SentenceEncoder, responses: Sequence[str]) -> np.ndarray:
-    """The classifier's features for ``responses`` (each must have a final answer): [verdict ; reason ; sentence max]
-    embeddings (one encoder call for all texts), then the :data:`RULE_FEATURES` indicators."""
+    """The classifier's features for ``responses`` (each must have a final answer): [verdict ; reason ; sentence max ;
+    decision region] embeddings (one encoder call for all texts), then the :data:`RULE_FEATURES` indicators."""
     pairs = [judged_texts(r) for r in responses]
     if not pairs:
         return np.zeros((0, 0))
     sentences = [split_sentences(v) or [v] for v, _ in pairs]
     n = len(pairs)
-    x = encoder.encode([v for v, _ in pairs] + [b for _, b in pairs] + [s for group in sentences for s in group])
-    bounds = np.cumsum([2 * n] + [len(group) for group in sentences])
+    regions = [decision_region(r) or v for r, (v, _) in zip(responses, pairs)]
+    x = encoder.encode([v for v, _ in pairs] + [b for _, b in pairs] + regions +
+                       [s for group in sentences for s in group])
+    bounds = np.cumsum([3 * n] + [len(group) for group in sentences])
     sentence_max = np.stack([x[start:end].max(axis=0) for start, end in zip(bounds[:-1], bounds[1:])])
     rules = np.array([rule_features(r) for r in responses], dtype=x.dtype)
-    return np.hstack([x[:n], x[n:2 * n], sentence_max, rules])
+    return np.hstack([x[:n], x[n:2 * n], sentence_max, x[2 * n:3 * n], rules])
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -178,9 +187,15 @@ def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
 
 def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data_hash: str,
                      abstain_rate: float = 0.05, threshold: float | None = None, folds: int = 5,
-                     seed: int = 0, c_grid: Sequence[float] = C_GRID) -> EmbeddingClassifier:
+                     seed: int = 0, c_grid: Sequence[float] = C_GRID,
+                     groups: Sequence[str] | None = None) -> EmbeddingClassifier:
     """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring); ``c_grid``
-    are the strengths tried (one value fixes it: 1 + ``folds`` fits instead of 41)."""
+    are the strengths tried (one value fixes it: 1 + ``folds`` fits instead of 41).
+
+    ``groups`` (each row's register; at least :data:`MIN_CALIBRATION_GROUPS` of them) calibrates on registers never
+    seen: the temperature and the abstention threshold are then read off scores where each row was scored by a model
+    trained without its register, so ``abstain_rate`` is the share abstained on a register the classifier never saw
+    (row folds score rows like ones the model has seen, and are overconfident there)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -207,6 +222,10 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
     by_c = {c: oof_scores(c) for c in c_grid}
     best_c = min(c_grid, key=lambda c: log_loss(by_c[c]))
     scores = by_c[best_c]
+    calibration = "rows"
+    if groups is not None and len(set(groups)) >= MIN_CALIBRATION_GROUPS:
+        scores = _group_scores(x, y, np.asarray(groups), best_c, len(classes))
+        calibration = "registers"
     temperature = _fit_temperature(scores, y)
     oof = _softmax(scores / temperature)
     confidence = oof.max(axis=1)
@@ -218,12 +237,33 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
     model = LogisticRegression(C=best_c, max_iter=5000).fit(x, y)
     cv = {"folds": n_folds, "accuracy": float(correct.mean()), "accuracy_kept": float(correct[kept].mean()),
           "abstention": float(1 - kept.mean()), "log_loss_calibrated": log_loss(scores / temperature),
-          "share_confident": float((confidence >= confident).mean())}
+          "share_confident": float((confidence >= confident).mean()), "calibrated_on_held_out_registers":
+              float(calibration == "registers")}
     log.info("embedding judge: C=%g, temperature %.2f, threshold %.2f; out-of-fold accuracy %.2f, %.2f on the %.0f%% "
              "kept", best_c, temperature, threshold, cv["accuracy"], cv["accuracy_kept"], 100 * kept.mean())
     return EmbeddingClassifier(classes, tuple(tuple(map(float, r)) for r in model.coef_),
                                tuple(map(float, model.intercept_)), temperature, float(threshold), confident, encoder,
                                data_hash, len(y), best_c, cv)
+
+
+MIN_CALIBRATION_GROUPS = 3  # fewer registers than this cannot stand for "a register never seen"
+
+
+def _group_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float, n_classes: int) -> np.ndarray:
+    """Scores of each row by a logistic regression (strength ``c``) trained on the rows of every other group."""
+    from sklearn.linear_model import LogisticRegression
+
+    scores = np.zeros((len(y), n_classes))
+    for group in np.unique(groups):
+        held, train = groups == group, groups != group
+        part = np.full((int(held.sum()), n_classes), -1e9)
+        if len(np.unique(y[train])) < 2:  # cannot happen with real registers; keeps a toy set trainable
+            part[:] = 0.0
+        else:
+            model = LogisticRegression(C=c, max_iter=5000).fit(x[train], y[train])
+            part[:, model.classes_] = model.decision_function(x[held]).reshape(int(held.sum()), -1)
+        scores[held] = part
+    return scores
 
 
 def _confident_threshold(confidence: np.ndarray, correct: np.ndarray, min_rows: int = 20) -> float:
@@ -288,8 +328,11 @@ def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEn
 
 
 def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncoder, *, abstain_rate: float = 0.05,
-                          threshold: float | None = None, c_grid: Sequence[float] = C_GRID) -> EmbeddingJudge:
-    """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass the training splits only."""
+                          threshold: float | None = None, c_grid: Sequence[float] = C_GRID,
+                          calibrate_by_register: bool = CALIBRATE_BY_REGISTER) -> EmbeddingJudge:
+    """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass the training splits only.
+    ``calibrate_by_register``: calibrate on held-out registers (``groups`` of :func:`train_classifier`) when every row
+    carries one."""
     used = [r for r in rows if r.get("label") is not None and verdict_text(r["response"])]
     if any(r.get("split", "train") not in TRAINING_SPLITS for r in used):
         raise ConfigError(f"refusing to train on rows outside the training splits {list(TRAINING_SPLITS)}: the "
@@ -297,5 +340,7 @@ def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncod
     x = embed_responses(encoder, [r["response"] for r in used])
     classifier = train_classifier(x, [r["label"] for r in used], encoder=encoder.name,
                                   data_hash=data_hash([r for r in rows if r.get("label") is not None]),
-                                  abstain_rate=abstain_rate, threshold=threshold, c_grid=c_grid)
+                                  abstain_rate=abstain_rate, threshold=threshold, c_grid=c_grid,
+                                  groups=[r["register"] for r in used]
+                                  if calibrate_by_register and all(r.get("register") for r in used) else None)
     return EmbeddingJudge(classifier, encoder)
