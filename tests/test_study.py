@@ -213,6 +213,7 @@ def test_full_disk_mid_step_is_one_error_and_keeps_what_was_written(model, confi
     # the report still says what ran, what failed and why (the disk was full only for the probe's files)
     report = (study / "report.md").read_text()
     assert "No space left" in report and state["trials"]["run"] in report
+    assert "Not run: the study stopped at the failing step probe." in report  # steering, patching, compare
 
 
 def test_bad_config_is_one_line_before_any_model_work(config_path, tmp_path):

@@ -42,7 +42,9 @@ def _skip_reason(state: dict[str, Any], step: str) -> str | None:
     rec = state.get(step) or {}
     if rec.get("status") == "completed":
         return None
-    return rec.get("reason") or rec.get("error") or f"step {step} did not run"
+    failed = [s for s, r in state.items() if (r or {}).get("status") == "failed" and s != step]
+    return rec.get("reason") or rec.get("error") or (f"the study stopped at the failing step {failed[0]}" if failed
+                                                    else f"step {step} has not run yet")
 
 
 def condition_rates(trials: dict[str, Any]) -> dict[str, dict[str, Any]]:
