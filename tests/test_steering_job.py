@@ -92,6 +92,14 @@ def test_model_checks(model):
         check_against_model(model, cfg)
 
 
+def _small_config(**overrides) -> SteerConfig:
+    """One steering layer and alpha, two concept pairs, short confirmation samples on the recognised prefill."""
+    settings = dict(against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5, layers=(1,), max_pairs=2,
+                    max_new_tokens=4, kl_threshold=10.0, metric_prompts=("plain",),
+                    generation_conditions=("recognised",))
+    return SteerConfig.from_yaml(None, **(settings | overrides))
+
+
 def test_end_to_end_on_a_tiny_model(model, tmp_path):
     cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5, 2.0), n_random=5,
                                 layers=(1,),
@@ -170,9 +178,7 @@ def test_confirmation_rate_is_the_tables_and_abstentions_are_counted_by_reason()
 
 
 def test_samples_stored_before_the_prefill_rule_are_rescored_on_resume(model, tmp_path):
-    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
-                                layers=(1,), max_pairs=2, n_samples=2, max_new_tokens=4, kl_threshold=10.0,
-                                metric_prompts=("plain",), generation_conditions=("recognised",), batch_size=4)
+    cfg = _small_config(n_samples=2, batch_size=4)
     run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)
     run_steer_experiment(model, cfg, run)
     path = run.path / "results" / "generations.jsonl"
@@ -193,9 +199,7 @@ def test_a_filled_review_sample_gives_the_report_three_rate_columns(model, tmp_p
 
     from experiments import review as review_cli
 
-    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
-                                layers=(1,), max_pairs=2, n_samples=3, max_new_tokens=4, kl_threshold=10.0,
-                                metric_prompts=("plain",), generation_conditions=("recognised",), batch_size=8)
+    cfg = _small_config(n_samples=3, batch_size=8)
     run = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path)
     run_steer_experiment(model, cfg, run)
     assert "judge-only; agreement with a reviewer" in (run.path / "report.md").read_text()
@@ -222,10 +226,7 @@ def test_a_filled_review_sample_gives_the_report_three_rate_columns(model, tmp_p
 def test_interrupted_run_resumes_without_loss_or_duplication(model, tmp_path, monkeypatch):
     import experiments.jobs.steer as job
 
-    cfg = SteerConfig.from_yaml(None, against=(" not",), proceed=(" proceed",), alphas=(0.5,), n_random=5,
-                                layers=(1,), max_pairs=2, n_samples=3, max_new_tokens=4, kl_threshold=10.0,
-                                metric_prompts=("plain",), heldout_prompts=(), generation_conditions=("recognised",),
-                                batch_size=4)
+    cfg = _small_config(n_samples=3, heldout_prompts=(), batch_size=4)
     full = RunDir.create("steer", "tiny", cfg.to_dict(), root=tmp_path / "a")
     run_steer_experiment(model, cfg, full)
     expected = (full.path / "results" / "generations.jsonl").read_text().splitlines()
