@@ -28,12 +28,15 @@ REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
 #: Author K's round-6 rows (``holdout3`` until measured once per version, training rows since judge round 7): minutes,
 #: press releases, JSON/YAML decisions, tables, forms and other registers the other rows lack.
 K_PATH = REPO_ROOT / "configs" / "judge" / "labelled_K.jsonl"
-LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH)  # what every command reads unless told otherwise
+#: Author M's round-7 rows (``holdout4`` until measured once per version, training rows since judge round 8): board
+#: resolutions, decision trees, log files, scorecards and other kinds of text no earlier round had.
+M_PATH = REPO_ROOT / "configs" / "judge" / "labelled_M.jsonl"
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH)  # what every command reads unless told otherwise
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
-#: ``train`` rows since judge round 7 (docs/judging-generalisation.md). ``holdout4``: labelled_M.jsonl (round 7), read
-#: only when named with ``--labelled``, never trained on. ``real``: configs/judge/real_outputs.jsonl.
+#: ``train`` rows since judge round 7 (docs/judging-generalisation.md). ``holdout4``: labelled_M.jsonl (round 7), spent
+#: after r5, r6 and r7 were measured on it; ``train`` rows since judge round 8. ``real``: configs/judge/real_outputs.jsonl.
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
