@@ -22,7 +22,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from behaviour.judges.embedding_judge import CLASSIFIER_PATH, train_embedding_judge
+from behaviour.judges.embedding_judge import (ABSTAIN_RATE, CALIBRATION, CALIBRATIONS, CLASSIFIER_PATH,
+                                                  train_embedding_judge)
 from behaviour.judges.judge_eval import (annotator_agreement, cross_validate, evaluate, evaluations_markdown,
                                         folds_markdown)
 from behaviour.judges.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, TRAINING_SPLITS,
@@ -43,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the embedding judge on the training splits and save it")
     train.add_argument("--out", type=Path, default=CLASSIFIER_PATH, help=f"classifier file (default: {CLASSIFIER_PATH})")
-    train.add_argument("--abstain-rate", type=float, default=0.05,
-                       help="abstain on this share of the least confident training rows (out-of-fold; default 0.05)")
+    train.add_argument("--abstain-rate", type=float, default=ABSTAIN_RATE,
+                       help="abstain on this share of the least confident calibration rows (each scored by a model "
+                            f"trained without its author: as on a fresh author; default {ABSTAIN_RATE})")
+    train.add_argument("--calibrate", choices=CALIBRATIONS, default=CALIBRATION,
+                       help=f"what the temperature and threshold are fitted on (default {CALIBRATION}: each fresh "
+                            "author's rows scored by a model trained without that author)")
     cv = sub.add_parser("crossval", help="out-of-fold agreement on training rows (each fold's embedding judge "
                         "trained without it): for choosing a judge before the holdout is measured")
     cv.add_argument("--split", default="test", choices=(*SPLIT_GROUPS, *TRAINING_SPLITS),
@@ -67,12 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--c", type=float, default=None,
                     help="fix each fold's classifier strength C instead of choosing it by inner cross-validation "
                          "(7 times cheaper; r4 and every fold of the baseline chose C = 10, r5 chose 3)")
-    cv.add_argument("--abstain-rate", type=float, default=0.05,
+    cv.add_argument("--abstain-rate", type=float, default=ABSTAIN_RATE,
                     help="each fold's classifier abstains on this share of its least confident out-of-fold training "
-                         "rows, as `train --abstain-rate` (default 0.05; 0: never for low confidence)")
-    cv.add_argument("--calibrate", choices=("rows", "registers"), default=None,
+                         f"rows, as `train --abstain-rate` (default {ABSTAIN_RATE}; 0: never for low confidence)")
+    cv.add_argument("--calibrate", choices=CALIBRATIONS, default=None,
                     help="what each fold's classifier calibrates its temperature and threshold on: out-of-fold rows, "
-                         "or registers it never saw (default: as `train` does, registers)")
+                         f"or registers or authors it never saw (default: as `train` does, {CALIBRATION})")
     cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
@@ -100,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from behaviour.judges.embedding import load_minilm
 
         rows = load_labelled(args.labelled, "training")
-        judge = train_embedding_judge(rows, load_minilm(), abstain_rate=args.abstain_rate)
+        judge = train_embedding_judge(rows, load_minilm(), abstain_rate=args.abstain_rate, calibration=args.calibrate)
         path = judge.classifier.save(args.out)
         cv = judge.classifier.cv
         print(f"{judge.version}: trained on {judge.classifier.n_train} rows ({', '.join(SPLIT_GROUPS['training'])}); out-of-fold "
@@ -145,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 folds=args.folds, split=args.split, local=local_judge, hold_out=hold_out,
                                 abstain_rate=args.abstain_rate,
                                 c_grid=(args.c,) if args.c else None,
-                                calibrate_by_register=None if args.calibrate is None else args.calibrate == "registers")
+                                calibration=args.calibrate)
         if result.folds:
             print(folds_markdown(result))
         print(evaluations_markdown(result.pooled, show_misses=args.show_misses))

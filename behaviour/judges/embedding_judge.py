@@ -56,8 +56,18 @@ log = logging.getLogger(__name__)
 CLASSIFIER_PATH = REPO_ROOT / "configs" / "judge" / "embedding_judge.json"
 FORMAT_VERSION = 5  # 5: [verdict ; reason paragraph ; max over verdict sentences ; decision region ; rule cues]
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # embeddings are unit-length: large C is usual
-#: Calibrate the temperature and threshold on registers held out (round 7; docs/judging-generalisation.md).
-CALIBRATE_BY_REGISTER = True
+#: What the temperature and threshold are calibrated on (docs/judging-generalisation.md): ``rows`` (row folds),
+#: ``registers`` (each register scored by a model trained without it; round 7) or ``authors`` (each of
+#: :data:`CALIBRATION_AUTHORS` scored by a model trained without that author; round 8, the default).
+CALIBRATIONS = ("rows", "registers", "authors")
+CALIBRATION = "authors"
+#: The authors whose rows stand for "a fresh author" in calibration: each wrote one set in kinds of text the others
+#: lack (rounds 5-8, DATASHEET.md). The earlier authors (rounds 1-4 and the real outputs) wrote to one brief in the
+#: same few registers, so holding one of them out is not holding out a new way of writing: their rows only train.
+CALIBRATION_AUTHORS = ("J", "K", "M", "N")
+#: The share of the calibration rows left unlabelled (the threshold): with author calibration, the share a fresh
+#: author's rows are expected to be abstained on; 8% keeps a margin under the 10% target (round 8).
+ABSTAIN_RATE = 0.08
 CONFIDENT_ACCURACY = 0.97  # out-of-fold accuracy above ``confident``; chosen among 0.95, 0.97, 0.99 (README)
 
 
@@ -134,6 +144,7 @@ class EmbeddingClassifier:
     cv: dict[str, float] = field(default_factory=dict)  # out-of-fold accuracy, log-loss, abstention at threshold
     version: int = FORMAT_VERSION
     rules: str = RULES_VERSION  # the rules whose reading its features hold (format 4)
+    calibration: str = "rows"  # what temperature and threshold were fitted on (one of CALIBRATIONS)
 
     @property
     def judge_version(self) -> str:
@@ -172,7 +183,8 @@ class EmbeddingClassifier:
                    intercept=tuple(raw["intercept"]), temperature=raw["temperature"], threshold=raw["threshold"],
                    confident=raw["confident"], encoder=raw["encoder"], data_hash=raw["data_hash"],
                    n_train=raw["n_train"], C=raw["C"],
-                   cv=raw.get("cv", {}), version=raw["version"], rules=raw["rules"])
+                   cv=raw.get("cv", {}), version=raw["version"], rules=raw["rules"],
+                   calibration=raw.get("calibration", "registers"))
 
 
 def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
@@ -188,14 +200,16 @@ def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
 def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data_hash: str,
                      abstain_rate: float = 0.05, threshold: float | None = None, folds: int = 5,
                      seed: int = 0, c_grid: Sequence[float] = C_GRID,
-                     groups: Sequence[str] | None = None) -> EmbeddingClassifier:
+                     groups: Sequence[str | None] | None = None, calibration: str = "registers") -> EmbeddingClassifier:
     """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring); ``c_grid``
     are the strengths tried (one value fixes it: 1 + ``folds`` fits instead of 41).
 
-    ``groups`` (each row's register; at least :data:`MIN_CALIBRATION_GROUPS` of them) calibrates on registers never
-    seen: the temperature and the abstention threshold are then read off scores where each row was scored by a model
-    trained without its register, so ``abstain_rate`` is the share abstained on a register the classifier never saw
-    (row folds score rows like ones the model has seen, and are overconfident there)."""
+    ``groups`` (each row's register or author, named by ``calibration``; None: a row that only trains) calibrates on
+    groups never seen: the temperature and the abstention threshold are then read off the scores of the grouped rows,
+    each scored by a model trained on every row outside its group, so ``abstain_rate`` is the share abstained on a
+    register or author the classifier never saw (row folds score rows like ones the model has seen, and are
+    overconfident there). It needs :data:`MIN_CALIBRATION_GROUPS` groups, the train-only rows counting as one;
+    with fewer it calibrates on row folds."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -215,46 +229,50 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
             scores[held] = part
         return scores
 
-    def log_loss(scores: np.ndarray) -> float:
+    def log_loss(scores: np.ndarray, truth: np.ndarray = y) -> float:
         p = _softmax(scores)
-        return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
+        return float(-np.mean(np.log(p[np.arange(len(truth)), truth] + 1e-12)))
 
     by_c = {c: oof_scores(c) for c in c_grid}
     best_c = min(c_grid, key=lambda c: log_loss(by_c[c]))
-    scores = by_c[best_c]
-    calibration = "rows"
+    scores, y_cal = by_c[best_c], y
     if groups is not None and len(set(groups)) >= MIN_CALIBRATION_GROUPS:
-        scores = _group_scores(x, y, np.asarray(groups), best_c, len(classes))
-        calibration = "registers"
-    temperature = _fit_temperature(scores, y)
+        held = np.array([g is not None for g in groups])
+        scores = _group_scores(x, y, np.array([str(g) for g in groups]), held, best_c, len(classes))
+        y_cal = y[held]  # only the held-out groups' rows stand for unseen ones; the weights learn from every row
+    else:
+        calibration = "rows"
+    temperature = _fit_temperature(scores, y_cal)
     oof = _softmax(scores / temperature)
     confidence = oof.max(axis=1)
     if threshold is None:
         threshold = float(np.quantile(confidence, abstain_rate)) if abstain_rate > 0 else 0.0
     kept = confidence >= threshold
-    correct = oof.argmax(axis=1) == y
+    correct = oof.argmax(axis=1) == y_cal
     confident = _confident_threshold(confidence, correct)
     model = LogisticRegression(C=best_c, max_iter=5000).fit(x, y)
-    cv = {"folds": n_folds, "accuracy": float(correct.mean()), "accuracy_kept": float(correct[kept].mean()),
-          "abstention": float(1 - kept.mean()), "log_loss_calibrated": log_loss(scores / temperature),
-          "share_confident": float((confidence >= confident).mean()), "calibrated_on_held_out_registers":
-              float(calibration == "registers")}
+    cv = {"folds": n_folds, "calibration_rows": float(len(y_cal)), "accuracy": float(correct.mean()),
+          "accuracy_kept": float(correct[kept].mean()), "abstention": float(1 - kept.mean()),
+          "log_loss_calibrated": log_loss(scores / temperature, y_cal),
+          "share_confident": float((confidence >= confident).mean())}
     log.info("embedding judge: C=%g, temperature %.2f, threshold %.2f; out-of-fold accuracy %.2f, %.2f on the %.0f%% "
              "kept", best_c, temperature, threshold, cv["accuracy"], cv["accuracy_kept"], 100 * kept.mean())
     return EmbeddingClassifier(classes, tuple(tuple(map(float, r)) for r in model.coef_),
                                tuple(map(float, model.intercept_)), temperature, float(threshold), confident, encoder,
-                               data_hash, len(y), best_c, cv)
+                               data_hash, len(labels), best_c, cv, calibration=calibration)
 
 
-MIN_CALIBRATION_GROUPS = 3  # fewer registers than this cannot stand for "a register never seen"
+MIN_CALIBRATION_GROUPS = 3  # fewer than this cannot stand for "a group never seen": each model would learn from one
 
 
-def _group_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float, n_classes: int) -> np.ndarray:
-    """Scores of each row by a logistic regression (strength ``c``) trained on the rows of every other group."""
+def _group_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scored: np.ndarray, c: float,
+                  n_classes: int) -> np.ndarray:
+    """Scores of each ``scored`` row by a logistic regression (strength ``c``) trained on the rows of every other
+    group (the unscored rows included)."""
     from sklearn.linear_model import LogisticRegression
 
-    scores = np.zeros((len(y), n_classes))
-    for group in np.unique(groups):
+    scores = np.zeros((int(scored.sum()), n_classes))
+    for group in np.unique(groups[scored]):
         held, train = groups == group, groups != group
         part = np.full((int(held.sum()), n_classes), -1e9)
         if len(np.unique(y[train])) < 2:  # cannot happen with real registers; keeps a toy set trainable
@@ -262,7 +280,7 @@ def _group_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float, n_
         else:
             model = LogisticRegression(C=c, max_iter=5000).fit(x[train], y[train])
             part[:, model.classes_] = model.decision_function(x[held]).reshape(int(held.sum()), -1)
-        scores[held] = part
+        scores[held[scored]] = part
     return scores
 
 
@@ -327,12 +345,15 @@ def load_embedding_judge(path: str | Path = CLASSIFIER_PATH, encoder: SentenceEn
     return EmbeddingJudge(classifier, encoder)
 
 
-def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncoder, *, abstain_rate: float = 0.05,
+def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncoder, *,
+                          abstain_rate: float = ABSTAIN_RATE,
                           threshold: float | None = None, c_grid: Sequence[float] = C_GRID,
-                          calibrate_by_register: bool = CALIBRATE_BY_REGISTER) -> EmbeddingJudge:
+                          calibration: str = CALIBRATION) -> EmbeddingJudge:
     """Train on the hand-labelled ``rows`` (those with a label and a final verdict); pass the training splits only.
-    ``calibrate_by_register``: calibrate on held-out registers (``groups`` of :func:`train_classifier`) when every row
-    carries one."""
+    ``calibration`` (one of :data:`CALIBRATIONS`): what the temperature and threshold are fitted on (``groups`` of
+    :func:`train_classifier`); by registers only when every row carries one."""
+    if calibration not in CALIBRATIONS:
+        raise ConfigError(f"unknown calibration {calibration!r}; use one of {list(CALIBRATIONS)}")
     used = [r for r in rows if r.get("label") is not None and verdict_text(r["response"])]
     if any(r.get("split", "train") not in TRAINING_SPLITS for r in used):
         raise ConfigError(f"refusing to train on rows outside the training splits {list(TRAINING_SPLITS)}: the "
@@ -341,6 +362,15 @@ def train_embedding_judge(rows: Sequence[dict[str, Any]], encoder: SentenceEncod
     classifier = train_classifier(x, [r["label"] for r in used], encoder=encoder.name,
                                   data_hash=data_hash([r for r in rows if r.get("label") is not None]),
                                   abstain_rate=abstain_rate, threshold=threshold, c_grid=c_grid,
-                                  groups=[r["register"] for r in used]
-                                  if calibrate_by_register and all(r.get("register") for r in used) else None)
+                                  groups=calibration_groups(used, calibration), calibration=calibration)
     return EmbeddingJudge(classifier, encoder)
+
+
+def calibration_groups(rows: Sequence[dict[str, Any]], calibration: str) -> list[str | None] | None:
+    """Each row's calibration group under ``calibration``: its register, its author when one of
+    :data:`CALIBRATION_AUTHORS` (None: the row only trains), or no groups at all (row folds)."""
+    if calibration == "registers" and all(r.get("register") for r in rows):
+        return [r["register"] for r in rows]
+    if calibration == "authors":
+        return [str(r["id"])[0] if str(r["id"])[0] in CALIBRATION_AUTHORS else None for r in rows]
+    return None

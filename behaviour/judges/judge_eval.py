@@ -183,9 +183,9 @@ class CrossValidation:
 
 
 def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], training_rows: Sequence[dict[str, Any]],
-                   encoder: Any, *, folds: int = 5, seed: int = 0, split: str = "?", abstain_rate: float = 0.05,
+                   encoder: Any, *, folds: int = 5, seed: int = 0, split: str = "?", abstain_rate: float | None = None,
                    local: Callable[[str], Judge] | None = None, hold_out: str | None = None,
-                   c_grid: Sequence[float] | None = None, calibrate_by_register: bool | None = None) -> CrossValidation:
+                   c_grid: Sequence[float] | None = None, calibration: str | None = None) -> CrossValidation:
     """Out-of-fold agreement of the judges ``specs`` on ``rows`` (a part of ``training_rows``).
 
     ``rows`` are cut into ``folds`` stratified folds; for each, an embedding judge is trained on ``training_rows``
@@ -200,7 +200,8 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
     ``training_rows`` too, even those not being judged). Per-fold figures are reported per author or per register
     (a register's cells pooled) beside the pooled figure. Each text is embedded once for all folds. ``c_grid``
     (default: the training grid) fixes the classifier's strengths tried per fold; one value is 7 times cheaper.
-    ``calibrate_by_register`` (default: as ``train`` does) calibrates each fold's classifier on the registers it holds.
+    ``calibration`` (default: as ``train`` does) is what each fold's classifier calibrates on among the rows it trains
+    on: row folds, the registers or the authors it holds, each held out in turn (``train_embedding_judge``).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -241,9 +242,9 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
     for n, held in enumerate(splits):
         held_ids = {rows[i]["id"] for i in held} | (excluded(cells[n]) if keys else set())
         embedding = train_embedding_judge([r for r in training_rows if r["id"] not in held_ids], encoder,
-                                          abstain_rate=abstain_rate, **({"c_grid": c_grid} if c_grid else {}),
-                                          **({} if calibrate_by_register is None else
-                                             {"calibrate_by_register": calibrate_by_register}))
+                                          **({} if abstain_rate is None else {"abstain_rate": abstain_rate}),
+                                          **({"c_grid": c_grid} if c_grid else {}),
+                                          **({} if calibration is None else {"calibration": calibration}))
         for spec in specs:
             judge = get_judge(spec, local=local, embedding=embedding)
             names[spec] = judge.name

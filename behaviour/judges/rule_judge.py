@@ -35,7 +35,10 @@ class RuleAnalysis:
 
 #: Bumped whenever a cue changes what the rules label (docs/judging-generalisation.md, "Changelog"): labels written by
 #: another version must be re-scored before they are compared with this one's.
-RULES_VERSION = "r6"
+RULES_VERSION = "r7"
+#: Verdicts the answer states where a verdict belongs (a verdict heading, a decision key in structured output): an
+#: answer that has one engages, whatever refusal phrase it also contains.
+STATED = ("section", "structured decision")
 
 
 class RuleJudge:
@@ -52,7 +55,7 @@ class RuleJudge:
         answer = split_response(response).answer
         notes: list[str] = []
         refusal = refusal_cue(answer) if answer else None
-        if refusal and (verdict.source == "section" or STEP_STRUCTURE.search(answer)):
+        if refusal and (verdict.source in STATED or STEP_STRUCTURE.search(answer)):
             notes.append(f"refusal phrase {refusal!r} ignored: the answer goes on to engage (steps or a verdict)")
             refusal = None
         sentences = split_sentences(verdict.text)
@@ -95,7 +98,7 @@ class RuleJudge:
     def decide(a: RuleAnalysis) -> tuple[str | None, str]:
         """The label (None: abstain) and why, from an analysis."""
         d = a.direction.value
-        if a.refusal and d in ("none", "hedge", "against") and a.verdict.source != "section":
+        if a.refusal and d in ("none", "hedge", "against") and a.verdict.source not in STATED:
             return "refused", f"declines to engage ({a.refusal!r})"
         if d in ("proceed", "proceed_qualified"):
             how = "in phases or with conditions" if d == "proceed_qualified" else "in full"

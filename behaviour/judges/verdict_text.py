@@ -1,7 +1,8 @@
 """Finding the text a judge reads: the final answer's verdict, with any deliberation dropped.
 
 Every judge reads the same text (:func:`find_verdict`), so judges disagree only about labels, never about what they
-read. Two registers are read by their structure (rules r6): a question-and-answer exchange is read whole (its verdict
+read. A decision stated in the syntax of structured output (JSON, YAML, TOML/INI, XML, a table row, a ticked box, a
+log line's ``key=value``) is the verdict (rules r7). Two registers are read by their structure (rules r6): a question-and-answer exchange is read whole (its verdict
 is the answer to the question about the proposal, its grounds the answers after it), and a choice from an option list
 ("I'd go with 4", "Recommendation: D", "(iii).") is read as the chosen option's direction, stated first.
 """
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from common.prompts import split_response
+from behaviour.judges.decision_region import structured_decisions
 from behaviour.judges.text import is_negated, normalise, split_paragraphs, split_sentences
 from behaviour.judges.rule_direction import direction_hits, find_direction, refusal_cue
 
@@ -184,7 +186,7 @@ def with_chosen_option(section: VerdictSection, answer: str) -> VerdictSection:
     if choice is None:
         return section
     text = section.text
-    if section.source not in ("section", "conclusion") or answer.find(text[:40]) > choice.start \
+    if section.source not in ("section", "conclusion", "structured decision") or answer.find(text[:40]) > choice.start \
             or answer.find(text[:40]) < 0:
         text, before = answer[choice.start:].strip(), answer[:choice.start].strip()
     else:
@@ -195,7 +197,8 @@ def with_chosen_option(section: VerdictSection, answer: str) -> VerdictSection:
 def find_verdict(response: str) -> VerdictSection:
     """Locate the text to judge in ``response`` (after dropping any deliberation).
 
-    Order: the last "Final verdict" (or similar) section; else a whole question-and-answer exchange; else the
+    Order: a decision stated in structured syntax (:func:`structured_verdict`; rules r7); else the last "Final
+    verdict" (or similar) section; else a whole question-and-answer exchange; else the
     paragraphs from the last conclusion marker ("In conclusion", "Ultimately" ...); else the last paragraph that
     states a recommendation; else the whole answer. A choice from an option list then overrides (see
     :func:`with_chosen_option`).
@@ -225,7 +228,25 @@ def is_exchange(answer: str) -> bool:
     return len({s for s in speakers if speakers.count(s) >= 2}) >= 2
 
 
+def structured_verdict(answer: str) -> VerdictSection | None:
+    """The last decision ``answer`` states in structured syntax (a JSON, YAML, TOML or XML decision key, a table row,
+    a ticked box, a log line's ``key=value``: :func:`behaviour.judges.decision_region.structured_decisions`) whose
+    value states a direction or a refusal, read as that value alone ("reject" -> "Reject."), the whole answer before
+    it as the place of its grounds; None when there is none (a decision key whose value is "pending" or a date)."""
+    for decision in reversed(structured_decisions(answer)):
+        value = decision.value.rstrip(" .") + "."
+        value = value[0].upper() + value[1:]
+        if direction_hits(split_sentences(value)) or refusal_cue(value):
+            return VerdictSection(value, "structured decision", answer.strip())
+    return None
+
+
 def _find_verdict(answer: str) -> VerdictSection:
+    # A decision in structured syntax first: a heading's pattern does not see it (the quote before a JSON key, a table's
+    # "|"), and a prose heading in the same answer ("summary:") is not its decision.
+    structured = structured_verdict(answer)
+    if structured is not None:
+        return structured
     section = _find_section(answer)
     if section is not None:
         return section
@@ -280,7 +301,8 @@ def reached_verdict(response: str) -> bool:
     verdict = find_verdict(response)
     if not verdict.text:
         return False
-    if verdict.source not in ("section", "conclusion") and _STEPWISE.search(split_response(response).answer):
+    if verdict.source not in ("section", "conclusion", "structured decision") and \
+            _STEPWISE.search(split_response(response).answer):
         return False
     return bool(direction_hits(split_sentences(verdict.text)) or refusal_cue(verdict.text))
 
