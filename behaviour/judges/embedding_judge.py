@@ -14,9 +14,10 @@ the decision region (:func:`behaviour.judges.decision_region.decision_region`: t
 YAML, tables and minutes, a form's ticked box, else the last substantial paragraph), so that a decision stated by
 structure is read as the decision whatever surrounds it. Classifier: multinomial logistic regression, its strength
 ``C`` chosen by stratified cross-validation on the training rows (never ``holdout``). Calibration: one temperature
-fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say; since round 7 those are
-scores of each row by a model trained without its register, so the probabilities (and the abstention rate) are those
-of a register never seen. Two thresholds are read off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
+fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say; in round 7 those were
+scores of each row by a model trained without its register, since round 8 the scores of each fresh author's rows
+(:data:`CALIBRATION_AUTHORS`) by a model trained without that author, so the probabilities (and the abstention rate)
+are those of an author never seen. Two thresholds are read off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
 training rows unlabelled) the judge abstains with ``needs_review = "low confidence"``; at or above ``confident`` its
 out-of-fold accuracy was at least :data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.judges.ensemble`) lets it veto
 another judge there.
