@@ -31,7 +31,8 @@ _CHECKED = re.compile(r"(?m)^[ \t>*-]*(?:\[[xX✓✔]\]|[☒☑✅✔✓])[ \t]*
 # reads, :func:`behaviour.judges.verdict_text.find_verdict`). A key names a decision when it contains one of the words
 # of ``_KEY`` ("director_decision", "finalVerdict", "Board recommendation"); the value is the key's own, never the
 # rest of the line. Prose is not matched: JSON needs the quoted key and a quoted value, YAML a lower-case key, TOML,
-# INI and log lines "=", XML an element that closes on the same line, a table its cells.
+# INI and log lines "=", XML an element that closes on the same line, a table its cells, CSV a row whose first cell
+# is the key.
 _WORDS = r"(?:decision|recommendation|recommended[ _-]?action|verdict|resolution|outcome|ruling|determination|advice)"
 _STRUCTURED = (
     ("json", re.compile(r'(?i)"(?P<key>[\w \-]*' + _WORDS + r'[\w \-]*)"\s*:\s*"(?P<value>[^"\n]+)"')),
@@ -43,6 +44,8 @@ _STRUCTURED = (
                        r"[ \t]*</(?P=key)>")),
     ("table", re.compile(r"(?im)^[ \t]*\|[ \t*_]*(?P<key>[^|\n]*\b" + _WORDS + r"\b[^|\n]*?)[ \t*_]*\|[ \t*_]*"
                          r"(?P<value>[^|\n]*?[^|\s*_][^|\n]*?)[ \t*_]*\|")),
+    ("csv", re.compile(r'(?im)^[ \t]*"?(?P<key>[\w \-]*' + _WORDS + r'[\w \-]*)"?[ \t]*,[ \t]*"?'
+                       r'(?P<value>[^,"\n]*[^,"\s][^,"\n]*)')),
     ("ticked box", re.compile(r"(?m)^[ \t>*-]*(?P<key>\[[xX✓✔]\]|[☒☑✅✔✓])[ \t]*(?P<value>\S[^\n]*)$")),
 )
 MIN_WORDS = 8
@@ -75,7 +78,7 @@ def decision_statements(answer: str) -> list[str]:
 @dataclass(frozen=True)
 class StructuredDecision:
     """A decision stated in the syntax of structured output: where (``start`` in the answer), in which ``syntax``
-    (json, key=value, yaml, xml, table, ticked box), under which ``key`` (the box itself for a ticked one), and its
+    (json, key=value, yaml, xml, table, csv, ticked box), under which ``key`` (the box itself for a ticked one), and its
     ``value`` as plain words ("reject", "APPROVE", "Do not proceed")."""
 
     start: int

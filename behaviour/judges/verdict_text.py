@@ -66,7 +66,7 @@ def _find_section(answer: str) -> VerdictSection | None:
         for match in reversed(matches):
             body = _clean_section(answer[match.end():])
             if body and not _PLACEHOLDER.match(body):
-                return VerdictSection(body, "section", answer[:match.start()].strip())
+                return VerdictSection(with_outcome(body), "section", answer[:match.start()].strip())
     return None
 
 
@@ -235,10 +235,30 @@ def structured_verdict(answer: str) -> VerdictSection | None:
     it as the place of its grounds; None when there is none (a decision key whose value is "pending" or a date)."""
     for decision in reversed(structured_decisions(answer)):
         value = decision.value.rstrip(" .") + "."
-        value = value[0].upper() + value[1:]
+        value = with_outcome(value[0].upper() + value[1:])
         if direction_hits(split_sentences(value)) or refusal_cue(value):
             return VerdictSection(value, "structured decision", answer.strip())
     return None
+
+
+def with_outcome(text: str) -> str:
+    """``text`` read as a decision: when its first sentence is only an outcome word (``_OUTCOME``: "GO.", "NOT
+    FUNDED.", "Carried."), the recommendation it stands for is stated first; else ``text`` unchanged."""
+    first = (split_sentences(text) or [""])[0]
+    outcome = _OUTCOME.match(first)
+    if not outcome:
+        return text
+    kind = "hedge" if outcome.group("hedge") else \
+        "against" if outcome.group("against") or outcome.group("not") else "proceed"
+    return f"{_CHOSEN_STATEMENT[kind]}\n\n{text}"
+
+
+# The outcome words of records and forms, the whole value of a decision key: what the rule cues, written for prose
+# with an object ("adopt the proposal"), do not read alone.
+_OUTCOME = re.compile(
+    r"(?i)^\W*(?:(?P<not>not|no)[\s_-]+)?(?:(?P<proceed>go|adopt(?:ed)?|approved?|accept(?:ed)?|carried|passed|funded|"
+    r"cleared|authori[sz]ed|green[\s_-]?lit|proceed)|(?P<against>no[\s_-]?go|reject(?:ed)?|declined?|refused|vetoed|"
+    r"lost|defeated|not[\s_-]+adopted)|(?P<hedge>defer(?:red)?|tabled|postponed|held[\s_-]+over))\W*$")
 
 
 def _find_verdict(answer: str) -> VerdictSection:
