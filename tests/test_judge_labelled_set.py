@@ -184,22 +184,18 @@ def check_written_row(row: dict[str, Any]) -> None:
     check_format(row)
 
 
-@pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS))
-def test_fresh_holdout_is_well_formed_and_unseen(rows: list[dict[str, Any]], author: str) -> None:
-    """labelled_M.jsonl: one author's fresh held-out rows (round 7, ``holdout4``) in registers unlike the training
-    rows, in the labelled schema without a register (their author may not annotate it). No judge trains on them: the
-    file is not among the sets every command reads, and it shares no id or response with them (DATASHEET.md)."""
+def check_unannotated_set(author: str, split: str, others: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
+    """One author's rows in the labelled schema without a register (their author may not annotate it), not among the
+    sets every command reads: ids, fields, split, labels, formats and intents, and no id or response shared with the
+    default sets or ``others``. Returns the rows."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
-    set_path, split = PATH.parent / f"labelled_{author}.jsonl", FRESH_HOLDOUTS[author]
+    set_path = PATH.parent / f"labelled_{author}.jsonl"
     assert set_path not in LABELLED_SETS
     fresh_rows = load_labelled(set_path, split=split)
-    # Named beside the default sets (as `experiments.judge --labelled ... evaluate --split holdout4` reads them), its
-    # ids clash with none and no row reaches the training splits.
-    assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if r["id"].startswith(author)]
     assert [r["id"] for r in fresh_rows] == [f"{author}{i:03d}" for i in range(1, len(fresh_rows) + 1)]
     assert len(fresh_rows) == len(set_path.read_text(encoding="utf-8").splitlines())
-    default_rows = load_labelled(LABELLED_SETS)
+    default_rows = load_labelled([*LABELLED_SETS, *others])
     assert not {r["id"] for r in fresh_rows} & {r["id"] for r in default_rows}
     for row in fresh_rows:
         assert set(row) == FIELDS - {"register", "register_annotator"}, row["id"]
@@ -209,6 +205,28 @@ def test_fresh_holdout_is_well_formed_and_unseen(rows: list[dict[str, Any]], aut
     normal = Counter(" ".join(r["response"].lower().split()) for r in default_rows + fresh_rows)
     assert [text[:80] for text, n in normal.items() if n > 1] == []
     check_intents(PATH.parent / f"register_intent_{author}.jsonl", fresh_rows)
+    return fresh_rows
+
+
+@pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS))
+def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
+    """labelled_M.jsonl: one author's fresh held-out rows (round 7, ``holdout4``) in registers unlike the training
+    rows. No judge trains on them: the file is not among the sets every command reads, and it shares no id or
+    response with them (DATASHEET.md)."""
+    from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
+
+    check_unannotated_set(author, FRESH_HOLDOUTS[author])
+    # Named beside the default sets (as `experiments.judge --labelled ... evaluate --split holdout4` reads them), no
+    # row reaches the training splits.
+    set_path = PATH.parent / f"labelled_{author}.jsonl"
+    assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if r["id"].startswith(author)]
+
+
+def test_round8_training_rows_await_their_register() -> None:
+    """labelled_N.jsonl: author N's training rows (round 8, new kinds of text), waiting for a blind register
+    annotation before the lead adds them to the sets every command reads (DATASHEET.md, "Round 8"). Until then: the
+    written schema, ``train`` split, and no id or response shared with the default sets (K's among them) or M's."""
+    check_unannotated_set("N", "train", (PATH.parent / "labelled_M.jsonl",))  # K is among the default sets
 
 
 def test_round6_rows_are_well_formed_training_rows(rows: list[dict[str, Any]]) -> None:
