@@ -226,7 +226,8 @@ def test_round8_training_rows_await_their_register() -> None:
     """labelled_N.jsonl: author N's training rows (round 8, new kinds of text), waiting for a blind register
     annotation before the lead adds them to the sets every command reads (DATASHEET.md, "Round 8"). Until then: the
     written schema, ``train`` split, and no id or response shared with the default sets (K's among them) or M's."""
-    check_unannotated_set("N", "train", (PATH.parent / "labelled_M.jsonl",))  # K is among the default sets
+    rows = check_unannotated_set("N", "train", (PATH.parent / "labelled_M.jsonl",))  # K is among the default sets
+    assert len(rows) == 200
 
 
 def test_round6_rows_are_well_formed_training_rows(rows: list[dict[str, Any]]) -> None:
