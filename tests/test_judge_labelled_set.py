@@ -160,7 +160,6 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 # per judge version, named on the command line; not among the sets every command reads. Author K's round-6 set was the
 # first (``holdout3``) and has been training rows since judge round 7 (DATASHEET.md, "Round 6", "Round 7").
 FRESH_HOLDOUTS = {"M": "holdout4"}
-K_PATH = PATH.parent / "labelled_K.jsonl"
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
@@ -222,38 +221,39 @@ def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
     assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if r["id"].startswith(author)]
 
 
-def test_round8_training_rows_await_their_register() -> None:
-    """labelled_N.jsonl: author N's training rows (round 8, new kinds of text), waiting for a blind register
-    annotation before the lead adds them to the sets every command reads (DATASHEET.md, "Round 8"). Until then: the
-    written schema, ``train`` split, and no id or response shared with the default sets (K's among them) or M's."""
-    rows = check_unannotated_set("N", "train", (PATH.parent / "labelled_M.jsonl",))  # K is among the default sets
-    assert len(rows) == 200
+# Authors whose rows were written outside the first rounds and joined training with the registers their blind second
+# annotators gave: K (round 6, ``holdout3`` until spent; training since judge round 7) and N (round 8, written as
+# training rows). ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
+ANNOTATED_TRAINING_AUTHORS = ("K", "N")
 
 
-def test_round6_rows_are_well_formed_training_rows(rows: list[dict[str, Any]]) -> None:
-    """labelled_K.jsonl: author K's rows (round 6, written as ``holdout3`` in registers unlike the training rows; spent
-    once r5 and r6 were measured on them, training rows since judge round 7), each with the register its blind second
-    annotator gave (DATASHEET.md, "Round 6"). Read by every command beside the other sets; ids and texts clash with
-    none."""
+@pytest.mark.parametrize("author", ANNOTATED_TRAINING_AUTHORS)
+def test_later_authors_rows_are_well_formed_training_rows(rows: list[dict[str, Any]], author: str) -> None:
+    """labelled_K.jsonl, labelled_N.jsonl: one later author's training rows, each with the register its blind second
+    annotator gave (DATASHEET.md, "Round 6", "Round 8"). Read by every command beside the other sets; ids and texts
+    clash with none."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
-    assert K_PATH in LABELLED_SETS
-    k_rows = load_labelled(K_PATH, split="train")
-    assert [r["id"] for r in load_labelled(LABELLED_SETS, "training") if r["id"].startswith("K")] == \
-        [r["id"] for r in k_rows]
-    assert [r["id"] for r in k_rows] == [f"K{i:03d}" for i in range(1, len(k_rows) + 1)]
-    assert len(k_rows) == len(K_PATH.read_text(encoding="utf-8").splitlines())
-    assert not {r["id"] for r in k_rows} & {r["id"] for r in rows}
-    second = {r["id"]: r for r in map(json.loads, (PATH.parent / "second_annotation_K.jsonl").read_text(
+    set_path = PATH.parent / f"labelled_{author}.jsonl"
+    assert set_path in LABELLED_SETS
+    set_rows = load_labelled(set_path, split="train")
+    assert [r["id"] for r in load_labelled(LABELLED_SETS, "training") if r["id"].startswith(author)] == \
+        [r["id"] for r in set_rows]
+    assert [r["id"] for r in set_rows] == [f"{author}{i:03d}" for i in range(1, len(set_rows) + 1)]
+    assert len(set_rows) == len(set_path.read_text(encoding="utf-8").splitlines())
+    assert not {r["id"] for r in set_rows} & {r["id"] for r in rows}
+    second = {r["id"]: r for r in map(json.loads, (PATH.parent / f"second_annotation_{author}.jsonl").read_text(
         encoding="utf-8").splitlines())}
-    for row in k_rows:
+    assert set(second) == {r["id"] for r in set_rows}
+    for row in set_rows:
         assert set(row) == FIELDS | answer_field(row), row["id"]
         assert row["split"] == "train" and row["format"] in FORMATS, row["id"]
         assert (row["register"], row["register_annotator"]) == (second[row["id"]]["register"],
                                                                 second[row["id"]]["annotator"]), row["id"]
         check_written_row(row)
         check_register(row)
-    assert {r["label"] for r in k_rows} == {*LABELS, None}
-    normal = Counter(" ".join(r["response"].lower().split()) for r in rows + k_rows)
+    assert {r["label"] for r in set_rows} == {*LABELS, None}
+    others = [r for r in load_labelled(LABELLED_SETS) if not r["id"].startswith(author)]
+    normal = Counter(" ".join(r["response"].lower().split()) for r in others + set_rows)
     assert [text[:80] for text, n in normal.items() if n > 1] == []
-    check_intents(PATH.parent / "register_intent_K.jsonl", k_rows)
+    check_intents(PATH.parent / f"register_intent_{author}.jsonl", set_rows)

@@ -28,7 +28,10 @@ REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
 #: Author K's round-6 rows (``holdout3`` until measured once per version, training rows since judge round 7): minutes,
 #: press releases, JSON/YAML decisions, tables, forms and other registers the other rows lack.
 K_PATH = REPO_ROOT / "configs" / "judge" / "labelled_K.jsonl"
-LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH)  # what every command reads unless told otherwise
+#: Author N's round-8 training rows (200, written as training rows): 58 kinds of text no earlier round had (commit
+#: messages, ballots, configs, SQL results, logs, verse ...) and the ordinary registers in new phrasing.
+N_PATH = REPO_ROOT / "configs" / "judge" / "labelled_N.jsonl"
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, N_PATH)  # what every command reads unless told otherwise
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
