@@ -157,11 +157,10 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 
 
 # Fresh held-out sets written while the judge is being improved (author letter -> split), each measured once per judge
-# version, named on the command line; not among the sets every command reads. Empty while none is pending. Spent ones
-# become training rows (author letter -> the judge round since which they train): K's round-6 set (``holdout3``) and
-# M's round-7 set (``holdout4``) (DATASHEET.md, "Round 6", "Round 7").
+# version, named on the command line; not among the sets every command reads. Empty while none is pending: K's round-6
+# set (``holdout3``) and M's round-7 set (``holdout4``) are spent and have been training rows since judge rounds 7 and 8
+# (DATASHEET.md, "Round 6", "Round 7").
 FRESH_HOLDOUTS: dict[str, str] = {}
-SPENT_HOLDOUTS = {"K": "judge round 7", "M": "judge round 8"}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
@@ -185,23 +184,18 @@ def check_written_row(row: dict[str, Any]) -> None:
     check_format(row)
 
 
-@pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS) or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no fresh held-out set pending"))])
-def test_fresh_holdout_is_well_formed_and_unseen(rows: list[dict[str, Any]], author: str) -> None:
-    """labelled_<author>.jsonl: one author's fresh held-out rows in registers unlike the training rows, in the
-    labelled schema without a register (their author may not annotate it). No judge trains on them: the file is not
-    among the sets every command reads, and it shares no id or response with them (DATASHEET.md)."""
+def check_unannotated_set(author: str, split: str, others: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
+    """One author's rows in the labelled schema without a register (their author may not annotate it), not among the
+    sets every command reads: ids, fields, split, labels, formats and intents, and no id or response shared with the
+    default sets or ``others``. Returns the rows."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
-    set_path, split = PATH.parent / f"labelled_{author}.jsonl", FRESH_HOLDOUTS[author]
+    set_path = PATH.parent / f"labelled_{author}.jsonl"
     assert set_path not in LABELLED_SETS
     fresh_rows = load_labelled(set_path, split=split)
-    # Named beside the default sets (as `experiments.judge --labelled ... evaluate --split holdout4` reads them), its
-    # ids clash with none and no row reaches the training splits.
-    assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if r["id"].startswith(author)]
     assert [r["id"] for r in fresh_rows] == [f"{author}{i:03d}" for i in range(1, len(fresh_rows) + 1)]
     assert len(fresh_rows) == len(set_path.read_text(encoding="utf-8").splitlines())
-    default_rows = load_labelled(LABELLED_SETS)
+    default_rows = load_labelled([*LABELLED_SETS, *others])
     assert not {r["id"] for r in fresh_rows} & {r["id"] for r in default_rows}
     for row in fresh_rows:
         assert set(row) == FIELDS - {"register", "register_annotator"}, row["id"]
@@ -211,35 +205,56 @@ def test_fresh_holdout_is_well_formed_and_unseen(rows: list[dict[str, Any]], aut
     normal = Counter(" ".join(r["response"].lower().split()) for r in default_rows + fresh_rows)
     assert [text[:80] for text, n in normal.items() if n > 1] == []
     check_intents(PATH.parent / f"register_intent_{author}.jsonl", fresh_rows)
+    return fresh_rows
 
 
-@pytest.mark.parametrize("author", sorted(SPENT_HOLDOUTS))
-def test_spent_holdouts_are_well_formed_training_rows(rows: list[dict[str, Any]], author: str) -> None:
-    """labelled_K.jsonl, labelled_M.jsonl: a fresh held-out set (written in registers unlike the training rows; spent
-    once each judge version of its time was measured on it), training rows since :data:`SPENT_HOLDOUTS`, each with the
-    register its blind second annotator gave (DATASHEET.md, "Round 6", "Round 7"). Read by every command beside the
-    other sets; ids and texts clash with none."""
+@pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS) or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no fresh held-out set pending"))])
+def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
+    """labelled_<author>.jsonl: one author's fresh held-out rows in registers unlike the training rows. No judge trains on them: the file is not among the sets every command reads, and it shares no id or
+    response with them (DATASHEET.md)."""
+    from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
+
+    check_unannotated_set(author, FRESH_HOLDOUTS[author])
+    # Named beside the default sets (as `experiments.judge --labelled ... evaluate --split holdout4` reads them), no
+    # row reaches the training splits.
+    set_path = PATH.parent / f"labelled_{author}.jsonl"
+    assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if r["id"].startswith(author)]
+
+
+# Authors whose rows were written outside the first rounds and joined training with the registers their blind second
+# annotators gave: K (round 6, ``holdout3`` until spent; training since judge round 7), M (round 7, ``holdout4`` until
+# spent; training since judge round 8) and N (round 8, written as training rows). ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
+ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N")
+
+
+@pytest.mark.parametrize("author", ANNOTATED_TRAINING_AUTHORS)
+def test_later_authors_rows_are_well_formed_training_rows(rows: list[dict[str, Any]], author: str) -> None:
+    """labelled_K.jsonl, labelled_M.jsonl, labelled_N.jsonl: one later author's training rows, each with the register
+    its blind second annotator gave (DATASHEET.md, "Round 6", "Round 7", "Round 8"). Read by every command beside the other sets; ids and texts
+    clash with none."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
     set_path = PATH.parent / f"labelled_{author}.jsonl"
     assert set_path in LABELLED_SETS
-    own = load_labelled(set_path, split="train")
+    set_rows = load_labelled(set_path, split="train")
     assert [r["id"] for r in load_labelled(LABELLED_SETS, "training") if r["id"].startswith(author)] == \
-        [r["id"] for r in own]
-    assert [r["id"] for r in own] == [f"{author}{i:03d}" for i in range(1, len(own) + 1)]
-    assert len(own) == len(set_path.read_text(encoding="utf-8").splitlines())
-    others = [r for path in LABELLED_SETS if path != set_path for r in load_labelled(path)]
-    assert not {r["id"] for r in own} & {r["id"] for r in others}
+        [r["id"] for r in set_rows]
+    assert [r["id"] for r in set_rows] == [f"{author}{i:03d}" for i in range(1, len(set_rows) + 1)]
+    assert len(set_rows) == len(set_path.read_text(encoding="utf-8").splitlines())
+    assert not {r["id"] for r in set_rows} & {r["id"] for r in rows}
     second = {r["id"]: r for r in map(json.loads, (PATH.parent / f"second_annotation_{author}.jsonl").read_text(
         encoding="utf-8").splitlines())}
-    for row in own:
+    assert set(second) == {r["id"] for r in set_rows}
+    for row in set_rows:
         assert set(row) == FIELDS | answer_field(row), row["id"]
         assert row["split"] == "train" and row["format"] in FORMATS, row["id"]
         assert (row["register"], row["register_annotator"]) == (second[row["id"]]["register"],
                                                                 second[row["id"]]["annotator"]), row["id"]
         check_written_row(row)
         check_register(row)
-    assert {r["label"] for r in own} == {*LABELS, None}
-    normal = Counter(" ".join(r["response"].lower().split()) for r in others + own)
+    assert {r["label"] for r in set_rows} == {*LABELS, None}
+    others = [r for r in load_labelled(LABELLED_SETS) if not r["id"].startswith(author)]
+    normal = Counter(" ".join(r["response"].lower().split()) for r in others + set_rows)
     assert [text[:80] for text, n in normal.items() if n > 1] == []
-    check_intents(PATH.parent / f"register_intent_{author}.jsonl", own)
+    check_intents(PATH.parent / f"register_intent_{author}.jsonl", set_rows)

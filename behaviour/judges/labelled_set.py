@@ -31,7 +31,11 @@ K_PATH = REPO_ROOT / "configs" / "judge" / "labelled_K.jsonl"
 #: Author M's round-7 rows (``holdout4`` until measured once per version, training rows since judge round 8): board
 #: resolutions, decision trees, log files, scorecards and other kinds of text no earlier round had.
 M_PATH = REPO_ROOT / "configs" / "judge" / "labelled_M.jsonl"
-LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH)  # what every command reads unless told otherwise
+#: Author N's round-8 training rows (200, written as training rows): 58 kinds of text no earlier round had (commit
+#: messages, ballots, configs, SQL results, logs, verse ...) and the ordinary registers in new phrasing.
+N_PATH = REPO_ROOT / "configs" / "judge" / "labelled_N.jsonl"
+#: What every command reads unless told otherwise.
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH)
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
