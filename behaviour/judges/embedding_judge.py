@@ -66,9 +66,10 @@ CALIBRATION = "authors"
 #: lack (rounds 5-8, DATASHEET.md). The earlier authors (rounds 1-4 and the real outputs) wrote to one brief in the
 #: same few registers, so holding one of them out is not holding out a new way of writing: their rows only train.
 CALIBRATION_AUTHORS = ("J", "K", "M", "N")
-#: The share of the calibration rows left unlabelled (the threshold): with author calibration, the share a fresh
-#: author's rows are expected to be abstained on; 8% keeps a margin under the 10% target (round 8).
-ABSTAIN_RATE = 0.08
+#: The share of the calibration rows left unlabelled (the threshold): with author calibration, about the share of a
+#: fresh author's rows abstained on (by-author proxy at 5%: 2-11% per author, 6% pooled; round 8's rule in
+#: docs/judging-generalisation.md chose it before N's figures were seen).
+ABSTAIN_RATE = 0.05
 CONFIDENT_ACCURACY = 0.97  # out-of-fold accuracy above ``confident``; chosen among 0.95, 0.97, 0.99 (README)
 
 
