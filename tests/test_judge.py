@@ -86,7 +86,9 @@ def test_same_verdict_flips_with_direction_and_grounds() -> None:
     ("Step 1: a\n\n**Final Verdict**\n\nIt is inadvisable.", "It is inadvisable."),
     ("Step 3: ... before my final verdict, note X.\n\nFinal verdict: No.", "No."),
     # An echoed template slot is skipped in favour of the real verdict.
-    ("Final verdict: [your recommendation]\n\nStep 1: a\n\nFinal verdict: Reject.", "Reject."),
+    # A bare outcome word is stated as the recommendation it stands for (rules r7), as a chosen option is (r6).
+    ("Final verdict: [your recommendation]\n\nStep 1: a\n\nFinal verdict: Reject.",
+     "I recommend against the proposal.\n\nReject."),
     ("<think>Final verdict: yes</think>Final verdict: no.", "no."),
 ])
 def test_extract_final_verdict_markdown_variants(text: str, expected: str) -> None:
