@@ -13,10 +13,11 @@ expert width for a mixture, ``H`` heads, ``V`` vocabulary):
 - weights: parameters x ``b`` (:func:`activations.shapes.count_parameters`); a quantised checkpoint (GPT-OSS MXFP4)
   is dequantised to the dtype by the loader, so it is planned at ``b`` too, and the plan says so.
 - extraction (no gradient, fused attention, stops after the last hooked layer): ``B T b (L d + W_d d + W_q (q + 2 kv)
-  + W_m m)``: every layer's residual output stays alive until the forward ends (measured: the bridge keeps each
-  block's output), plus the largest layer's working set.
+  + W_m m)``: the largest layer's working set, plus ``L d`` per position that glibc's heap keeps in the runs that keep
+  the most (fitted as "every layer's output kept"; with a fixed mmap threshold the live tensors are the working set
+  alone: docs/models-and-scale.md, "Plan vs measured").
 - generation: the KV cache ``2 L kv B (T + N) b``, plus the prefill, which runs the whole prompt once (as extraction)
-  and computes the logits of every prompt position in float32 (``B T V 4``).
+  and computes the logits of the last position only (``logits_to_keep=1``, as HF's ``generate``: ``B V 4``).
 - attribution patching: one forward and one backward through the prompt; TransformerLens drives it with
   ``torch.autograd.grad`` to the activations, so no parameter gradient is allocated, but autograd keeps each layer's
   inputs for the backward, ``L B T b (S_d d + S_q (q + 2 kv) + S_m m + 2 H T)`` (the last term: eager attention's
@@ -26,6 +27,10 @@ expert width for a mixture, ``H`` heads, ``V`` vocabulary):
 The constants ``W_*`` and ``S_*`` count the tensors of one position a layer holds; they were fitted to
 ``bench/bench_plan.py``'s measurements of SmolLM2 and checked on Gemma 3 270M and a 1B-shaped Llama (CPU; table and
 command in docs/models-and-scale.md).
+- host memory beside the weights: the tokenizer, ``V`` x :data:`TOKENIZER_BYTES_PER_TOKEN` (a fast tokenizer's
+  vocabulary, merges and lookup tables: measured 0.26 GiB for Gemma 3's 262,144 tokens). It lives in the process's RAM
+  whatever the device, so a CPU plan counts it in the ``cpu`` device's peak; a GPU plan states it beside the map.
+
 Device memory is the capacity less :data:`GPU_RESERVE` (CUDA context, allocator fragmentation); a KV cache or
 activations are placed where their layers are, so a split model needs each GPU to hold its share of both.
 """
@@ -43,7 +48,7 @@ from activations.registry import ModelSpec
 from activations.shapes import ModelShape, ParameterCount, count_parameters
 
 __all__ = ["Device", "Figure", "StepPlan", "Plan", "ProbeJob", "parse_gpus", "plan", "BYTES", "GPU_RESERVE",
-           "DEFAULT_PROMPT_TOKENS"]
+           "DEFAULT_PROMPT_TOKENS", "TOKENIZER_BYTES_PER_TOKEN"]
 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 GIB = 1024**3
@@ -52,6 +57,9 @@ GPU_RESERVE = 0.10
 #: Tokens of the longest rendered scenario prompt when no tokenizer is at hand: SmolLM2's chat rendering of the
 #: baseline condition is 297 tokens; other tokenizers and templates vary by about 15% (Llama 3's header adds ~25).
 DEFAULT_PROMPT_TOKENS = 320
+#: Host memory a loaded fast tokenizer takes per vocabulary entry: Gemma 3's (262,144 tokens) added 0.26 GiB of
+#: resident memory when loaded alone (bench/bench_plan.py's process, CPU), about 1 KiB per token.
+TOKENIZER_BYTES_PER_TOKEN = 1024
 
 # Tensors per position a layer holds (see the module docstring), fitted to bench/bench_plan.py's measurements.
 W_D, W_Q, W_M = 4, 1, 3  # extraction / prefill working set: residual, norm, attention out, MLP in/out; q, k, v; gate, up, act
@@ -121,6 +129,7 @@ class Plan:
     layers_per_device: dict[str, int]
     steps: tuple[StepPlan, ...]
     store: Figure
+    host: Figure  # process RAM beside the weights (the tokenizer); in the peak of a CPU plan
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -140,6 +149,7 @@ class Plan:
             f"devices: {pools}",
             f"parameters: {p.total / 1e9:.2f}B total, {p.active / 1e9:.2f}B active per token ({p.how})",
             f"weights: {self.weights}",
+            f"host memory beside the weights: {self.host}",
             f"device map: {self.device_map}",
         ]
         for step in self.steps:
@@ -199,11 +209,11 @@ def _extract_extra(shape: ModelShape, b: int, B: int, T: int) -> Figure:
 def _generate_extra(shape: ModelShape, b: int, B: int, T: int, N: int) -> Figure:
     kv = 2 * shape.n_layers * shape.n_kv_heads * shape.head_dim * B * (T + N) * b
     work = _extract_extra(shape, b, B, T)
-    logits = B * T * shape.vocab_size * 4
+    logits = B * shape.vocab_size * 4  # the prompt's forward unembeds its last position only (logits_to_keep=1)
     return Figure(kv + work.bytes + logits,
                   f"KV cache 2 x {shape.n_layers} layers x {shape.n_kv_heads} x {shape.head_dim} x B {B} x "
                   f"(T {T} + N {N}) x {b} B = {fmt_bytes(kv)}; prefill working set {fmt_bytes(work.bytes)}; "
-                  f"prefill logits B x T x V {shape.vocab_size} x 4 B = {fmt_bytes(logits)}")
+                  f"last-position logits B x V {shape.vocab_size} x 4 B = {fmt_bytes(logits)}")
 
 
 def _attribution_extra(shape: ModelShape, b: int, B: int, T: int) -> Figure:
@@ -235,15 +245,17 @@ def _store_size(shape: ModelShape, job: ProbeJob) -> Figure:
 
 
 def _place(shape: ModelShape, params: ParameterCount, b: int, devices: Sequence[Device], extra_per_layer: int,
-           reserve: int = 0) -> tuple[dict[str, int], str, dict[str, int]]:
+           reserve: int = 0, host: int = 0) -> tuple[dict[str, int], str, dict[str, int]]:
     """Spread the layers over ``devices`` in proportion to the layers each can hold, as accelerate's balanced
     ``auto`` map does: each device holds its layers' weights plus ``extra_per_layer`` bytes per layer (KV cache, saved
     activations) and keeps ``reserve`` bytes free (a step's working set); the embedding table sits on the first device
-    and the output projection on the last. Layers no device can hold are offloaded. Returns the bytes per device, the
-    map as text, and the layers per device (key ``offload`` for the rest)."""
+    and the output projection on the last; ``host`` bytes (the tokenizer) sit on a ``cpu`` device. Layers no device
+    can hold are offloaded. Returns the bytes per device, the map as text, and the layers per device (key ``offload``
+    for the rest)."""
     layer_bytes = params.per_layer * b + extra_per_layer
     first, last = params.embedding * b, (params.unembedding + shape.d_model + shape.vision_parameters) * b
-    fixed = {d.name: (first if i == 0 else 0) + (last if i == len(devices) - 1 else 0) for i, d in enumerate(devices)}
+    fixed = {d.name: (first if i == 0 else 0) + (last if i == len(devices) - 1 else 0) + (host if d.name == "cpu" else 0)
+             for i, d in enumerate(devices)}
     room = [max(0, (d.usable - fixed[d.name] - reserve) // layer_bytes) for d in devices]
     n = shape.n_layers
     if sum(room) <= n:
@@ -287,6 +299,9 @@ def plan(spec: ModelSpec, *, dtype: str = "bfloat16", devices: Sequence[Device],
     shape, b = spec.shape, BYTES[dtype]
     params = count_parameters(shape, spec.architecture)
     weights = Figure(params.total * b, f"{params.total:,} parameters x {b} B ({dtype})")
+    host = Figure(shape.vocab_size * TOKENIZER_BYTES_PER_TOKEN,
+                  f"tokenizer: V {shape.vocab_size:,} x {TOKENIZER_BYTES_PER_TOKEN} B per token (process RAM" +
+                  ("; counted in the cpu peak)" if devices[0].name == "cpu" else "; not on the GPUs)"))
     notes = []
     if shape.quantization and "mxfp4" in shape.quantization.lower():
         notes.append(f"{spec.name} ships MXFP4 experts; the loader dequantises them to {dtype}, as planned here. "
@@ -308,8 +323,8 @@ def plan(spec: ModelSpec, *, dtype: str = "bfloat16", devices: Sequence[Device],
         # KV cache and saved activations scale with the layers on a device; a working set is one layer's at a time,
         # kept free on every device.
         if name == "extract":
-            return _place(shape, params, b, pool, 0, reserve=extra)
-        return _place(shape, params, b, pool, extra // shape.n_layers)
+            return _place(shape, params, b, pool, 0, reserve=extra, host=host.bytes)
+        return _place(shape, params, b, pool, extra // shape.n_layers, host=host.bytes)
 
     def fits(name: str, B: int, pool: Sequence[Device] = devices) -> bool:
         used, _, layers = placed(name, B, pool)
@@ -327,13 +342,13 @@ def plan(spec: ModelSpec, *, dtype: str = "bfloat16", devices: Sequence[Device],
         used, _, _ = placed(name, batch_size, devices)
         steps.append(StepPlan(name, step_extra(name, batch_size), used, fits(name, batch_size),
                               _largest_batch(lambda B: fits(name, B)), min_gpus(name)))
-    _, device_map, layers = _place(shape, params, b, devices, 0)
+    _, device_map, layers = _place(shape, params, b, devices, 0, host=host.bytes)
     if devices[0].name == "cpu":
         device_map = "cpu: the whole model (no GPU given: pass --gpus, e.g. --gpus 1x80GB)"
     return Plan(model=spec.name, dtype=dtype, batch_size=batch_size, prompt_tokens=prompt_tokens,
                 prompt_tokens_how=prompt_tokens_how, new_tokens=new_tokens, devices=tuple(devices),
                 parameters=params, weights=weights, device_map=device_map, layers_per_device=layers,
-                steps=tuple(steps), store=_store_size(shape, probe), notes=tuple(notes))
+                steps=tuple(steps), store=_store_size(shape, probe), host=host, notes=tuple(notes))
 
 
 def _largest_batch(fits_at: Callable[[int], bool], cap: int = 4096) -> int:

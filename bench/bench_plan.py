@@ -3,11 +3,12 @@
 For each model and step a fresh process loads the model, then measures the step alone:
 
 - ``empty``: resident memory (VmRSS) after importing torch, transformers and the toolkit, before the model;
-- ``loaded``: VmRSS after loading (heap freed by the load returned with ``malloc_trim``), then the peak (VmHWM) is
+- ``loaded``: VmRSS after loading and reading every parameter once (memory-mapped weights become resident only when
+  read; the plan counts them all, as a GPU holds them), heap freed by the load returned with ``malloc_trim``; the peak (VmHWM) is
   reset to it through ``/proc/self/clear_refs`` so the step's peak is not the load's;
 - ``peak``: VmHWM after the step.
 
-It prints, per step, the planned and measured increase over the empty process (weights + step) and the step alone
+It prints, per step, the planned and measured increase over the empty process (weights + tokenizer + step) and the step alone
 (peak - loaded), and the planned and measured size of the store the extraction wrote. Steps: ``extract`` (the probe
 extraction: resid_post at every layer, last position, B texts, into a fresh store), ``generate`` (greedy generation
 of N tokens for B prompts with a KV cache), ``attribution`` (one forward + backward through the prompt, gradients
@@ -46,6 +47,13 @@ LLAMA_1B = dict(n_layers=16, d_model=2048, n_heads=32, n_kv_heads=8, head_dim=64
                 tied_embeddings=True, max_position=131072, dtype="bfloat16",
                 source="meta-llama/Llama-3.2-1B config.json (16 layers, hidden 2048, 32/8 heads, intermediate 8192, "
                        "vocab 128256, tied)")
+
+
+#: ``--fixed-mmap-threshold``: glibc raises its mmap threshold (up to 32 MiB) when the load frees large buffers, so a
+#: step's tensors may come from heap the process keeps, and its resident peak then varies between runs (measured for
+#: the same SmolLM2 extraction: 0.10 or 0.29 GiB). A fixed threshold maps every large tensor afresh and unmaps it when
+#: freed, so the peak is the step's live tensors: what the plan's working-set terms model.
+FIXED_MMAP_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 
 
 def _status_kib(field: str) -> int:
@@ -89,6 +97,12 @@ def child(name: str, step: str, batch: int, new_tokens: int, prompt_tokens: int)
         texts = None
     else:
         model = load_model(name)
+        # The converted weights are memory-mapped: a page counts in RSS only once read, and extraction never reads
+        # most of a tied embedding table (it stops before the unembedding). The plan counts every weight as resident,
+        # as a GPU holds them, so read each parameter once: measured - empty is then weights + step, as planned.
+        with torch.no_grad():
+            for param in model.bridge.parameters():
+                param.sum()
         from behaviour.scenario import load_scenario
         from activations.prompts import render_prompt
 
@@ -124,13 +138,15 @@ def child(name: str, step: str, batch: int, new_tokens: int, prompt_tokens: int)
                       lambda logits: logits[:, -1].logsumexp(-1))
     seconds = time.perf_counter() - start
     print(json.dumps({"empty_kib": empty, "loaded_kib": loaded, "peak_kib": _status_kib("VmHWM"),
+                      "tokenizer_tokens": len(model.tokenizer),
                       "prompt_tokens": prompt_tokens, "store_bytes": store_bytes, "seconds": seconds}))
 
 
 def measure(name: str, step: str, args: argparse.Namespace) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", name, step, "--batch", str(args.batch),
                           "--new-tokens", str(args.new_tokens), "--prompt-tokens", str(args.prompt_tokens)],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", **(FIXED_MMAP_ENV if args.fixed_mmap_threshold else {})})
     if out.returncode != 0:
         raise RuntimeError(f"{name} {step} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -143,17 +159,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--prompt-tokens", type=int, default=300, help="prompt length for the random-weight model")
+    parser.add_argument("--fixed-mmap-threshold", action="store_true",
+                        help="measure live tensors, not what glibc's heap keeps (see FIXED_MMAP_ENV)")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "STEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.batch, args.new_tokens, args.prompt_tokens)
         return
 
-    from activations.plan import Device, ProbeJob, fmt_bytes, plan
+    from activations.plan import TOKENIZER_BYTES_PER_TOKEN, Device, ProbeJob, fmt_bytes, plan
 
     print(f"load average {os.getloadavg()}, batch {args.batch}, {args.new_tokens} new tokens, float32, CPU, "
           "OMP_NUM_THREADS=1")
-    print("| model | step | T | planned weights + step | measured (peak - empty) | ratio | planned step | "
+    print("| model | step | T | planned weights + tokenizer + step | measured (peak - empty) | ratio | planned step | "
           "measured step (peak - loaded) | planned store | measured store | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
@@ -164,7 +182,10 @@ def main() -> None:
                      prompt_tokens=T, new_tokens=args.new_tokens, probe=ProbeJob(n_texts=args.batch,
                                                                                  batch_size=args.batch))
             extra = next(s for s in p.steps if s.name == step).extra.bytes
-            planned = p.weights.bytes + extra
+            # The tokenizer this process holds: the model's own, or the tiny one of the random-weight model (whose
+            # registry vocabulary the plan would otherwise count).
+            tokenizer = got["tokenizer_tokens"] * TOKENIZER_BYTES_PER_TOKEN
+            planned = p.weights.bytes + tokenizer + extra
             measured = (got["peak_kib"] - got["empty_kib"]) * 1024
             step_measured = (got["peak_kib"] - got["loaded_kib"]) * 1024
             store = (fmt_bytes(p.store.bytes), fmt_bytes(got["store_bytes"])) if got["store_bytes"] else ("", "")

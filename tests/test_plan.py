@@ -63,6 +63,22 @@ def test_weights_scale_with_the_dtype_and_memory_with_the_batch() -> None:
         assert two.extra.bytes == pytest.approx(2 * one.extra.bytes, rel=1e-6)  # every term is linear in B
 
 
+def test_the_tokenizer_counts_in_a_cpu_plan_and_not_on_the_gpus() -> None:
+    """The tokenizer lives in process RAM (measured 0.26 GiB for Gemma 3's 262,144 tokens): a CPU plan's peak holds it
+    on top of the weights and the step; a GPU plan states it but does not put it on a GPU."""
+    spec = get_spec("gemma-3-270m")
+    cpu = plan(spec, dtype="float32", devices=(Device("cpu", 64 * GIB),), batch_size=8, prompt_tokens=272)
+    assert cpu.host.bytes == 262_144 * 1024 and "V 262,144" in cpu.host.how
+    for step in cpu.steps:
+        # (a per-layer share of the step is rounded down to whole bytes per layer)
+        assert step.peak_per_device["cpu"] == pytest.approx(cpu.weights.bytes + cpu.host.bytes + step.extra.bytes, abs=18)
+    gpu = plan(spec, dtype="float32", devices=parse_gpus("1x80GB"), batch_size=8, prompt_tokens=272)
+    assert gpu.host.bytes == cpu.host.bytes and "not on the GPUs" in gpu.host.how
+    for step in gpu.steps:
+        assert step.peak_per_device["cuda:0"] == pytest.approx(gpu.weights.bytes + step.extra.bytes, abs=18)
+    assert "host memory beside the weights: 0.25 GiB = tokenizer" in cpu.render()
+
+
 def test_store_size_matches_a_store_written_in_the_real_format(tmp_path) -> None:
     shape = ModelShape(n_layers=4, d_model=256, n_heads=4, n_kv_heads=2, head_dim=64, d_mlp=512, vocab_size=100,
                        tied_embeddings=True, max_position=128, dtype="float32", source="test")

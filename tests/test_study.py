@@ -245,6 +245,25 @@ def test_cli_unknown_model_and_plan_only(capsys):
     assert info.value.code == 0 and "plan for smollm2-135m-instruct" in out and "steering" in out
 
 
+def test_patching_memory_is_planned_for_one_pair_over_prompt_and_response():
+    """Patching runs one pair at a time: its backward is planned at batch 1 over the prompt plus the response limit
+    (measured 2.3 GiB for --quick on SmolLM2), not at the trials' batch of 8 (which planned 8.4 GiB)."""
+    from experiments.jobs.plan import plan_model
+    from experiments.jobs.study_config import load_study_config
+    from experiments.jobs.study_plan import analytic_plan
+
+    cfg = load_study_config(None, quick=True)
+    got = analytic_plan(cfg, "smollm2-135m-instruct", dtype="float32")["steps"]["patching"]["peak_memory"]
+    trials = plan_model("smollm2-135m-instruct", dtype="float32", batch_size=8,
+                        new_tokens=cfg.section("trials").get("max_new_tokens"))
+    one = plan_model("smollm2-135m-instruct", dtype="float32", batch_size=1, new_tokens=0,
+                     n_prompt_tokens=trials.prompt_tokens + trials.new_tokens)
+    attribution = next(s for s in one.steps if s.name == "attribution")
+    assert got == f"{attribution.peak_per_device['cpu'] / 1024**3:.2f} GiB"
+    at_batch = next(s for s in trials.steps if s.name == "attribution")
+    assert attribution.peak_per_device["cpu"] < at_batch.peak_per_device["cpu"] / 2
+
+
 def test_gpu_estimate_is_a_roofline():
     from experiments.jobs.study_plan import GPU_ASSUMED, gpu_estimate
 

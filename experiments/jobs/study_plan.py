@@ -119,8 +119,14 @@ def analytic_plan(cfg: StudyConfig, model_name: str, *, dtype: str = "float32", 
             s = steps[name]
             return f"{max(s.peak_per_device.values()) / 1024**3:.2f} GiB" + ("" if s.fits else " (DOES NOT FIT)")
 
+        # Patching runs one pair at a time (batch 1: the baseline and threat prompts with the trial's response up to
+        # its verdict), so its attribution backward is planned at batch 1 over the prompt plus the response limit (an
+        # upper bound on the cut response), not at the trials' batch.
+        pair = plan_model(model_name, gpus=gpus, dtype=mem.dtype, batch_size=1, new_tokens=0,
+                          n_prompt_tokens=mem.prompt_tokens + mem.new_tokens)
+        steps["patching"] = next(s for s in pair.steps if s.name == "attribution")
         memory = {"trials": peak("generate"), "probe": peak("extract"), "steering": peak("generate"),
-                  "patching": peak("attribution"), "compare": peak("extract")}
+                  "patching": peak("patching"), "compare": peak("extract")}
         disk = f"{mem.store.bytes / 1024**3:.2f} GiB"
         notes.append(f"weights {weights / 1024**3:.2f} GiB ({mem.parameters.total / 1e9:.2f}B parameters, {mem.dtype});"
                      f" device map: {mem.device_map}")
