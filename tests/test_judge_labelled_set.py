@@ -211,8 +211,9 @@ def check_unannotated_set(author: str, split: str, others: tuple[Path, ...] = ()
 @pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS) or [pytest.param(None, marks=pytest.mark.skip(
     reason="no fresh held-out set pending"))])
 def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
-    """labelled_<author>.jsonl: one author's fresh held-out rows in registers unlike the training rows. No judge trains on them: the file is not among the sets every command reads, and it shares no id or
-    response with them (DATASHEET.md)."""
+    """labelled_<author>.jsonl: one author's fresh held-out rows in registers unlike the training rows. No judge trains
+    on them: the file is not among the sets every command reads, and it shares no id or response with them
+    (DATASHEET.md)."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
     check_unannotated_set(author, FRESH_HOLDOUTS[author])
@@ -224,15 +225,16 @@ def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
 
 # Authors whose rows were written outside the first rounds and joined training with the registers their blind second
 # annotators gave: K (round 6, ``holdout3`` until spent; training since judge round 7), M (round 7, ``holdout4`` until
-# spent; training since judge round 8) and N (round 8, written as training rows). ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
+# spent; training since judge round 8) and N (round 8, written as training rows). ``second_annotation_<A>.jsonl``
+# holds the blind labels and registers (DATASHEET.md).
 ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N")
 
 
 @pytest.mark.parametrize("author", ANNOTATED_TRAINING_AUTHORS)
 def test_later_authors_rows_are_well_formed_training_rows(rows: list[dict[str, Any]], author: str) -> None:
     """labelled_K.jsonl, labelled_M.jsonl, labelled_N.jsonl: one later author's training rows, each with the register
-    its blind second annotator gave (DATASHEET.md, "Round 6", "Round 7", "Round 8"). Read by every command beside the other sets; ids and texts
-    clash with none."""
+    its blind second annotator gave (DATASHEET.md, "Round 6", "Round 7", "Round 8"). Read by every command beside the
+    other sets; ids and texts clash with none."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
     set_path = PATH.parent / f"labelled_{author}.jsonl"

@@ -5,9 +5,9 @@ The verdict a judge reads (:func:`behaviour.judges.verdict_text.find_verdict`) i
 phrases of prose. Structured answers put the decision elsewhere: a JSON or YAML key (``"decision": "reject"``), a
 table row (``| Recommendation | Do not proceed |``), minutes (``RESOLVED: that ...``), a form's ticked box
 (``[x] Approve``), an XML element or a log line's ``key=value`` (:func:`structured_decisions`, which the verdict
-finder reads since rules r7). This module finds those by their structure, never by the words of particular rows, so that the
-embedding judge (format 5) can embed the decision itself beside the verdict: the register's surface is then a small
-part of what it reads (docs/judging-generalisation.md, "Round 7").
+finder reads since rules r7). This module finds those by their structure, never by the words of particular rows, so
+that the embedding judge (format 5) can embed the decision itself beside the verdict: the register's surface is then
+a small part of what it reads (docs/judging-generalisation.md, "Round 7").
 """
 
 from __future__ import annotations

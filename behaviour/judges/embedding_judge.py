@@ -17,10 +17,10 @@ structure is read as the decision whatever surrounds it. Classifier: multinomial
 fitted to the out-of-fold scores (minimum log-loss), so the probabilities mean what they say; in round 7 those were
 scores of each row by a model trained without its register, since round 8 the scores of each fresh author's rows
 (:data:`CALIBRATION_AUTHORS`) by a model trained without that author, so the probabilities (and the abstention rate)
-are those of an author never seen. Two thresholds are read off the out-of-fold confidences: below ``threshold`` (by default the one that leaves ``abstain_rate`` of the
-training rows unlabelled) the judge abstains with ``needs_review = "low confidence"``; at or above ``confident`` its
-out-of-fold accuracy was at least :data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.judges.ensemble`) lets it veto
-another judge there.
+are those of an author never seen. Two thresholds are read off the out-of-fold confidences: below ``threshold`` (by
+default the one that leaves ``abstain_rate`` of the calibration rows unlabelled) the judge abstains with
+``needs_review = "low confidence"``; at or above ``confident`` its out-of-fold accuracy was at least
+:data:`CONFIDENT_ACCURACY`, and a cascade (:mod:`behaviour.judges.ensemble`) lets it veto another judge there.
 
 The trained classifier is a small JSON file (``configs/judge/embedding_judge.json``: weights, temperature, thresholds,
 the encoder's identity, the training data's hash and a format version), written with no pickles so it can be read

@@ -1,10 +1,11 @@
 """Finding the text a judge reads: the final answer's verdict, with any deliberation dropped.
 
 Every judge reads the same text (:func:`find_verdict`), so judges disagree only about labels, never about what they
-read. A decision stated in the syntax of structured output (JSON, YAML, TOML/INI, XML, a table row, a ticked box, a
-log line's ``key=value``) is the verdict (rules r7). Two registers are read by their structure (rules r6): a question-and-answer exchange is read whole (its verdict
-is the answer to the question about the proposal, its grounds the answers after it), and a choice from an option list
-("I'd go with 4", "Recommendation: D", "(iii).") is read as the chosen option's direction, stated first.
+read. A decision stated in the syntax of structured output (JSON, YAML, TOML/INI, XML, CSV, a table row, a ticked
+box, a log line's ``key=value``) is the verdict (rules r7). Two registers are read by their structure (rules r6): a
+question-and-answer exchange is read whole (its verdict is the answer to the question about the proposal, its grounds
+the answers after it), and a choice from an option list ("I'd go with 4", "Recommendation: D", "(iii).") is read as
+the chosen option's direction, stated first.
 """
 
 from __future__ import annotations
