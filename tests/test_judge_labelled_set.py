@@ -156,10 +156,11 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
         check_register(row)
 
 
-# The fresh held-out set written while the judge was being improved (author M, round 7: ``holdout4``), measured once
+# The fresh held-out sets written while the judge was being improved (author M, round 7: ``holdout4``; author O,
+# round 8: ``holdout5``), each measured once
 # per judge version, named on the command line; not among the sets every command reads. Author K's round-6 set was the
 # first (``holdout3``) and has been training rows since judge round 7 (DATASHEET.md, "Round 6", "Round 7").
-FRESH_HOLDOUTS = {"M": "holdout4"}
+FRESH_HOLDOUTS = {"M": "holdout4", "O": "holdout5"}
 K_PATH = PATH.parent / "labelled_K.jsonl"
 
 
