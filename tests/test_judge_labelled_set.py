@@ -156,10 +156,10 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
         check_register(row)
 
 
-# The fresh held-out set written while the judge was being improved (author M, round 7: ``holdout4``), measured once
-# per judge version, named on the command line; not among the sets every command reads. Author K's round-6 set was the
+# The fresh held-out sets written while the judge was being improved (author M, round 7: ``holdout4``; author P, round
+# 8b: ``holdout6``), each measured once per judge version, named on the command line; not among the sets every command reads. Author K's round-6 set was the
 # first (``holdout3``) and has been training rows since judge round 7 (DATASHEET.md, "Round 6", "Round 7").
-FRESH_HOLDOUTS = {"M": "holdout4"}
+FRESH_HOLDOUTS = {"M": "holdout4", "P": "holdout6"}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
@@ -209,7 +209,8 @@ def check_unannotated_set(author: str, split: str, others: tuple[Path, ...] = ()
 
 @pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS))
 def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
-    """labelled_M.jsonl: one author's fresh held-out rows (round 7, ``holdout4``) in registers unlike the training
+    """labelled_M.jsonl / labelled_P.jsonl: one author's fresh held-out rows (round 7, ``holdout4``; round 8b,
+    ``holdout6``) in registers unlike the training
     rows. No judge trains on them: the file is not among the sets every command reads, and it shares no id or
     response with them (DATASHEET.md)."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled

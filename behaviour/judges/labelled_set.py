@@ -36,8 +36,9 @@ LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, N_PATH)  # what every
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
 #: ``train`` rows since judge round 7 (docs/judging-generalisation.md). ``holdout4``: labelled_M.jsonl (round 7), read
-#: only when named with ``--labelled``, never trained on. ``real``: configs/judge/real_outputs.jsonl.
-SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "real")
+#: only when named with ``--labelled``, never trained on. ``holdout6``: labelled_P.jsonl (round 8b), read only when
+#: named with ``--labelled``, never trained on. ``real``: configs/judge/real_outputs.jsonl.
+SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout6", "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
