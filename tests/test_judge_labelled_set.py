@@ -157,8 +157,9 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 
 
 # The fresh held-out sets written while the judge was being improved (author M, round 7: ``holdout4``; author P, round
-# 8b: ``holdout6``), each measured once per judge version, named on the command line; not among the sets every command reads. Author K's round-6 set was the
-# first (``holdout3``) and has been training rows since judge round 7 (DATASHEET.md, "Round 6", "Round 7").
+# 8b: ``holdout6``), each measured once per judge version, named on the command line; not among the sets every
+# command reads. Author K's round-6 set was the first (``holdout3``) and has been training rows since judge round 7
+# (DATASHEET.md, "Round 6", "Round 7", "Round 8b").
 FRESH_HOLDOUTS = {"M": "holdout4", "P": "holdout6"}
 
 
@@ -210,9 +211,8 @@ def check_unannotated_set(author: str, split: str, others: tuple[Path, ...] = ()
 @pytest.mark.parametrize("author", sorted(FRESH_HOLDOUTS))
 def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
     """labelled_M.jsonl / labelled_P.jsonl: one author's fresh held-out rows (round 7, ``holdout4``; round 8b,
-    ``holdout6``) in registers unlike the training
-    rows. No judge trains on them: the file is not among the sets every command reads, and it shares no id or
-    response with them (DATASHEET.md)."""
+    ``holdout6``) in registers unlike the training rows. No judge trains on them: the file is not among the sets every
+    command reads, and it shares no id or response with them (DATASHEET.md)."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
     check_unannotated_set(author, FRESH_HOLDOUTS[author])
