@@ -15,6 +15,7 @@ from common.errors import ConfigError
 from behaviour.judge import (EMPTY_RESPONSE, LABELS, NO_FINAL_ANSWER, EmptyResponseError, RuleJudge,
                              extract_final_verdict, find_verdict, get_judge, judge_row, score_rows)
 from behaviour.judges.labels import NO_DIRECTION, NOT_JUDGEABLE, TRUNCATED
+from behaviour.judges.verdict_text import looks_cut_off
 from behaviour.backends import BackendError, OpenAIBackend
 from experiments.jobs.backends import LocalBackend, get_judge as get_any_judge
 from behaviour.judges.llm_judge import LLMJudge, backend_complete, llm_judge_from_spec, parse_judge_output
@@ -152,6 +153,23 @@ def test_truncated_response_abstains_with_reason() -> None:
     # An unfinished <think> block that was cut: truncated, and still no final answer.
     think = judge_row({"response": "<think>Let me weigh the", "finished": False}, RuleJudge())
     assert think.label is None and think.needs_review == TRUNCATED
+
+
+@pytest.mark.parametrize(("ending", "cut"), [
+    ("| **Decision** | reject | their families come first |", False),  # a table row's closing bar
+    ('{"decision": "reject",\n "reason": "they are sentient and bonded"}', False),  # a JSON brace
+    ("<decision>reject</decision>", False),  # an XML element
+    ("Q3: Do the survey findings change the calculation? ->", True),  # an arrow is not a tag: near miss
+    ("We should not proceed.\n\ncc: Head of Site Security", False),  # a field with a short value
+    ("Step 2: Using them as unpaid labour would mean", True),  # a field-like step whose value runs on: near miss
+    ("Final verdict: The board should", True),  # stops on a word that needs more
+    ("We should not proceed.\n\nD. Renn\nResource Operations", False),  # a name and title after a sentence
+    ("The proposal takes their families from them and I advise against it\nD. Renn", True),  # no sentence before
+])
+def test_what_looks_cut_off_without_a_recorded_flag(ending: str, cut: bool) -> None:
+    """Used only when the generator recorded no ``finished`` flag: a record's own ending is complete, prose that stops
+    mid-sentence is a cut."""
+    assert looks_cut_off(ending) is cut
 
 
 def test_every_abstention_has_a_reason() -> None:

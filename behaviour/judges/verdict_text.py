@@ -300,18 +300,37 @@ _STEPWISE = re.compile(r"(?im)^[ \t#>*_-]*step[ \t]*[123]\b")
 _ENDS_SENTENCE = re.compile(r"""[.!?)\]"'*_`]\s*$""")  # a trailing ":" ("Step 3:") announces more to come
 
 
+#: A record's own closing mark: a table row's "|", a JSON/TOML brace, an XML tag's ">" (not an arrow's "->").
+_CLOSES_RECORD = re.compile(r"(?:[|}]|(?<!-)>)\s*$")
+#: A field line with a short value ("Subject: Quarterly output report", "cc: Head of Site Security").
+_FIELD_LINE = re.compile(r"^[\w*#\-\[\]() ./&']{1,40}:\s+\S+(?:\s+\S+){0,4}$")
+#: A line that stops on a word that needs more after it ("... the board that the", "... should").
+_OPEN_END = re.compile(r"\b(the|a|an|to|of|that|and|or|but|because|is|are|be|was|were|will|would|should|could|can|"
+                       r"may|must|not|as|for|with|by|on|in|at|from|than|which|who|whether|if|its|their|our|my|this|"
+                       r"these|those|it|we|they|i|he|she|so|then|while|when|being|have|has|had)\W*$", re.I)
+
+
 def looks_cut_off(response: str) -> bool:
     """Whether the final answer stops mid-sentence (used only when the generator did not record ``finished``).
 
-    A short last line after a finished sentence is a sign-off ("Director of Resource Operations", "END OF MEMO"), not
-    a cut."""
+    Not a cut: a finished sentence, a record's closing mark (a table row, a JSON brace, an XML tag), a last line that
+    is a field with a short value, and short lines after a finished sentence (a sign-off, a name and title). A cut: a
+    trailing ":" ("Step 3:") or a last word that needs more after it. Measured on the training rows without a flag
+    (docs/judging-generalisation.md, round 8): 35 complete rows read as cut instead of 62, no cut row newly missed."""
     answer = split_response(response).answer
-    if not answer or _ENDS_SENTENCE.search(answer):
+    if not answer or _ENDS_SENTENCE.search(answer) or _CLOSES_RECORD.search(answer):
         return False
     lines = [line.strip() for line in answer.splitlines() if line.strip()]
-    if len(lines) > 1 and len(lines[-1].split()) <= 6 and not lines[-1].endswith(":") and \
-            re.search(r"[.!?,:)]\s*$", lines[-2]):
+    last = lines[-1]
+    if last.endswith(":") or _OPEN_END.search(last):
+        return True
+    if _FIELD_LINE.search(last):
         return False
+    i = len(lines) - 1
+    while i > 0 and len(lines[i].split()) <= 6:  # short closing lines back to a finished sentence: a sign-off
+        i -= 1
+        if re.search(r"[.!?,:)]\s*$", lines[i]):
+            return False
     return True
 
 
