@@ -160,8 +160,8 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 # version, named on the command line; not among the sets every command reads. K's round-6 set (``holdout3``) and M's
 # round-7 set (``holdout4``) are spent and have been training rows since judge rounds 7 and 8 (DATASHEET.md, "Round 6",
 # "Round 7"). O's round-8 set (``holdout5``) and P's round-8b set (``holdout6``) were measured once per version in round 8
-# (docs/judging-generalisation.md) and are not trained on.
-FRESH_HOLDOUTS: dict[str, str] = {"O": "holdout5", "P": "holdout6"}
+# (docs/judging-generalisation.md) and are not trained on; nor is Q's round-8c set (``holdout7``).
+FRESH_HOLDOUTS: dict[str, str] = {"O": "holdout5", "P": "holdout6", "Q": "holdout7"}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:

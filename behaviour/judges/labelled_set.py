@@ -42,9 +42,11 @@ SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.js
 #: ``train`` rows since judge round 7 (docs/judging-generalisation.md). ``holdout4``: labelled_M.jsonl (round 7), spent
 #: after r5, r6 and r7 were measured on it; ``train`` rows since judge round 8. ``holdout5``: labelled_O.jsonl (round
 #: 8) and ``holdout6``: labelled_P.jsonl (round 8b), measured once per version in round 8, read only when named with
+#: ``--labelled``, never trained on. ``holdout7``: labelled_Q.jsonl (round 8c), read only when named with
 #: ``--labelled``, never trained on.
 #: ``real``: configs/judge/real_outputs.jsonl.
-SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "real")
+SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
+          "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
