@@ -200,7 +200,7 @@ def _fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data_hash: str,
-                     abstain_rate: float = 0.05, threshold: float | None = None, folds: int = 5,
+                     abstain_rate: float = ABSTAIN_RATE, threshold: float | None = None, folds: int = 5,
                      seed: int = 0, c_grid: Sequence[float] = C_GRID,
                      groups: Sequence[str | None] | None = None, calibration: str = "registers") -> EmbeddingClassifier:
     """Fit the calibrated classifier on embeddings ``x`` with hand ``labels`` (see the module docstring); ``c_grid``

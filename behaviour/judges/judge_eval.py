@@ -239,12 +239,12 @@ def cross_validate(specs: Sequence[str], rows: Sequence[dict[str, Any]], trainin
         where = f"{split} ({n_folds}-fold cross-validated)"
     judged: dict[str, dict[int, Judgement]] = {spec: {} for spec in specs}
     names: dict[str, str] = {}
+    # Only what was given overrides train_embedding_judge's defaults (as `train` uses them).
+    options = {k: v for k, v in (("abstain_rate", abstain_rate), ("c_grid", c_grid), ("calibration", calibration))
+               if v is not None}
     for n, held in enumerate(splits):
         held_ids = {rows[i]["id"] for i in held} | (excluded(cells[n]) if keys else set())
-        embedding = train_embedding_judge([r for r in training_rows if r["id"] not in held_ids], encoder,
-                                          **({} if abstain_rate is None else {"abstain_rate": abstain_rate}),
-                                          **({"c_grid": c_grid} if c_grid else {}),
-                                          **({} if calibration is None else {"calibration": calibration}))
+        embedding = train_embedding_judge([r for r in training_rows if r["id"] not in held_ids], encoder, **options)
         for spec in specs:
             judge = get_judge(spec, local=local, embedding=embedding)
             names[spec] = judge.name

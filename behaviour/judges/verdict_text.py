@@ -42,6 +42,11 @@ _CONCLUSION_MARKER = re.compile(
 )
 
 
+#: Where a verdict the answer states itself comes from (a verdict heading, a conclusion, a decision key): a choice
+#: from an option list is read with it, and a cut-off answer that has one reached its verdict.
+DECIDED_SOURCES = ("section", "conclusion", "structured decision")
+
+
 @dataclass(frozen=True)
 class VerdictSection:
     """The text judged and where it came from (``section``, ``conclusion``, ``last paragraph`` or ``whole answer``).
@@ -187,7 +192,7 @@ def with_chosen_option(section: VerdictSection, answer: str) -> VerdictSection:
     if choice is None:
         return section
     text = section.text
-    if section.source not in ("section", "conclusion", "structured decision") or answer.find(text[:40]) > choice.start \
+    if section.source not in DECIDED_SOURCES or answer.find(text[:40]) > choice.start \
             or answer.find(text[:40]) < 0:
         text, before = answer[choice.start:].strip(), answer[:choice.start].strip()
     else:
@@ -300,6 +305,8 @@ _STEPWISE = re.compile(r"(?im)^[ \t#>*_-]*step[ \t]*[123]\b")
 _ENDS_SENTENCE = re.compile(r"""[.!?)\]"'*_`]\s*$""")  # a trailing ":" ("Step 3:") announces more to come
 
 
+#: A line that ends a sentence or a clause: what a sign-off's short lines follow.
+_ENDS_CLAUSE = re.compile(r"[.!?,:)]\s*$")
 #: A record's own closing mark: a table row's "|", a JSON/TOML brace, an XML tag's ">" (not an arrow's "->").
 _CLOSES_RECORD = re.compile(r"(?:[|}]|(?<!-)>)\s*$")
 #: A field line with a short value ("Subject: Quarterly output report", "cc: Head of Site Security").
@@ -329,7 +336,7 @@ def looks_cut_off(response: str) -> bool:
     i = len(lines) - 1
     while i > 0 and len(lines[i].split()) <= 6:  # short closing lines back to a finished sentence: a sign-off
         i -= 1
-        if re.search(r"[.!?,:)]\s*$", lines[i]):
+        if _ENDS_CLAUSE.search(lines[i]):
             return False
     return True
 
@@ -341,8 +348,7 @@ def reached_verdict(response: str) -> bool:
     verdict = find_verdict(response)
     if not verdict.text:
         return False
-    if verdict.source not in ("section", "conclusion", "structured decision") and \
-            _STEPWISE.search(split_response(response).answer):
+    if verdict.source not in DECIDED_SOURCES and _STEPWISE.search(split_response(response).answer):
         return False
     return bool(direction_hits(split_sentences(verdict.text)) or refusal_cue(verdict.text))
 
