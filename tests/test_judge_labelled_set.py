@@ -157,11 +157,11 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 
 
 # Fresh held-out sets written while the judge is being improved (author letter -> split), each measured once per judge
-# version, named on the command line; not among the sets every command reads. K's round-6 set (``holdout3``) and M's
-# round-7 set (``holdout4``) are spent and have been training rows since judge rounds 7 and 8 (DATASHEET.md, "Round 6",
-# "Round 7"). O's round-8 set (``holdout5``) and P's round-8b set (``holdout6``) were measured once per version in round 8
-# (docs/judging-generalisation.md) and are not trained on; nor is Q's round-8c set (``holdout7``).
-FRESH_HOLDOUTS: dict[str, str] = {"O": "holdout5", "P": "holdout6", "Q": "holdout7"}
+# version, named on the command line; not among the sets every command reads. Empty while none is pending. Spent ones
+# join training (``ANNOTATED_TRAINING_AUTHORS``): K's round-6 set (``holdout3``) and M's round-7 set (``holdout4``) since
+# judge rounds 7 and 8; O's, P's and Q's round-8 sets (``holdout5``-``holdout7``) since judge round 9 (DATASHEET.md).
+# T's round-9 set (``holdout8``, ids ``T...``: the letter R was taken by the real outputs) is pending.
+FRESH_HOLDOUTS: dict[str, str] = {"T": "holdout8"}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
@@ -226,15 +226,16 @@ def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
 
 # Authors whose rows were written outside the first rounds and joined training with the registers their blind second
 # annotators gave: K (round 6, ``holdout3`` until spent; training since judge round 7), M (round 7, ``holdout4`` until
-# spent; training since judge round 8) and N (round 8, written as training rows). ``second_annotation_<A>.jsonl``
-# holds the blind labels and registers (DATASHEET.md).
-ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N")
+# spent; training since judge round 8), N (round 8, written as training rows) and O, P, Q (round 8, ``holdout5``-
+# ``holdout7`` until spent; training since judge round 9). ``second_annotation_<A>.jsonl`` holds the blind labels and
+# registers (DATASHEET.md).
+ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q")
 
 
 @pytest.mark.parametrize("author", ANNOTATED_TRAINING_AUTHORS)
 def test_later_authors_rows_are_well_formed_training_rows(rows: list[dict[str, Any]], author: str) -> None:
-    """labelled_K.jsonl, labelled_M.jsonl, labelled_N.jsonl: one later author's training rows, each with the register
-    its blind second annotator gave (DATASHEET.md, "Round 6", "Round 7", "Round 8"). Read by every command beside the
+    """labelled_K.jsonl ... labelled_Q.jsonl: one later author's training rows, each with the register its blind second
+    annotator gave (DATASHEET.md, rounds 6-8c). Read by every command beside the
     other sets; ids and texts clash with none."""
     from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
 
