@@ -160,8 +160,8 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 # version, named on the command line; not among the sets every command reads. Empty while none is pending. Spent ones
 # join training (``ANNOTATED_TRAINING_AUTHORS``): K's round-6 set (``holdout3``) and M's round-7 set (``holdout4``) since
 # judge rounds 7 and 8; O's, P's and Q's round-8 sets (``holdout5``-``holdout7``) since judge round 9 (DATASHEET.md).
-# T's round-9 set (``holdout8``, ids ``T...``: the letter R was taken by the real outputs) is pending.
-FRESH_HOLDOUTS: dict[str, str] = {"T": "holdout8"}
+# T's round-9 set (``holdout8``, ids ``T...``: the letters R and S are the real outputs') since judge round 10.
+FRESH_HOLDOUTS: dict[str, str] = {}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
@@ -226,10 +226,10 @@ def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
 
 # Authors whose rows were written outside the first rounds and joined training with the registers their blind second
 # annotators gave: K (round 6, ``holdout3`` until spent; training since judge round 7), M (round 7, ``holdout4`` until
-# spent; training since judge round 8), N (round 8, written as training rows) and O, P, Q (round 8, ``holdout5``-
-# ``holdout7`` until spent; training since judge round 9). ``second_annotation_<A>.jsonl`` holds the blind labels and
-# registers (DATASHEET.md).
-ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q")
+# spent; training since judge round 8), N (round 8, written as training rows), O, P, Q (round 8, ``holdout5``-
+# ``holdout7`` until spent; training since judge round 9) and T (round 9, ``holdout8`` until spent; training since judge
+# round 10). ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
+ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T")
 
 
 @pytest.mark.parametrize("author", ANNOTATED_TRAINING_AUTHORS)

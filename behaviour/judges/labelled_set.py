@@ -37,8 +37,11 @@ N_PATH = REPO_ROOT / "configs" / "judge" / "labelled_N.jsonl"
 #: Authors O, P and Q's round-8 rows (``holdout5``-``holdout7`` until measured once per version, training rows since
 #: judge round 9): kinds of text no earlier round had (forms, receipts, games, interface text ...).
 O_PATH, P_PATH, Q_PATH = (REPO_ROOT / "configs" / "judge" / f"labelled_{a}.jsonl" for a in "OPQ")
+#: Author T's round-9 rows (``holdout8`` until measured once per version, training rows since judge round 10): answers
+#: written as the seed's models write them, and kinds of text no earlier round had.
+T_PATH = REPO_ROOT / "configs" / "judge" / "labelled_T.jsonl"
 #: What every command reads unless told otherwise.
-LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH, O_PATH, P_PATH, Q_PATH)
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH, O_PATH, P_PATH, Q_PATH, T_PATH)
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
@@ -46,10 +49,11 @@ SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.js
 #: after r5, r6 and r7 were measured on it; ``train`` rows since judge round 8. ``holdout5``: labelled_O.jsonl (round
 #: 8), ``holdout6``: labelled_P.jsonl (round 8b) and ``holdout7``: labelled_Q.jsonl (round 8c), spent after the round-8
 #: versions were measured on them; ``train`` rows since judge round 9. ``holdout8``: labelled_T.jsonl (round 9),
-#: read only when named with ``--labelled``, never trained on.
+#: spent after r8 and r9 were measured on it; ``train`` rows since judge round 10. ``holdout9``: labelled_U.jsonl
+#: (round 10), read only when named with ``--labelled``, never trained on.
 #: ``real``: configs/judge/real_outputs.jsonl.
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-          "holdout8", "real")
+          "holdout8", "holdout9", "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
