@@ -228,9 +228,9 @@ def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
 # Authors whose rows were written outside the first rounds and joined training with the registers their blind second
 # annotators gave: K (round 6, ``holdout3`` until spent; training since judge round 7), M (round 7, ``holdout4`` until
 # spent; training since judge round 8), N (round 8, written as training rows), O, P, Q (round 8, ``holdout5``-
-# ``holdout7`` until spent; training since judge round 9) and T (round 9, ``holdout8`` until spent; training since judge
-# round 10). ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
-ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T")
+# ``holdout7`` until spent; training since judge round 9), T (round 9, ``holdout8`` until spent; training since judge
+# round 10) and V (round 10, written as training rows). ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
+ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T", "V")
 
 
 @pytest.mark.parametrize("author", ANNOTATED_TRAINING_AUTHORS)

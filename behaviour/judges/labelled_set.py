@@ -40,8 +40,11 @@ O_PATH, P_PATH, Q_PATH = (REPO_ROOT / "configs" / "judge" / f"labelled_{a}.jsonl
 #: Author T's round-9 rows (``holdout8`` until measured once per version, training rows since judge round 10): answers
 #: written as the seed's models write them, and kinds of text no earlier round had.
 T_PATH = REPO_ROOT / "configs" / "judge" / "labelled_T.jsonl"
+#: Author V's round-10 training rows (160, written as training rows): answers written as the seed's models write them,
+#: and 100 kinds of text from science, industry, transport, commerce, government, computing and travel.
+V_PATH = REPO_ROOT / "configs" / "judge" / "labelled_V.jsonl"
 #: What every command reads unless told otherwise.
-LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH, O_PATH, P_PATH, Q_PATH, T_PATH)
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH, O_PATH, P_PATH, Q_PATH, T_PATH, V_PATH)
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
