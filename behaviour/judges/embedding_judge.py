@@ -34,7 +34,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,13 +225,7 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
 
     def oof_scores(c: float) -> np.ndarray:
-        scores = np.zeros((len(y), len(classes)))
-        for train, held in splitter.split(x, y):
-            model = LogisticRegression(C=c, max_iter=5000).fit(x[train], y[train])
-            part = np.full((len(held), len(classes)), -1e9)
-            part[:, model.classes_] = model.decision_function(x[held]).reshape(len(held), -1)
-            scores[held] = part
-        return scores
+        return _fold_scores(x, y, splitter.split(x, y), c, len(classes))
 
     def log_loss(scores: np.ndarray, truth: np.ndarray = y) -> float:
         p = _softmax(scores)
@@ -269,23 +263,32 @@ def train_classifier(x: np.ndarray, labels: Sequence[str], *, encoder: str, data
 MIN_CALIBRATION_GROUPS = 3  # fewer than this cannot stand for "a group never seen": each model would learn from one
 
 
+def _fold_scores(x: np.ndarray, y: np.ndarray, folds: Iterable[tuple[np.ndarray, np.ndarray]], c: float,
+                 n_classes: int) -> np.ndarray:
+    """Out-of-fold decision scores: each ``(train, held)`` fold's rows scored by a logistic regression (strength ``c``)
+    trained on that fold's training rows (index arrays or masks); a class missing from them scores -1e9. Rows held in
+    no fold keep zeros."""
+    from sklearn.linear_model import LogisticRegression
+
+    scores = np.zeros((len(y), n_classes))
+    for train, held in folds:
+        n_held = len(x[held])
+        part = np.full((n_held, n_classes), -1e9)
+        if len(np.unique(y[train])) < 2:  # cannot happen with real registers or authors; keeps a toy set trainable
+            part[:] = 0.0
+        else:
+            model = LogisticRegression(C=c, max_iter=5000).fit(x[train], y[train])
+            part[:, model.classes_] = model.decision_function(x[held]).reshape(n_held, -1)
+        scores[held] = part
+    return scores
+
+
 def _group_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, scored: np.ndarray, c: float,
                   n_classes: int) -> np.ndarray:
     """Scores of each ``scored`` row by a logistic regression (strength ``c``) trained on the rows of every other
     group (the unscored rows included)."""
-    from sklearn.linear_model import LogisticRegression
-
-    scores = np.zeros((int(scored.sum()), n_classes))
-    for group in np.unique(groups[scored]):
-        held, train = groups == group, groups != group
-        part = np.full((int(held.sum()), n_classes), -1e9)
-        if len(np.unique(y[train])) < 2:  # cannot happen with real registers; keeps a toy set trainable
-            part[:] = 0.0
-        else:
-            model = LogisticRegression(C=c, max_iter=5000).fit(x[train], y[train])
-            part[:, model.classes_] = model.decision_function(x[held]).reshape(int(held.sum()), -1)
-        scores[held[scored]] = part
-    return scores
+    folds = [(groups != group, groups == group) for group in np.unique(groups[scored])]
+    return _fold_scores(x, y, folds, c, n_classes)[scored]
 
 
 def _confident_threshold(confidence: np.ndarray, correct: np.ndarray, min_rows: int = 20) -> float:
