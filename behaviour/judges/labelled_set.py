@@ -53,7 +53,7 @@ SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.js
 #: 8), ``holdout6``: labelled_P.jsonl (round 8b) and ``holdout7``: labelled_Q.jsonl (round 8c), spent after the round-8
 #: versions were measured on them; ``train`` rows since judge round 9. ``holdout8``: labelled_T.jsonl (round 9),
 #: spent after r8 and r9 were measured on it; ``train`` rows since judge round 10. ``holdout9``: labelled_U.jsonl
-#: (round 10), read only when named with ``--labelled``, never trained on.
+#: (round 10), measured once for r9 and r10; read only when named with ``--labelled``, not trained on yet.
 #: ``real``: configs/judge/real_outputs.jsonl.
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
           "holdout8", "holdout9", "real")
