@@ -43,8 +43,12 @@ T_PATH = REPO_ROOT / "configs" / "judge" / "labelled_T.jsonl"
 #: Author V's round-10 training rows (160, written as training rows): answers written as the seed's models write them,
 #: and 100 kinds of text from science, industry, transport, commerce, government, computing and travel.
 V_PATH = REPO_ROOT / "configs" / "judge" / "labelled_V.jsonl"
+#: Authors U's and W's rows (``holdout9``, ``holdout10`` until measured once per version, training rows since judge
+#: round 11), in T's design.
+U_PATH, W_PATH = (REPO_ROOT / "configs" / "judge" / f"labelled_{a}.jsonl" for a in "UW")
 #: What every command reads unless told otherwise.
-LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH, O_PATH, P_PATH, Q_PATH, T_PATH, V_PATH)
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH, O_PATH, P_PATH, Q_PATH, T_PATH, V_PATH,
+                 U_PATH, W_PATH)
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
@@ -53,11 +57,13 @@ SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.js
 #: 8), ``holdout6``: labelled_P.jsonl (round 8b) and ``holdout7``: labelled_Q.jsonl (round 8c), spent after the round-8
 #: versions were measured on them; ``train`` rows since judge round 9. ``holdout8``: labelled_T.jsonl (round 9),
 #: spent after r8 and r9 were measured on it; ``train`` rows since judge round 10. ``holdout9``: labelled_U.jsonl
-#: (round 10), measured once for r9 and r10; read only when named with ``--labelled``, not trained on yet.
-#: ``holdout10``: labelled_W.jsonl (round 11), read only when named with ``--labelled``, never trained on.
+#: (round 10), measured once for r9 and r10, and ``holdout10``: labelled_W.jsonl (round 11), measured once for r10;
+#: ``train`` rows since judge round 11. ``holdout11``: labelled_X.jsonl (round 12), read only when named with
+#: ``--labelled``, never trained on.
 #: ``real``: configs/judge/real_outputs.jsonl.
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-          "holdout8", "holdout9", "holdout10", "real")
+          "holdout8", "holdout9", "holdout10", "holdout11",
+          "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
 SPLIT_GROUPS = {"training": TRAINING_SPLITS}
