@@ -161,8 +161,9 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 # join training (``ANNOTATED_TRAINING_AUTHORS``): K's round-6 set (``holdout3``) and M's round-7 set (``holdout4``) since
 # judge rounds 7 and 8; O's, P's and Q's round-8 sets (``holdout5``-``holdout7``) since judge round 9 (DATASHEET.md).
 # T's round-9 set (``holdout8``, ids ``T...``: the letters R and S are the real outputs') since judge round 10. U's
-# round-10 set (``holdout9``) and W's round-11 set (``holdout10``) since judge round 11.
-FRESH_HOLDOUTS: dict[str, str] = {}
+# round-10 set (``holdout9``) and W's round-11 set (``holdout10``) since judge round 11. X's round-12 set
+# (``holdout11``) is pending.
+FRESH_HOLDOUTS: dict[str, str] = {"X": "holdout11"}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
