@@ -162,7 +162,7 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 # judge rounds 7 and 8; O's, P's and Q's round-8 sets (``holdout5``-``holdout7``) since judge round 9 (DATASHEET.md).
 # T's round-9 set (``holdout8``, ids ``T...``: the letters R and S are the real outputs') since judge round 10. U's
 # round-10 set (``holdout9``) and W's round-11 set (``holdout10``) since judge round 11. X's round-12 set
-# (``holdout11``) is pending.
+# (``holdout11``) was measured once for r10 and r11 and is not trained on yet.
 FRESH_HOLDOUTS: dict[str, str] = {"X": "holdout11"}
 
 

@@ -58,8 +58,8 @@ SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.js
 #: versions were measured on them; ``train`` rows since judge round 9. ``holdout8``: labelled_T.jsonl (round 9),
 #: spent after r8 and r9 were measured on it; ``train`` rows since judge round 10. ``holdout9``: labelled_U.jsonl
 #: (round 10), measured once for r9 and r10, and ``holdout10``: labelled_W.jsonl (round 11), measured once for r10;
-#: ``train`` rows since judge round 11. ``holdout11``: labelled_X.jsonl (round 12), read only when named with
-#: ``--labelled``, never trained on.
+#: ``train`` rows since judge round 11. ``holdout11``: labelled_X.jsonl (round 12), measured once for r10 and r11;
+#: read only when named with ``--labelled``, not trained on yet.
 #: ``real``: configs/judge/real_outputs.jsonl.
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
           "holdout8", "holdout9", "holdout10", "holdout11",
