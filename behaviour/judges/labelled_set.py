@@ -25,30 +25,23 @@ from behaviour.judges.labels import LABELS
 LABELLED_PATH = REPO_ROOT / "configs" / "judge" / "labelled.jsonl"
 #: Real model outputs from trials runs, labelled by hand blind to the judges (``real``: measured, never trained on).
 REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
-#: Author K's round-6 rows (``holdout3`` until measured once per version, training rows since judge round 7): minutes,
-#: press releases, JSON/YAML decisions, tables, forms and other registers the other rows lack.
-K_PATH = REPO_ROOT / "configs" / "judge" / "labelled_K.jsonl"
-#: Author M's round-7 rows (``holdout4`` until measured once per version, training rows since judge round 8): board
-#: resolutions, decision trees, log files, scorecards and other kinds of text no earlier round had.
-M_PATH = REPO_ROOT / "configs" / "judge" / "labelled_M.jsonl"
-#: Author N's round-8 training rows (200, written as training rows): 58 kinds of text no earlier round had (commit
-#: messages, ballots, configs, SQL results, logs, verse ...) and the ordinary registers in new phrasing.
-N_PATH = REPO_ROOT / "configs" / "judge" / "labelled_N.jsonl"
-#: Authors O, P and Q's round-8 rows (``holdout5``-``holdout7`` until measured once per version, training rows since
-#: judge round 9): kinds of text no earlier round had (forms, receipts, games, interface text ...).
-O_PATH, P_PATH, Q_PATH = (REPO_ROOT / "configs" / "judge" / f"labelled_{a}.jsonl" for a in "OPQ")
-#: Author T's round-9 rows (``holdout8`` until measured once per version, training rows since judge round 10): answers
-#: written as the seed's models write them, and kinds of text no earlier round had.
-T_PATH = REPO_ROOT / "configs" / "judge" / "labelled_T.jsonl"
-#: Author V's round-10 training rows (160, written as training rows): answers written as the seed's models write them,
-#: and 100 kinds of text from science, industry, transport, commerce, government, computing and travel.
-V_PATH = REPO_ROOT / "configs" / "judge" / "labelled_V.jsonl"
-#: Authors U's and W's rows (``holdout9``, ``holdout10`` until measured once per version, training rows since judge
-#: round 11), in T's design.
-U_PATH, W_PATH = (REPO_ROOT / "configs" / "judge" / f"labelled_{a}.jsonl" for a in "UW")
+#: The authors whose sets were written after the first rounds and train the judges, one file each
+#: (``labelled_<letter>.jsonl``; DATASHEET.md): K (round 6, ``holdout3`` until spent, training since judge round 7:
+#: minutes, press releases, structured decisions), M (round 7, ``holdout4``, since round 8: resolutions, decision
+#: trees, logs), N (round 8, written as training rows: commit messages, ballots, configs, verse ...), O, P, Q (round 8,
+#: ``holdout5``-``holdout7``, since round 9: forms, receipts, games, interface text), T (round 9, ``holdout8``, since
+#: round 10), V (round 10, written as training rows) and U, W (rounds 10-11, ``holdout9``, ``holdout10``, since round
+#: 11): answers written as the seed's models write them, and kinds of text no earlier round had.
+TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T", "V", "U", "W")
+
+
+def author_set_path(letter: str) -> Path:
+    """The file of one later author's rows (training or fresh held-out): ``configs/judge/labelled_<letter>.jsonl``."""
+    return LABELLED_PATH.with_name(f"labelled_{letter}.jsonl")
+
+
 #: What every command reads unless told otherwise.
-LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, K_PATH, M_PATH, N_PATH, O_PATH, P_PATH, Q_PATH, T_PATH, V_PATH,
-                 U_PATH, W_PATH)
+LABELLED_SETS = (LABELLED_PATH, REAL_OUTPUTS_PATH, *map(author_set_path, TRAINING_AUTHORS))
 #: Second annotators' blind labels of the holdout and real rows (``{"id", "label", "note"}`` per line): the ceiling.
 SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.jsonl"
 #: ``holdout3``: configs/judge/labelled_K.jsonl (round 6), spent after r5 and r6 were measured on it; its rows are
