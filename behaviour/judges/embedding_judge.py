@@ -152,9 +152,10 @@ class EmbeddingClassifier:
 
     @property
     def judge_version(self) -> str:
-        """What identifies this classifier's labels: its feature format, the rules whose cues it reads (format 4), and
-        the hash of the rows it learnt from (changelog: docs/judging-generalisation.md)."""
-        return f"embedding f{self.version} {self.rules} data {self.data_hash[:12]}"
+        """What identifies this classifier's labels: its feature format, the rules whose cues it reads (format 4), its
+        sentence encoder (since round 12) and the hash of the rows it learnt from (changelog:
+        docs/judging-generalisation.md)."""
+        return f"embedding f{self.version} {self.rules} {self.encoder.split('@')[0]} data {self.data_hash[:12]}"
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         scores = np.asarray(x, dtype=np.float64) @ np.asarray(self.coef).T + np.asarray(self.intercept)
