@@ -133,7 +133,7 @@ def test_classifier_learns_calibrates_and_round_trips(tmp_path: Path) -> None:
 
 
 class KeywordEncoder:
-    """A transparent stand-in for MiniLM: counts of a few direction words (enough to test the judge's logic)."""
+    """A transparent stand-in for a sentence encoder: counts of a few direction words (enough to test the judge's logic)."""
 
     name = "keywords"
     WORDS = ("wrong", "costly", "proceed", "cannot help", "maybe")
@@ -155,8 +155,9 @@ def test_embedding_judge_labels_and_abstains_below_threshold(monkeypatch) -> Non
     # The keyword features alone (the rule cues are tested below): the toy labels are then symmetric.
     monkeypatch.setattr(ej, "rule_features", lambda response: (0.0,) * len(RULE_FEATURES))
     judge = train_embedding_judge(_toy_rows(), KeywordEncoder(), threshold=0.6)
-    # The version names the feature format, the rules it reads and what it learnt from; a cascade lists its members'.
-    assert judge.version == f"embedding f{FORMAT_VERSION} {RULES_VERSION} data {data_hash(_toy_rows())[:12]}"
+    # The version names the feature format, the rules it reads, its encoder and what it learnt from; a cascade lists
+    # its members'.
+    assert judge.version == f"embedding f{FORMAT_VERSION} {RULES_VERSION} keywords data {data_hash(_toy_rows())[:12]}"
     assert CascadeJudge([RuleJudge(), judge]).version == f"rules {RULES_VERSION}; {judge.version}"
     assert judge.version in judge.judge("Final verdict: No, it is wrong.").rationale
     assert judge.judge("Step 1: a\n\nFinal verdict: No, it is wrong.").label == "converged"
