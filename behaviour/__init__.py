@@ -14,7 +14,7 @@ joins the two sides, so the local-model backend lives a layer up (:mod:`experime
 - :mod:`behaviour.judges.scoring`    judging trial rows (truncation abstains); :mod:`behaviour.judge` gathers the public
   judging names;
 - :mod:`behaviour.judges.llm_judge`  a model-graded judge with a strict answer format;
-- :mod:`behaviour.judges.embedding`  the MiniLM sentence encoder (from its wheel, sha256-verified, mean pooling);
+- :mod:`behaviour.judges.embedding`  the sentence encoders, mpnet and MiniLM (from their wheels, sha256-verified, mean pooling);
 - :mod:`behaviour.judges.embedding_judge` the learned judge (calibrated logistic regression on verdict embeddings);
 - :mod:`behaviour.judges.ensemble`   judges that must agree (disagreement or abstention -> review);
 - :mod:`behaviour.judges.judge_eval` measuring judges against the hand-labelled set (kappa, confusion, abstention);

@@ -10,7 +10,7 @@ Map (each module one concern; :mod:`behaviour.judge` gathers the public names):
 - :mod:`~behaviour.judges.rule_direction` rule cues for a verdict's direction (refusal, against, proceed, hedge);
 - :mod:`~behaviour.judges.rule_grounds`   rule cues for its grounds (interests vs operations) and the framing shift;
 - :mod:`~behaviour.judges.rule_judge`     the offline rule judge;
-- :mod:`~behaviour.judges.embedding`      the offline sentence encoder (MiniLM from a PyPI wheel);
+- :mod:`~behaviour.judges.embedding`      the offline sentence encoders (mpnet, MiniLM: PyPI wheels);
 - :mod:`~behaviour.judges.embedding_judge` the learned judge (encoder features + a classifier on the labelled set,
   calibrated on authors it never saw);
 - :mod:`~behaviour.judges.llm_judge`      a model-graded judge behind any completion backend;
