@@ -28,7 +28,7 @@ from behaviour.judges.embedding_judge import (ABSTAIN_RATE, CALIBRATION, CALIBRA
 from behaviour.judges.judge_eval import (annotator_agreement, cross_validate, evaluate, evaluations_markdown,
                                         folds_markdown)
 from behaviour.judges.labelled_set import (LABELLED_SETS, SECOND_ANNOTATION_PATH, SPLIT_GROUPS, SPLITS, TRAINING_SPLITS,
-                                    load_labelled, load_second_annotation)
+                                    author_of, load_labelled, load_second_annotation)
 from common import REPO_ROOT
 from common.errors import ConfigError
 from experiments.cli import run_main
@@ -58,14 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "on)")
     cv.add_argument("--folds", type=int, default=5, help="folds (default 5)")
     cv.add_argument("--by-author", action="store_true",
-                    help="one fold per author (id letter): each author judged by a classifier trained on the others")
+                    help="one fold per author (the capital letters ids start with): each author judged by a classifier "
+                         "trained on the others")
     cv.add_argument("--by-register", action="store_true",
                     help="one fold per register (the rows' 'register' field): each register judged by a classifier "
                          "trained on the others; with --by-author, one fold per (register, author) cell, trained on "
                          "rows sharing neither")
     cv.add_argument("--authors", default=None,
-                    help="judge only these authors' rows (id letters, e.g. J); every training row still trains, less "
-                         "the held-out fold's: with --by-register --by-author, a new author's new registers judged by "
+                    help="judge only these authors' rows (the capital letters ids start with, e.g. J or ZA); every "
+                         "training row still trains, less the held-out fold's: with --by-register --by-author, a new author's new registers judged by "
                          "classifiers that saw neither")
     cv.add_argument("--registers", default=None,
                     help="judge only rows in these registers (comma-separated, e.g. essay,harmony); every training "
@@ -139,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.authors:
             authors = {a.strip() for a in args.authors.split(",") if a.strip()}
-            rows = [r for r in rows if str(r["id"])[0] in authors]
+            rows = [r for r in rows if author_of(r) in authors]
             if not rows:
                 raise ConfigError(f"no rows by authors {sorted(authors)} in the {args.split!r} split")
         if args.registers:

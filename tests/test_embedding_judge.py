@@ -23,7 +23,7 @@ from behaviour.judges.embedding_judge import (C_GRID, CLASSIFIER_PATH, CONFIDENT
 from behaviour.judges.ensemble import CascadeJudge, EnsembleJudge
 from behaviour.judges.rule_judge import RULES_VERSION, RuleJudge
 from behaviour.judges.judge_eval import compare, cross_validate, folds_markdown
-from behaviour.judges.labelled_set import LABELLED_PATH, data_hash, load_labelled
+from behaviour.judges.labelled_set import LABELLED_PATH, author_of, data_hash, load_labelled
 from behaviour.judges.factory import get_judge
 from behaviour.judges.labels import DISAGREEMENT, LABELS, LOW_CONFIDENCE, MEMBER_ABSTAINED, Judgement
 
@@ -266,14 +266,15 @@ def test_cross_validation_never_judges_a_row_with_a_classifier_trained_on_it(mon
     assert e.accuracy == 1.0  # the keywords separate the toy labels, unseen rows included
     with pytest.raises(ConfigError, match="training splits"):
         cross_validate(["embedding"], [{**rows[0], "split": "holdout"}], rows, KeywordEncoder())
-    # One fold per author (the id letter): the held author's rows never train the classifier that judges them.
-    by_author = [{**r, "id": f"{'XY'[i % 2]}{i:03d}"} for i, r in enumerate(rows)]
+    # One fold per author (the letters ids start with: "X" and "XA" are two authors): the held author's rows never
+    # train the classifier that judges them.
+    by_author = [{**r, "id": f"{('X', 'XA')[i % 2]}{i:03d}"} for i, r in enumerate(rows)]
     trained_on.clear()
-    cv = cross_validate(["embedding"], [r for r in by_author if r["id"][0] == "X"] + by_author[1:2], by_author,
+    cv = cross_validate(["embedding"], [r for r in by_author if author_of(r) == "X"] + by_author[1:2], by_author,
                         KeywordEncoder(), hold_out="author", split="train")
     assert cv.pooled[0].split == "train (one fold per author: 2 folds)" and len(trained_on) == 2
-    assert [{i[0] for i in ids} for ids in trained_on] == [{"Y"}, {"X"}]
-    assert cv.fold_names == ("X", "Y") and [f[0].n_labelled for f in cv.folds] == [12, 1]
+    assert [{author_of({"id": i}) for i in ids} for ids in trained_on] == [{"XA"}, {"X"}]
+    assert cv.fold_names == ("X", "XA") and [f[0].n_labelled for f in cv.folds] == [12, 1]
 
 
 def _register_rows() -> list[dict]:

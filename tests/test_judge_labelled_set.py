@@ -217,13 +217,13 @@ def test_fresh_holdout_is_well_formed_and_unseen(author: str) -> None:
     """labelled_<author>.jsonl: one author's fresh held-out rows in registers unlike the training rows. No judge trains
     on them: the file is not among the sets every command reads, and it shares no id or response with them
     (DATASHEET.md)."""
-    from behaviour.judges.labelled_set import LABELLED_SETS, load_labelled
+    from behaviour.judges.labelled_set import LABELLED_SETS, author_of, load_labelled
 
     check_unannotated_set(author, FRESH_HOLDOUTS[author])
     # Named beside the default sets (as `experiments.judge --labelled ... evaluate --split holdout4` reads them), no
     # row reaches the training splits.
     set_path = PATH.parent / f"labelled_{author}.jsonl"
-    assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if r["id"].startswith(author)]
+    assert not [r for r in load_labelled([*LABELLED_SETS, set_path], "training") if author_of(r) == author]
 
 
 # Authors whose rows were written outside the first rounds and joined training with the registers their blind second

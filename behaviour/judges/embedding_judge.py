@@ -46,7 +46,7 @@ from common.errors import ConfigError
 from common.fileio import atomic_write_text
 from behaviour.judges.decision_region import decision_region
 from behaviour.judges.embedding import SentenceEncoder
-from behaviour.judges.labelled_set import LABELLED_SETS, TRAINING_SPLITS, data_hash, load_labelled
+from behaviour.judges.labelled_set import LABELLED_SETS, TRAINING_SPLITS, author_of, data_hash, load_labelled
 from behaviour.judges.labels import LABELS, LOW_CONFIDENCE, NO_FINAL_ANSWER, EmptyResponseError, Judgement
 from behaviour.judges.rule_judge import RULES_VERSION, RuleJudge
 from behaviour.judges.text import split_paragraphs, split_sentences
@@ -380,5 +380,5 @@ def calibration_groups(rows: Sequence[dict[str, Any]], calibration: str) -> list
     if calibration == "registers" and all(r.get("register") for r in rows):
         return [r["register"] for r in rows]
     if calibration == "authors":
-        return [str(r["id"])[0] if str(r["id"])[0] in CALIBRATION_AUTHORS else None for r in rows]
+        return [author_of(r) if author_of(r) in CALIBRATION_AUTHORS else None for r in rows]
     return None

@@ -17,7 +17,7 @@ from typing import Any
 from common.errors import ConfigError
 from common.stats import ConfusionMatrix, Kappa, cohen_kappa, confusion_matrix
 from behaviour.judges.labels import LABELS, TRUNCATED, UNPARSEABLE, Judge, Judgement
-from behaviour.judges.labelled_set import TRAINING_SPLITS
+from behaviour.judges.labelled_set import TRAINING_SPLITS, author_of
 from behaviour.judges.scoring import judge_row
 
 
@@ -152,11 +152,6 @@ def evaluations_markdown(evaluations: Sequence[JudgeEvaluation], *, show_misses:
 #: field: memo, email, chat, Q&A, option list ...), or both at once (each (register, author) cell judged by a classifier
 #: trained on rows sharing neither: new phrasing by a new author, the nearest to the issue owners' hidden sets).
 HOLD_OUT = ("author", "register", "register+author")
-
-
-def author_of(row: dict[str, Any]) -> str:
-    """The row's author: the letter its id starts with (datasheet, "Schema")."""
-    return str(row["id"])[0]
 
 
 def register_of(row: dict[str, Any]) -> str:

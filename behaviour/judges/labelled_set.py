@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,13 @@ REAL_OUTPUTS_PATH = REPO_ROOT / "configs" / "judge" / "real_outputs.jsonl"
 TRAINING_AUTHORS = ("K", "M", "N", "O", "P", "Q", "T", "V", "U", "W", "X")
 
 
+def author_of(row: dict[str, Any]) -> str:
+    """The row's author: the capital letters its id starts with (datasheet, "Schema"): ``K`` (``K012``), or ``ZA``
+    (``ZA001``) for the authors named after the alphabet ran out."""
+    found = re.match(r"[A-Z]+", str(row["id"]))
+    return found.group(0) if found else str(row["id"])[:1]
+
+
 def author_set_path(letter: str) -> Path:
     """The file of one later author's rows (training or fresh held-out): ``configs/judge/labelled_<letter>.jsonl``."""
     return LABELLED_PATH.with_name(f"labelled_{letter}.jsonl")
@@ -54,10 +62,11 @@ SECOND_ANNOTATION_PATH = REPO_ROOT / "configs" / "judge" / "second_annotation.js
 #: (round 10), measured once for r9 and r10, and ``holdout10``: labelled_W.jsonl (round 11), measured once for r10;
 #: ``train`` rows since judge round 11. ``holdout11``: labelled_X.jsonl (round 12), measured once for r10 and r11;
 #: ``train`` rows since judge round 12. ``holdout12``: labelled_Y.jsonl and ``holdout13``: labelled_Z.jsonl (round 13),
-#: fresh: read only when named with ``--labelled``.
+#: measured once for r11 and r12; ``holdout14``: labelled_ZA.jsonl and ``holdout15``: labelled_ZB.jsonl (round 14),
+#: measured once for r12. Fresh sets are read only when named with ``--labelled``.
 #: ``real``: configs/judge/real_outputs.jsonl.
 SPLITS = ("dev", "test", "train", "holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7",
-          "holdout8", "holdout9", "holdout10", "holdout11", "holdout12", "holdout13",
+          "holdout8", "holdout9", "holdout10", "holdout11", "holdout12", "holdout13", "holdout14", "holdout15",
           "real")
 TRAINING_SPLITS = ("dev", "test", "train")  # what judges learn from; the holdouts are only ever measured on
 #: Names that select several splits at once.
