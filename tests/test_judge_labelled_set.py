@@ -162,8 +162,9 @@ def test_real_outputs_are_trial_records_with_hand_labels() -> None:
 # judge rounds 7 and 8; O's, P's and Q's round-8 sets (``holdout5``-``holdout7``) since judge round 9 (DATASHEET.md).
 # T's round-9 set (``holdout8``, ids ``T...``: the letters R and S are the real outputs') since judge round 10. U's
 # round-10 set (``holdout9``) and W's round-11 set (``holdout10``) since judge round 11, X's round-12 set
-# (``holdout11``) since judge round 12. Y's and Z's round-13 sets (``holdout12``, ``holdout13``) are pending.
-FRESH_HOLDOUTS: dict[str, str] = {"Y": "holdout12", "Z": "holdout13"}
+# (``holdout11``) since judge round 12. Y's and Z's round-13 sets (``holdout12``, ``holdout13``, measured once for r11
+# and r12) and ZA's and ZB's round-14 sets (``holdout14``, ``holdout15``, measured once for r12) are not trained on.
+FRESH_HOLDOUTS: dict[str, str] = {"Y": "holdout12", "Z": "holdout13", "ZA": "holdout14", "ZB": "holdout15"}
 
 
 def check_intents(intent_path: Path, set_rows: list[dict[str, Any]]) -> None:
