@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated judge specs")
     for command in (train, cv):
         command.add_argument("--encoder", choices=tuple(ENCODERS), default=DEFAULT_ENCODER,
-                             help=f"the sentence encoder (default {DEFAULT_ENCODER}; minilm is five times faster and "
+                             help=f"the sentence encoder (default {DEFAULT_ENCODER}; minilm is about seven times faster and "
                                   "a little less accurate: docs/judging-generalisation.md, round 12)")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
     ev.add_argument("--split", default="holdout2", choices=(*SPLITS, *SPLIT_GROUPS),

